@@ -1,0 +1,5 @@
+"""cvxkit.problems: the modeling front end. One module per problem family (see DESIGN.md)."""
+from cvxkit.problems.base import CheckReport, Problem
+from cvxkit.problems.transport import OptimalTransport
+
+__all__ = ["CheckReport", "OptimalTransport", "Problem"]

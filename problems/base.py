@@ -1,0 +1,170 @@
+"""The Problem base class every family derives from, and the check report.
+
+A problem holds the data of one instance (validated on construction) and knows its objective,
+its constraint residuals, its CVXPY model and how to hand itself to each solver that fits::
+
+    prob = OptimalTransport(a, b, C, reg=0.05)
+    res = prob.solve(method="sinkhorn", backend="jax", tol=1e-9)
+    report = prob.check(res)        # against the cached CVXPY reference
+    report.ok, report.rel_gap, report.max_violation
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from typing import Any
+
+import numpy as np
+
+from cvxkit.solvers.registry import get_method
+from cvxkit.solvers.result import Result, Status
+
+_CVXPY_STATUS = {
+    "optimal": Status.OPTIMAL,
+    "optimal_inaccurate": Status.OPTIMAL_INACCURATE,
+    "infeasible": Status.PRIMAL_INFEASIBLE,
+    "infeasible_inaccurate": Status.PRIMAL_INFEASIBLE,
+    "unbounded": Status.DUAL_INFEASIBLE,
+    "unbounded_inaccurate": Status.DUAL_INFEASIBLE,
+    "user_limit": Status.MAX_ITER,
+}
+
+#: Clarabel settings used for reference solves (tighter than its defaults).
+REFERENCE_SETTINGS = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckReport:
+    """A solver's answer compared with the problem's reference solution.
+
+    ``rel_gap = |objective - reference_objective| / max(|reference_objective|, scale)``,
+    ``max_violation`` is the largest constraint residual of the answer, ``distance`` the
+    relative Frobenius distance to the reference solution. ``ok`` holds when the answer
+    converged, ``rel_gap <= rtol`` and ``max_violation <= atol``.
+    """
+
+    objective: float
+    reference_objective: float
+    rel_gap: float
+    max_violation: float
+    distance: float
+    status: Status
+    reference_status: Status
+    rtol: float
+    atol: float
+    ok: bool
+
+    def __str__(self) -> str:
+        verdict = "OK" if self.ok else "NOT OK"
+        return (
+            f"{verdict}: objective {self.objective:.10g} vs reference {self.reference_objective:.10g} "
+            f"(rel. gap {self.rel_gap:.2e} <= {self.rtol:.0e}?), max violation "
+            f"{self.max_violation:.2e} (<= {self.atol:.0e}?), distance to reference "
+            f"{self.distance:.2e}, status {self.status.value}"
+        )
+
+
+class Problem:
+    """Base of every problem family (see the module docstring).
+
+    Subclasses set ``family``, ``methods`` (method name -> name of the adapter method that
+    solves this problem with it) and implement :meth:`default_method`, :meth:`objective`,
+    :meth:`residuals` and :meth:`to_cvxpy`.
+    """
+
+    family: str = ""
+    methods: dict[str, str] = {}
+    #: denominator floor of the relative objective gap in :meth:`check`
+    objective_scale: float = 1e-12
+
+    # --- to implement in a family -------------------------------------------------------
+    def default_method(self) -> str:
+        raise NotImplementedError
+
+    def objective(self, x) -> float:
+        """Objective value of a candidate solution ``x`` (the problem's own view)."""
+        raise NotImplementedError
+
+    def residuals(self, x) -> dict[str, float]:
+        """Nonnegative constraint violations of ``x``, by constraint group."""
+        raise NotImplementedError
+
+    def to_cvxpy(self) -> tuple[Any, Any]:
+        """``(cvxpy.Problem, variable)``: the reference model and the variable holding ``x``."""
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------
+    def solve(self, method: str | None = None, backend: str = "numpy", **options) -> Result:
+        """Solve with ``method`` (default: the family's default) on ``backend``.
+
+        Raises ``ValueError`` naming the valid choices for an unknown method, backend or option.
+        """
+        method = method or self.default_method()
+        if method not in self.methods:
+            raise ValueError(
+                f"method {method!r} does not solve {type(self).__name__}; valid choices: "
+                f"{', '.join(self.methods)}"
+            )
+        info = get_method(method, backend)
+        adapter = getattr(self, self.methods[method])
+        solver_params = inspect.signature(info.load()).parameters
+        allowed = sorted(p for p, v in solver_params.items() if v.kind is v.KEYWORD_ONLY)
+        allowed = [p for p in allowed if p != "backend"]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for method {method!r}; valid options: "
+                f"{', '.join(allowed)}"
+            )
+        return adapter(backend=backend, **options)
+
+    def max_violation(self, x) -> float:
+        """Largest entry of :meth:`residuals`."""
+        return max(float(v) for v in self.residuals(x).values())
+
+    def reference(self, **solver_options) -> Result:
+        """Solve :meth:`to_cvxpy` (Clarabel, tight tolerances); cached on the instance."""
+        cached = getattr(self, "_reference", None)
+        if cached is not None and not solver_options:
+            return cached
+        import cvxpy as cp
+
+        prob, var = self.to_cvxpy()
+        opts = {"solver": cp.CLARABEL, **REFERENCE_SETTINGS, **solver_options}
+        t0 = time.perf_counter()
+        try:
+            prob.solve(**opts)
+        except cp.error.SolverError as e:
+            res = Result(x=None, status=Status.NUMERICAL_ERROR, objective=float("nan"),
+                         method=f"cvxpy/{opts['solver']}", info={"error": str(e)})
+        else:
+            x = None if var.value is None else np.asarray(var.value)
+            status = _CVXPY_STATUS.get(prob.status, Status.NUMERICAL_ERROR)
+            res = Result(
+                x=x, status=status,
+                objective=float(prob.value) if prob.value is not None else float("nan"),
+                primal_residual=self.max_violation(x) if x is not None else float("nan"),
+                iterations=int(prob.solver_stats.num_iters or 0),
+                solve_time=time.perf_counter() - t0, method=f"cvxpy/{opts['solver']}",
+                info={"cvxpy_status": prob.status},
+            )
+        if not solver_options:
+            self._reference = res
+        return res
+
+    def check(self, result: Result, rtol: float = 1e-6, atol: float = 1e-6,
+              reference: Result | None = None) -> CheckReport:
+        """Compare ``result`` with the reference solution (default :meth:`reference`)."""
+        ref = self.reference() if reference is None else reference
+        obj = self.objective(result.x)
+        gap = abs(obj - ref.objective) / max(abs(ref.objective), self.objective_scale)
+        viol = self.max_violation(result.x)
+        if ref.x is not None and result.x is not None:
+            dist = float(np.linalg.norm(np.asarray(result.x) - ref.x)
+                         / max(np.linalg.norm(ref.x), 1e-300))
+        else:
+            dist = float("nan")
+        ok = bool(result.status.converged and ref.status.converged and gap <= rtol and viol <= atol)
+        return CheckReport(obj, ref.objective, gap, viol, dist, result.status, ref.status,
+                           rtol, atol, ok)

@@ -1,0 +1,94 @@
+"""The one result type every cvxkit solver returns, and its status enum.
+
+A solver that stops without meeting its tolerance says so in ``Result.status``; it never
+returns a silently wrong answer. ``Status.INFEASIBLE`` and ``Status.UNBOUNDED`` are aliases of
+``PRIMAL_INFEASIBLE`` and ``DUAL_INFEASIBLE`` (the OSQP/SCS names).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+import numpy as np
+
+
+class Status(str, enum.Enum):
+    """Why a solver stopped."""
+
+    OPTIMAL = "optimal"
+    OPTIMAL_INACCURATE = "optimal_inaccurate"
+    PRIMAL_INFEASIBLE = "primal_infeasible"
+    DUAL_INFEASIBLE = "dual_infeasible"
+    MAX_ITER = "max_iter"
+    TIME_LIMIT = "time_limit"
+    NUMERICAL_ERROR = "numerical_error"
+    INTERRUPTED = "interrupted"  # a callback asked to stop
+    INFEASIBLE = "primal_infeasible"  # alias
+    UNBOUNDED = "dual_infeasible"  # alias
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def converged(self) -> bool:
+        """True only when the tolerance was met (``optimal``)."""
+        return self is Status.OPTIMAL
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """Outcome of one solve.
+
+    Attributes:
+        x: the solution in the problem's own terms (a transport plan, a distance matrix, ...).
+        status: why the solver stopped (:class:`Status`).
+        objective: objective value at ``x`` (the quantity the problem minimizes).
+        primal_residual: the solver's primal feasibility measure at ``x`` (documented per solver).
+        dual_residual: the solver's dual/optimality measure, ``nan`` where not defined.
+        iterations: iterations performed.
+        solve_time: seconds in the iteration loop (JAX compile time excluded).
+        setup_time: seconds spent before the loop (validation, scaling, factorizations).
+        compile_time: seconds of JAX tracing and compilation (0 for numpy).
+        history: per-check arrays (``"iteration"``, residuals, objective ...) for plots.
+        backend: ``"numpy"`` or ``"jax"``.
+        method: the registered method name.
+        info: solver-specific extras (dual potentials, schedules, certificates ...).
+    """
+
+    x: Any
+    status: Status
+    objective: float
+    primal_residual: float = float("nan")
+    dual_residual: float = float("nan")
+    iterations: int = 0
+    solve_time: float = 0.0
+    setup_time: float = 0.0
+    compile_time: float = 0.0
+    history: dict = dataclasses.field(default_factory=dict)
+    backend: str = "numpy"
+    method: str = ""
+    info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def converged(self) -> bool:
+        """True when the solver met its tolerance."""
+        return self.status.converged
+
+    def replace(self, **changes) -> "Result":
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        shape = getattr(self.x, "shape", None)
+        return (
+            f"Result(status={self.status.value}, objective={self.objective:.10g}, "
+            f"primal_residual={self.primal_residual:.3g}, iterations={self.iterations}, "
+            f"solve_time={self.solve_time:.3g}s, backend={self.backend!r}, method={self.method!r}, "
+            f"x.shape={shape})"
+        )
+
+
+def as_numpy_history(history: dict[str, list]) -> dict[str, np.ndarray]:
+    """Turn lists of per-check values into numpy arrays."""
+    return {k: np.asarray(v) for k, v in history.items()}
