@@ -10,8 +10,11 @@ its constraint residuals, its CVXPY model and how to hand itself to each solver 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import os
+import sys
 import time
 from typing import Any
 
@@ -32,6 +35,27 @@ _CVXPY_STATUS = {
 
 #: Clarabel settings used for reference solves (tighter than its defaults).
 REFERENCE_SETTINGS = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}
+
+
+@contextlib.contextmanager
+def _quiet_fd1(active: bool):
+    """Silence C-level writes to stdout (HiGHS prints a banner even when not verbose)."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (some embedded interpreters)
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,22 +143,27 @@ class Problem:
             )
         return adapter(backend=backend, **options)
 
+    def reference_options(self) -> dict:
+        """CVXPY ``solve`` options of the reference solve (default: Clarabel, tight tolerances)."""
+        return {"solver": "CLARABEL", **REFERENCE_SETTINGS}
+
     def max_violation(self, x) -> float:
         """Largest entry of :meth:`residuals`."""
         return max(float(v) for v in self.residuals(x).values())
 
     def reference(self, **solver_options) -> Result:
-        """Solve :meth:`to_cvxpy` (Clarabel, tight tolerances); cached on the instance."""
+        """Solve :meth:`to_cvxpy` (see :meth:`reference_options`); cached on the instance."""
         cached = getattr(self, "_reference", None)
         if cached is not None and not solver_options:
             return cached
         import cvxpy as cp
 
         prob, var = self.to_cvxpy()
-        opts = {"solver": cp.CLARABEL, **REFERENCE_SETTINGS, **solver_options}
+        opts = {**self.reference_options(), **solver_options}
         t0 = time.perf_counter()
         try:
-            prob.solve(**opts)
+            with _quiet_fd1(not opts.get("verbose", False)):
+                prob.solve(**opts)
         except cp.error.SolverError as e:
             res = Result(x=None, status=Status.NUMERICAL_ERROR, objective=float("nan"),
                          method=f"cvxpy/{opts['solver']}", info={"error": str(e)})

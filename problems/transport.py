@@ -85,6 +85,10 @@ class OptimalTransport(Problem):
     def residuals(self, P) -> dict[str, float]:
         return marginal_residuals(check_shape(P, self.shape), self.a, self.b)
 
+    def reference_options(self) -> dict:
+        """Exact OT: HiGHS (a simplex solution, exact to round-off); entropic: Clarabel."""
+        return {"solver": "HIGHS"} if self.reg is None else super().reference_options()
+
     def to_cvxpy(self):
         import cvxpy as cp
 

@@ -29,6 +29,12 @@ class Backend:
         self.dtype = dtype
         self.xp = np
 
+    def __eq__(self, other):
+        return type(self) is type(other) and self.dtype == other.dtype
+
+    def __hash__(self):
+        return hash((self.name, self.dtype))
+
     def precision(self):
         """Context in which arrays of ``self.dtype`` can be made."""
         return contextlib.nullcontext()
@@ -83,8 +89,14 @@ class JaxBackend(Backend):
     def cond(self, pred, true_fn, false_fn, *operands):
         return self._jax.lax.cond(pred, true_fn, false_fn, *operands)
 
+    _jitted: dict = {}
+
     def jit(self, fn, **kw):
-        return self._jax.jit(fn, **kw)
+        """``jax.jit(fn, **kw)``, cached so that repeated solves reuse the compiled code."""
+        key = (fn, tuple(sorted(kw.items())))
+        if key not in self._jitted:
+            self._jitted[key] = self._jax.jit(fn, **kw)
+        return self._jitted[key]
 
     def block(self, x):
         return self._jax.block_until_ready(x)

@@ -172,13 +172,28 @@ def while_solve(alg: Algorithm, bk: Backend, state, data, max_iter: int):
     return _advance_fn(alg, bk)(state, data, max_iter)
 
 
+_COMPILED: dict = {}
+
+
+def _compiled(alg: Algorithm, bk: Backend, state, data):
+    """AOT-compiled ``advance`` and monitor for this algorithm and these shapes (cached)."""
+    jax = bk._jax
+    leaves, tree = jax.tree_util.tree_flatten((state, data))
+    key = (alg, bk, tree, tuple((x.shape, str(x.dtype)) for x in leaves))
+    if key not in _COMPILED:
+        probe = lambda s, d: (alg.monitor(bk, s, d), alg.converged(bk, s, d))  # noqa: E731
+        _COMPILED[key] = (
+            jax.jit(_advance_fn(alg, bk)).lower(state, data, 0).compile(),
+            jax.jit(probe).lower(state, data).compile(),
+        )
+    return _COMPILED[key]
+
+
 def _run_jax(alg: Algorithm, bk: Backend, state, data, opts: Options) -> Run:
     jax = bk._jax
     k = opts.check_every or 10
     tc = time.perf_counter()
-    probe = lambda s, d: (alg.monitor(bk, s, d), alg.converged(bk, s, d))  # noqa: E731
-    advance = jax.jit(_advance_fn(alg, bk)).lower(state, data, 0).compile()
-    monitor = jax.jit(probe).lower(state, data).compile()
+    advance, monitor = _compiled(alg, bk, state, data)
     compile_time = time.perf_counter() - tc
     t0 = time.perf_counter()
     mon = _Monitor(alg.name, opts, t0)

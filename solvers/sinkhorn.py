@@ -164,7 +164,7 @@ def _setup(bk: Backend, a, b, C, reg, tol, eps_init, eps_decay, stage_tol, warm)
         f0, g0 = bk.xp.zeros_like(d.a), bk.xp.zeros_like(d.b)
     else:
         f0, g0 = bk.asarray(warm[0]), bk.asarray(warm[1])
-    return d, _rebuild(bk, f0, g0, bk.asarray(eps0), d)
+    return d, bk.jit(_rebuild, static_argnums=0)(bk, f0, g0, bk.asarray(eps0), d)
 
 
 def _warm_potentials(warm_start, n, m):
