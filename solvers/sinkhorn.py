@@ -63,6 +63,15 @@ def validate_marginals(a, b, C=None, *, mass_rtol: float = 1e-8):
     return a, b, C
 
 
+def validate_reg(reg) -> float:
+    """``reg`` as a float, else ``ValueError`` unless it is a positive finite real number."""
+    if isinstance(reg, (bool, np.bool_)) or not isinstance(reg, (int, float, np.integer, np.floating)):
+        raise ValueError(f"reg must be a positive finite number, got {reg!r}")
+    if not (np.isfinite(reg) and reg > 0):
+        raise ValueError(f"reg must be a positive finite number, got {reg!r}")
+    return float(reg)
+
+
 def _finite_array(name, x, ndim):
     try:
         x = np.asarray(x, dtype=np.float64)
@@ -204,8 +213,7 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
     """
     t_setup = time.perf_counter()
     a, b, C = validate_marginals(a, b, C)
-    if not (np.isscalar(reg) and np.isfinite(reg) and reg > 0):
-        raise ValueError(f"reg must be a positive finite number, got {reg!r}")
+    reg = validate_reg(reg)
     if not 0 < eps_decay < 1:
         raise ValueError(f"eps_decay must lie in (0, 1), got {eps_decay!r}")
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,

@@ -1,0 +1,118 @@
+"""The shared driver, Result, registry and back ends, on a toy fixed-point iteration."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cvxkit.solvers import Result, Status, get_method, methods
+from cvxkit.solvers.backend import get_backend
+from cvxkit.solvers.driver import Algorithm, Options, run, while_solve
+
+# x <- cos(x) componentwise converges linearly to the Dottie number 0.739085133215...
+DOTTIE = 0.7390851332151607
+
+
+def _step(bk, x, d):
+    return bk.xp.cos(x)
+
+
+def _monitor(bk, x, d):
+    return {"residual": bk.xp.max(bk.xp.abs(bk.xp.cos(x) - x))}
+
+
+def _converged(bk, x, d):
+    return bk.xp.max(bk.xp.abs(bk.xp.cos(x) - x)) <= d
+
+
+COS = Algorithm("cos", _step, _monitor, _converged)
+
+
+def test_driver_converges_on_both_backends(backend):
+    bk = get_backend(backend)
+    with bk.precision():
+        out = run(COS, bk, bk.asarray([0.0, 1.0, 2.0]), bk.asarray(1e-12), Options(tol=1e-12))
+    assert out.status is Status.OPTIMAL
+    np.testing.assert_allclose(np.asarray(out.state), DOTTIE, atol=1e-11)
+    assert out.history["residual"][-1] <= 1e-12
+    assert list(out.history["iteration"]) == sorted(out.history["iteration"])
+
+
+def test_driver_limits_and_callback(backend):
+    bk = get_backend(backend)
+    with bk.precision():
+        x0, tol = bk.asarray([0.0]), bk.asarray(-1.0)  # never met
+        assert run(COS, bk, x0, tol, Options(max_iter=5)).status is Status.MAX_ITER
+        out = run(COS, bk, x0, tol, Options(max_iter=10**9, time_limit=0.05))
+        assert out.status is Status.TIME_LIMIT
+        seen = []
+        out = run(COS, bk, x0, tol, Options(callback=lambda info: seen.append(info) or len(seen) == 3))
+        assert out.status is Status.INTERRUPTED and len(seen) == 3 and "residual" in seen[0]
+
+
+def test_driver_nan_is_numerical_error():
+    bk = get_backend("numpy")
+    out = run(COS, bk, np.array([np.nan]), 1e-9, Options())
+    assert out.status is Status.NUMERICAL_ERROR
+
+
+def test_verbose_table(capsys):
+    bk = get_backend("numpy")
+    run(COS, bk, np.array([0.0]), 1e-10, Options(verbose=True))
+    out = capsys.readouterr().out
+    assert "iter" in out and "residual" in out and "status: optimal" in out
+
+
+def test_while_solve_under_vmap_matches_single():
+    import jax
+
+    bk = get_backend("jax")
+    with bk.precision():
+        x0 = bk.asarray(np.linspace(-3, 3, 7)[:, None])
+        tol = bk.asarray(np.full(7, 1e-12))
+        xs, its = jax.jit(jax.vmap(lambda x, t: while_solve(COS, bk, x, t, 1000)))(x0, tol)
+        for i in range(7):
+            xi, iti = while_solve(COS, bk, x0[i], tol[i], 1000)
+            assert int(iti) == int(its[i])
+            np.testing.assert_allclose(np.asarray(xs[i]), np.asarray(xi), rtol=0, atol=0)
+    np.testing.assert_allclose(np.asarray(xs), DOTTIE, atol=1e-11)
+
+
+def test_jax_float64_does_not_leak():
+    import jax.numpy as jnp
+
+    bk = get_backend("jax")
+    with bk.precision():
+        assert bk.asarray([1.0]).dtype == jnp.float64
+    assert jnp.zeros(1).dtype == jnp.float32  # the user's default is untouched
+
+
+@pytest.mark.parametrize("bad", [dict(tol=0), dict(tol=float("nan")), dict(max_iter=0),
+                                 dict(max_iter=2.5), dict(time_limit=-1), dict(check_every=0),
+                                 dict(callback=3), dict(dtype="float16")])
+def test_options_validation(bad):
+    with pytest.raises(ValueError):
+        Options(**bad)
+
+
+def test_registry_and_errors():
+    ms = methods()
+    assert {"sinkhorn", "network_simplex", "mirror_sinkhorn"} <= set(ms)
+    assert ms["sinkhorn"].backends == ("numpy", "jax")
+    with pytest.raises(ValueError, match="valid choices: .*sinkhorn"):
+        get_method("simplex")
+    with pytest.raises(ValueError, match="valid choices: numpy"):
+        get_method("network_simplex", "jax")
+    with pytest.raises(ValueError, match="valid choices: numpy, jax"):
+        get_backend("torch")
+    for m in ms.values():
+        assert callable(m.load())
+
+
+def test_result_is_frozen_and_status_aliases():
+    r = Result(x=np.zeros(2), status=Status.OPTIMAL, objective=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.objective = 2.0
+    assert r.converged and not r.replace(status=Status.MAX_ITER).converged
+    assert Status.INFEASIBLE is Status.PRIMAL_INFEASIBLE
+    assert Status.UNBOUNDED is Status.DUAL_INFEASIBLE
+    assert "optimal" in repr(r)

@@ -1,0 +1,231 @@
+"""OptimalTransport: Sinkhorn and network simplex against POT and CVXPY, both back ends."""
+import warnings
+
+import numpy as np
+import ot
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import clouds
+from cvxkit.problems import OptimalTransport
+from cvxkit.solvers import Status
+from cvxkit.solvers.sinkhorn import sinkhorn, sinkhorn_batch
+
+
+def pot_log(a, b, C, reg):
+    """POT's log-domain Sinkhorn run to machine precision: the entropic reference."""
+    return ot.sinkhorn(a, b, C, reg, method="sinkhorn_log", stopThr=1e-15, numItermax=200_000)
+
+
+def gaussian_1d(n, mean, sd):
+    x = np.linspace(0, 1, n)
+    h = np.exp(-((x - mean) ** 2) / (2 * sd**2)) + 1e-3
+    return x, h / h.sum()
+
+
+INSTANCES = {
+    "random-square": lambda: clouds(60, 60, seed=1),
+    "random-rect": lambda: clouds(200, 90, seed=2),
+    "gaussians-1d": lambda: (lambda x, a, b: (a, b, (x[:, None] - x[None, :]) ** 2))(
+        gaussian_1d(120, 0.3, 0.08)[0], gaussian_1d(120, 0.3, 0.08)[1], gaussian_1d(120, 0.7, 0.1)[1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_entropic_matches_pot_log(name, backend):
+    a, b, C = INSTANCES[name]()
+    reg = 0.05 * C.mean()
+    tol = 1e-12
+    res = OptimalTransport(a, b, C, reg=reg).solve(backend=backend, tol=tol)
+    assert res.status is Status.OPTIMAL
+    P = pot_log(a, b, C, reg)
+    # plan: entrywise to 1e-8 relative to the largest entry; cost to 1e-8 relative
+    assert np.abs(res.x - P).max() <= 1e-8 * P.max()
+    assert abs(res.info["transport_cost"] - np.vdot(C, P)) <= 1e-8 * np.vdot(C, P)
+    assert res.primal_residual <= tol
+    # strong duality of the entropic problem at the solution
+    assert abs(res.objective - res.info["dual_objective"]) <= 1e-8 * abs(res.objective)
+
+
+def test_entropic_matches_cvxpy(backend):
+    a, b, C = clouds(25, 30, seed=3)
+    prob = OptimalTransport(a, b, C, reg=0.1)
+    res = prob.solve(backend=backend, tol=1e-10)
+    rep = prob.check(res, rtol=1e-7, atol=1e-9)
+    assert rep.ok, rep
+    assert rep.distance < 1e-5
+
+
+def test_numpy_and_jax_agree():
+    a, b, C = clouds(80, 70, seed=4)
+    prob = OptimalTransport(a, b, C, reg=0.01)
+    r_np, r_jx = prob.solve(tol=1e-11), prob.solve(backend="jax", tol=1e-11)
+    assert r_jx.backend == "jax" and r_np.backend == "numpy"
+    assert np.abs(r_np.x - r_jx.x).max() <= 1e-10 * r_np.x.max()
+    assert abs(r_np.objective - r_jx.objective) <= 1e-10 * abs(r_np.objective)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_matches_emd_and_cvxpy(seed):
+    a, b, C = clouds(50, 40, seed=seed)
+    prob = OptimalTransport(a, b, C)
+    res = prob.solve()
+    assert res.method == "network_simplex" and res.status is Status.OPTIMAL
+    ref = ot.emd2(a, b, C)
+    assert abs(res.objective - ref) <= 1e-9 * ref
+    rep = prob.check(res, rtol=1e-9, atol=1e-12)
+    assert rep.ok, rep
+    # the dual potentials certify optimality: feasible and with the same value
+    u, v = res.info["u"], res.info["v"]
+    assert (u[:, None] + v[None, :] - C).max() <= 1e-10
+    assert abs(res.info["dual_objective"] - res.objective) <= 1e-10
+
+
+def test_entropic_tends_to_exact_as_reg_shrinks():
+    """0 <= <C,P_reg> - OT <= reg * log(n m) (mass 1): the entropic bias bound."""
+    a, b, C = clouds(40, 40, seed=5)
+    exact = OptimalTransport(a, b, C).solve().objective
+    for reg in (1e-2, 1e-3, 1e-4):
+        res = OptimalTransport(a, b, C, reg=reg).solve(tol=1e-9)
+        assert res.status is Status.OPTIMAL
+        gap = res.info["transport_cost"] - exact
+        assert -1e-8 <= gap <= reg * np.log(40 * 40) + 1e-8
+
+
+def test_small_reg_where_plain_sinkhorn_underflows(backend):
+    """Separated clouds and reg far below the cost scale: exp(-C/reg) is exactly 0 everywhere."""
+    a, b, C = clouds(60, 60, seed=6, shift=3.0)
+    reg = 2e-4 * C.mean()
+    assert np.exp(-C / reg).max() == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P_plain = ot.sinkhorn(a, b, C, reg, method="sinkhorn", numItermax=1000)
+    assert not np.all(np.isfinite(P_plain)) or abs(P_plain.sum() - 1) > 1e-3  # POT's kernel form fails
+    res = OptimalTransport(a, b, C, reg=reg).solve(backend=backend, tol=1e-9)
+    assert res.status is Status.OPTIMAL and np.isfinite(res.x).all()
+    assert res.primal_residual <= 1e-9
+    exact = ot.emd2(a, b, C)
+    assert 0 <= res.info["transport_cost"] - exact <= reg * np.log(60 * 60)
+
+
+def test_zero_mass_entries_are_handled():
+    a, b, C = clouds(30, 20, seed=7)
+    a[[3, 10]] = 0.0
+    b[5] = 0.0
+    a, b = a / a.sum(), b / b.sum()
+    res = OptimalTransport(a, b, C, reg=0.05).solve(tol=1e-11)
+    assert res.status is Status.OPTIMAL
+    assert np.all(res.x[[3, 10]] == 0) and np.all(res.x[:, 5] == 0)
+    P = pot_log(a, b, C, 0.05)
+    assert np.abs(res.x - P).max() <= 1e-8 * P.max()
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 12), m=st.integers(1, 12), seed=st.integers(0, 10**6),
+       reg=st.floats(1e-3, 10.0), scale=st.floats(1e-3, 1e3))
+def test_marginals_hold(n, m, seed, reg, scale):
+    """Whatever the weights, total mass or cost scale, the plan is nonnegative with the right marginals."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n) + 1e-3, rng.random(m) + 1e-3
+    a, b = scale * a / a.sum(), scale * b / b.sum()
+    C = rng.random((n, m)) * rng.choice([1e-2, 1.0, 1e2])
+    tol = 1e-9 * scale
+    res = sinkhorn(a, b, C, reg, tol=tol)
+    assert res.status is Status.OPTIMAL
+    P = res.x
+    assert (P >= 0).all()
+    assert np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum() <= tol
+
+
+def test_warm_start_and_status_honesty():
+    a, b, C = clouds(100, 100, seed=8)
+    prob = OptimalTransport(a, b, C, reg=0.002)
+    cold = prob.solve(tol=1e-9)
+    warm = prob.solve(tol=1e-9, warm_start=cold)
+    assert warm.status is Status.OPTIMAL and warm.iterations < cold.iterations / 2
+    capped = prob.solve(tol=1e-12, max_iter=5)
+    assert capped.status is Status.MAX_ITER and not capped.converged
+    assert capped.primal_residual > 1e-12
+
+
+def test_verbose_and_history(capsys):
+    a, b, C = clouds(20, 20, seed=9)
+    res = OptimalTransport(a, b, C, reg=0.05).solve(verbose=True, tol=1e-8)
+    out = capsys.readouterr().out
+    assert "marginal_err" in out and "status: optimal" in out
+    h = res.history
+    assert h["marginal_err"][-1] <= 1e-8 and len(h["iteration"]) == len(h["eps"])
+
+
+def test_float32_on_jax():
+    a, b, C = clouds(50, 50, seed=10)
+    res = OptimalTransport(a, b, C, reg=0.05).solve(backend="jax", dtype="float32", tol=1e-5)
+    assert res.status is Status.OPTIMAL and res.primal_residual <= 2e-5
+    ref = pot_log(a, b, C, 0.05)
+    assert np.abs(res.x - ref).max() <= 1e-4 * ref.max()
+
+
+def test_batch_equals_single_solves():
+    rng = np.random.default_rng(11)
+    B, n, m = 4, 15, 12
+    a = rng.random((B, n)) + 0.1
+    b = rng.random((B, m)) + 0.1
+    a /= a.sum(1, keepdims=True)
+    b /= b.sum(1, keepdims=True)
+    C = rng.random((B, n, m))
+    P, its, err = sinkhorn_batch(a, b, C, 0.05, tol=1e-11)
+    assert (err <= 1e-11).all()
+    for i in range(B):
+        single = sinkhorn(a[i], b[i], C[i], 0.05, tol=1e-11)
+        assert np.abs(P[i] - single.x).max() <= 1e-10
+
+
+BAD = {
+    "negative a": (lambda a, b, C: (-a, b, C), "negative"),
+    "nan in C": (lambda a, b, C: (a, b, np.where(C > 0.5, np.nan, C)), "NaN"),
+    "inf in b": (lambda a, b, C: (a, np.r_[b[:-1], np.inf], C), "NaN or infinite"),
+    "shape": (lambda a, b, C: (a, b, C[:, :-1]), "shape"),
+    "2-d a": (lambda a, b, C: (a[:, None], b, C), "1-dimensional"),
+    "mass": (lambda a, b, C: (a, 2 * b, C), r"sum\(a\)=1, sum\(b\)=2"),
+    "empty": (lambda a, b, C: (a[:0], b, C[:0]), "empty"),
+    "strings": (lambda a, b, C: (["x"] * len(a), b, C), "numeric"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input(case):
+    a, b, C = clouds(5, 4, seed=0)
+    change, msg = BAD[case]
+    with pytest.raises(ValueError, match=msg):
+        OptimalTransport(*change(a, b, C), reg=0.1)
+
+
+@pytest.mark.parametrize("reg", [0.0, -1.0, float("nan"), float("inf"), "0.1"])
+def test_bad_reg(reg):
+    a, b, C = clouds(5, 4, seed=0)
+    with pytest.raises(ValueError, match="reg"):
+        OptimalTransport(a, b, C, reg=reg)
+    with pytest.raises(ValueError, match="reg"):
+        sinkhorn(a, b, C, reg)
+
+
+def test_method_errors_and_plan_shape():
+    a, b, C = clouds(5, 4, seed=0)
+    exact, ent = OptimalTransport(a, b, C), OptimalTransport(a, b, C, reg=0.1)
+    with pytest.raises(ValueError, match="entropic"):
+        exact.solve(method="sinkhorn")
+    with pytest.raises(ValueError, match="exact OT"):
+        ent.solve(method="network_simplex")
+    with pytest.raises(ValueError, match="valid choices: numpy"):
+        exact.solve(backend="jax")
+    with pytest.raises(ValueError, match="valid options"):
+        ent.solve(tolerance=1e-3)
+    with pytest.raises(ValueError, match="shape"):
+        ent.objective(np.ones((4, 5)))
+
+
+def test_network_simplex_pivot_limit_is_reported():
+    a, b, C = clouds(60, 60, seed=12)
+    res = OptimalTransport(a, b, C).solve(max_iter=3)
+    assert res.status is Status.MAX_ITER
