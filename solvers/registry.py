@@ -34,7 +34,7 @@ _METHODS = {
             "Cuturi 2013; Schmitzer 2019",
         ),
         MethodInfo(
-            "mirror_sinkhorn", "sinkhorn", "mirror_sinkhorn", ("numpy", "jax"),
+            "mirror_sinkhorn", "mirror_sinkhorn", "mirror_sinkhorn", ("numpy", "jax"),
             "convex objectives on the transport polytope, offline or online",
             "Ballu & Berthet, ICML 2023",
         ),
