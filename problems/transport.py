@@ -8,16 +8,24 @@ r"""Optimal transport on the transport polytope :math:`U(a, b) = \{P \ge 0 : P1 
   \sum_{ij} P_{ij}\log P_{ij}` (method ``"sinkhorn"``, numpy or JAX; reference: the CVXPY
   exponential-cone model).
 
+``TransportPolytopeProblem(a, b, objective, ...)``: :math:`\min_{P \in U(a,b)} F(P)` for a convex
+``F`` given by its gradient; ``OnlineTransport(a, b, costs)``: costs :math:`C_t` revealed one per
+round, regret against the best fixed plan. Both by Mirror Sinkhorn (Ballu & Berthet, "Mirror
+Sinkhorn: Fast Online Optimization on Transport Polytopes", ICML 2023).
+
 References: Cuturi, "Sinkhorn distances", NeurIPS 2013; Peyré & Cuturi, "Computational optimal
 transport", 2019.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cvxkit.problems.base import Problem
+from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn
 from cvxkit.solvers.network_simplex import network_simplex
-from cvxkit.solvers.sinkhorn import sinkhorn, validate_marginals, validate_reg
+from cvxkit.solvers.sinkhorn import finite_array, sinkhorn, validate_marginals, validate_reg
 
 
 def marginal_residuals(P, a, b) -> dict[str, float]:
@@ -110,12 +118,6 @@ class OptimalTransport(Problem):
 # ======================================================================================
 # Convex objectives on the transport polytope, offline and online (Mirror Sinkhorn)
 # ======================================================================================
-# (imports of this section kept here: the part above is left as it was)
-import math  # noqa: E402
-
-from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn  # noqa: E402
-from cvxkit.solvers.sinkhorn import _finite_array  # noqa: E402
-
 #: options the problem sets itself when it calls mirror_sinkhorn
 _MS_RESERVED = ("objective", "exact_gradient", "grad_args", "loss")
 
@@ -212,7 +214,7 @@ class TransportPolytopeProblem(Problem):
     def quadratic(cls, a, b, P0) -> "TransportPolytopeProblem":
         """``F(P) = 0.5 ||P - P0||_F^2``: the Euclidean projection of ``P0`` onto ``U(a, b)``."""
         a, b = validate_marginals(a, b)
-        P0 = _finite_array("P0", P0, 2)
+        P0 = finite_array("P0", P0, 2)
         if P0.shape != (a.size, b.size):
             raise ValueError(f"P0 must have shape (len(a), len(b)) = {(a.size, b.size)}, got {P0.shape}")
 
@@ -328,7 +330,7 @@ class OnlineTransport(Problem):
             if first.shape != (n, m):
                 raise ValueError(f"costs(t) must return shape (len(a), len(b)) = {(n, m)}, got {first.shape}")
         else:
-            C = _finite_array("costs", costs, 3)
+            C = finite_array("costs", costs, 3)
             if C.shape[1:] != (n, m) or C.shape[0] < 1:
                 raise ValueError(f"costs must have shape (T, len(a), len(b)) = (T, {n}, {m}), got {C.shape}")
             if horizon is not None and horizon != C.shape[0]:

@@ -93,7 +93,7 @@ import numpy as np
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
-from cvxkit.solvers.sinkhorn import _finite_array, validate_marginals
+from cvxkit.solvers.sinkhorn import finite_array, validate_marginals
 
 __all__ = ["mirror_sinkhorn", "round_to_polytope", "step_size_delta"]
 
@@ -399,7 +399,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
     n, m = a.size, b.size
     fixed = not callable(gradient)
     if fixed:
-        C = _finite_array("gradient (cost matrix)", gradient, 2)
+        C = finite_array("gradient (cost matrix)", gradient, 2)
         if C.shape != (n, m):
             raise ValueError(f"cost matrix must have shape (len(a), len(b)) = {(n, m)}, got {C.shape}")
     else:

@@ -41,8 +41,8 @@ def validate_marginals(a, b, C=None, *, mass_rtol: float = 1e-8):
     Raises ``ValueError`` for wrong shapes, non-finite or negative entries, zero total mass,
     or totals that differ (the message names both sums).
     """
-    a = _finite_array("a", a, 1)
-    b = _finite_array("b", b, 1)
+    a = finite_array("a", a, 1)
+    b = finite_array("b", b, 1)
     for name, h in (("a", a), ("b", b)):
         if h.size == 0:
             raise ValueError(f"{name} is empty")
@@ -57,7 +57,7 @@ def validate_marginals(a, b, C=None, *, mass_rtol: float = 1e-8):
         )
     if C is None:
         return a, b
-    C = _finite_array("C", C, 2)
+    C = finite_array("C", C, 2)
     if C.shape != (a.size, b.size):
         raise ValueError(f"C must have shape (len(a), len(b)) = {(a.size, b.size)}, got {C.shape}")
     return a, b, C
@@ -72,7 +72,8 @@ def validate_reg(reg) -> float:
     return float(reg)
 
 
-def _finite_array(name, x, ndim):
+def finite_array(name, x, ndim):
+    """``x`` as a float64 array with ``ndim`` dimensions and finite entries, else ``ValueError``."""
     try:
         x = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as e:
