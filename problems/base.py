@@ -93,13 +93,13 @@ class Problem:
     """Base of every problem family (see the module docstring).
 
     Subclasses set ``family``, ``methods`` (method name -> name of the adapter method that
-    solves this problem with it) and implement :meth:`default_method`, :meth:`objective`,
-    :meth:`residuals` and :meth:`to_cvxpy`.
+    solves this problem with it) and implement `default_method`, `objective`,
+    `residuals` and `to_cvxpy`.
     """
 
     family: str = ""
     methods: dict[str, str] = {}
-    #: denominator floor of the relative objective gap in :meth:`check`
+    #: denominator floor of the relative objective gap in `check`
     objective_scale: float = 1e-12
 
     # --- to implement in a family -------------------------------------------------------
@@ -148,11 +148,11 @@ class Problem:
         return {"solver": "CLARABEL", **REFERENCE_SETTINGS}
 
     def max_violation(self, x) -> float:
-        """Largest entry of :meth:`residuals`."""
+        """Largest entry of `residuals`."""
         return max(float(v) for v in self.residuals(x).values())
 
     def reference(self, **solver_options) -> Result:
-        """Solve :meth:`to_cvxpy` (see :meth:`reference_options`); cached on the instance."""
+        """Solve `to_cvxpy` (see `reference_options`); cached on the instance."""
         cached = getattr(self, "_reference", None)
         if cached is not None and not solver_options:
             return cached
@@ -184,7 +184,7 @@ class Problem:
 
     def check(self, result: Result, rtol: float = 1e-6, atol: float = 1e-6,
               reference: Result | None = None) -> CheckReport:
-        """Compare ``result`` with the reference solution (default :meth:`reference`)."""
+        """Compare ``result`` with the reference solution (default `reference`)."""
         ref = self.reference() if reference is None else reference
         obj = self.objective(result.x)
         gap = abs(obj - ref.objective) / max(abs(ref.objective), self.objective_scale)

@@ -1,15 +1,15 @@
-r"""Optimal transport on the transport polytope :math:`U(a, b) = \{P \ge 0 : P1 = a,\ P^\top 1 = b\}`.
+r"""Optimal transport on the transport polytope $U(a, b) = \{P \ge 0 : P1 = a,\ P^\top 1 = b\}$.
 
 ``OptimalTransport(a, b, C, reg=None)``:
 
-* ``reg=None``: exact OT, :math:`\min_{P \in U(a,b)} \langle C, P\rangle` (method
+* ``reg=None``: exact OT, $\min_{P \in U(a,b)} \langle C, P\rangle$ (method
   ``"network_simplex"``, reference: the CVXPY linear program);
-* ``reg > 0``: entropic OT, :math:`\min_{P \in U(a,b)} \langle C, P\rangle + \mathrm{reg}
-  \sum_{ij} P_{ij}\log P_{ij}` (method ``"sinkhorn"``, numpy or JAX; reference: the CVXPY
+* ``reg > 0``: entropic OT, $\min_{P \in U(a,b)} \langle C, P\rangle + \mathrm{reg}
+  \sum_{ij} P_{ij}\log P_{ij}$ (method ``"sinkhorn"``, numpy or JAX; reference: the CVXPY
   exponential-cone model).
 
-``TransportPolytopeProblem(a, b, objective, ...)``: :math:`\min_{P \in U(a,b)} F(P)` for a convex
-``F`` given by its gradient; ``OnlineTransport(a, b, costs)``: costs :math:`C_t` revealed one per
+``TransportPolytopeProblem(a, b, objective, ...)``: $\min_{P \in U(a,b)} F(P)$ for a convex
+``F`` given by its gradient; ``OnlineTransport(a, b, costs)``: costs $C_t$ revealed one per
 round, regret against the best fixed plan. Both by Mirror Sinkhorn (Ballu & Berthet, "Mirror
 Sinkhorn: Fast Online Optimization on Transport Polytopes", ICML 2023).
 
@@ -56,7 +56,7 @@ class OptimalTransport(Problem):
         reg: entropic regularization (units of ``C``), or ``None`` for exact OT.
 
     The solution ``Result.x`` is the transport plan (n, m); ``Result.info['transport_cost']``
-    is :math:`\\langle C, P\\rangle` (for exact OT it equals ``Result.objective``).
+    is $\\langle C, P\\rangle$ (for exact OT it equals ``Result.objective``).
     """
 
     family = "transport"
@@ -75,7 +75,7 @@ class OptimalTransport(Problem):
         return "network_simplex" if self.reg is None else "sinkhorn"
 
     def transport_cost(self, P) -> float:
-        r""":math:`\langle C, P\rangle`."""
+        r"""$\langle C, P\rangle$."""
         return float(np.vdot(self.C, check_shape(P, self.shape)))
 
     def objective(self, P) -> float:
@@ -135,7 +135,7 @@ def _reserved(options, extra=()):
 
 
 class TransportPolytopeProblem(Problem):
-    r"""Minimize a convex ``F(P)`` over :math:`U(a, b) = \{P \ge 0 : P1 = a,\ P^\top 1 = b\}`.
+    r"""Minimize a convex ``F(P)`` over $U(a, b) = \{P \ge 0 : P1 = a,\ P^\top 1 = b\}$.
 
     Args:
         a: source weights (n,), nonnegative; b: target weights (m,), same total.
@@ -143,9 +143,9 @@ class TransportPolytopeProblem(Problem):
             ``jax.grad`` when no ``gradient`` is given, and traced on the JAX back end).
         gradient: optional ``P -> grad F(P)`` (n, m), deterministic; default ``jax.grad(objective)``.
         cvxpy_objective: optional ``P_var -> cvxpy expression`` (the same ``F``); enables
-            :meth:`to_cvxpy`, hence :meth:`reference` and :meth:`check`.
+            `to_cvxpy`, hence `reference` and `check`.
 
-    Ready-made instances: :meth:`linear` (exact OT, ``F = <C, P>``) and :meth:`quadratic`
+    Ready-made instances: `linear` (exact OT, ``F = <C, P>``) and `quadratic`
     (``F = 0.5 ||P - P0||_F^2``, the Frobenius projection of ``P0`` onto the polytope).
 
     Method ``"mirror_sinkhorn"`` (numpy or JAX). ``Result.x`` is the rounded averaged plan (exact
@@ -299,7 +299,7 @@ def _cost_from_stack(P, t, key, costs):
 
 class OnlineTransport(Problem):
     r"""Online linear optimization on the transport polytope: at round ``t`` play ``pi_t`` in
-    :math:`U(a, b)`, then pay :math:`\langle C_t, \pi_t\rangle`.
+    $U(a, b)$, then pay $\langle C_t, \pi_t\rangle$.
 
     Args:
         a, b: marginals (nonnegative, same total).
@@ -308,11 +308,11 @@ class OnlineTransport(Problem):
 
     Method ``"mirror_sinkhorn"`` plays the Mirror Sinkhorn iterates (each ``pi_t`` depends only on
     ``C_1..C_{t-1}``). ``Result.info['regret']`` holds the regret history at checkpoints ``t``:
-    :math:`\sum_{s \le t} \langle C_s, \pi_s\rangle - \min_{P \in U(a,b)} \sum_{s\le t}\langle C_s, P\rangle`,
+    $\sum_{s \le t} \langle C_s, \pi_s\rangle - \min_{P \in U(a,b)} \sum_{s\le t}\langle C_s, P\rangle$,
     the comparator solved exactly by ``ot.emd`` on the summed cost. ``Result.objective`` is the
     cumulative loss, ``Result.x`` the rounded average of the plays; the status is ``max_iter``
-    (all rounds played). :meth:`objective` is the cumulative cost :math:`\langle \sum_t C_t, P\rangle`
-    of a fixed plan, so :meth:`check` compares the averaged plan with the best plan in hindsight.
+    (all rounds played). `objective` is the cumulative cost $\langle \sum_t C_t, P\rangle$
+    of a fixed plan, so `check` compares the averaged plan with the best plan in hindsight.
     """
 
     family = "transport"

@@ -1,6 +1,6 @@
 """Array back ends: one algorithm written once over numpy or jax.numpy.
 
-A :class:`Backend` bundles the array namespace ``xp`` with the few operations whose spelling
+A `Backend` bundles the array namespace ``xp`` with the few operations whose spelling
 differs between eager numpy and traced JAX code: a two-branch conditional, ``logsumexp`` and
 moving arrays to and from the host. JAX is imported only when the ``"jax"`` back end is asked
 for, so ``import cvxkit`` stays quick.
@@ -103,7 +103,7 @@ class JaxBackend(Backend):
 
 
 def get_backend(backend: str | Backend = "numpy", dtype: str = "float64") -> Backend:
-    """Return the :class:`Backend` named ``backend`` (``"numpy"`` or ``"jax"``)."""
+    """Return the `Backend` named ``backend`` (``"numpy"`` or ``"jax"``)."""
     if isinstance(backend, Backend):
         return backend
     if backend == "numpy":

@@ -1,19 +1,19 @@
 """The shared iteration driver.
 
-An algorithm is written once as pure functions over a :class:`~cvxkit.solvers.backend.Backend`:
+An algorithm is written once as pure functions over a `cvxkit.solvers.backend.Backend`:
 
 * ``step(bk, state, data) -> state``: one iteration;
 * ``monitor(bk, state, data) -> dict``: scalars recorded in ``Result.history`` and printed in
   verbose mode (residuals, objective, ...);
 * ``converged(bk, state, data) -> bool``: the stopping test, traceable by JAX.
 
-:func:`run` drives it. With numpy it is a Python loop that checks every ``check_every``
+`run` drives it. With numpy it is a Python loop that checks every ``check_every``
 iterations. With JAX, ``check_every`` iterations run inside one jitted ``lax.while_loop`` (which
 also stops as soon as ``converged`` holds), so the device is synchronized only at checks; compile
-time is measured apart. :func:`while_solve` is the same loop as one pure JAX function, for
+time is measured apart. `while_solve` is the same loop as one pure JAX function, for
 ``jax.vmap`` over a batch of problems.
 
-Common options (:class:`Options`): ``tol``, ``max_iter``, ``time_limit`` (seconds),
+Common options (`Options`): ``tol``, ``max_iter``, ``time_limit`` (seconds),
 ``verbose``, ``callback`` (called at every check with a dict of the monitored values; return
 ``True`` to stop), ``check_every``, ``seed``, ``warm_start``, ``dtype``.
 """
@@ -69,7 +69,7 @@ class Algorithm(NamedTuple):
 
 
 class Run(NamedTuple):
-    """What :func:`run` hands back to the solver that called it."""
+    """What `run` hands back to the solver that called it."""
 
     state: Any
     status: Status

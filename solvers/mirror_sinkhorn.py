@@ -3,10 +3,9 @@ r"""Mirror Sinkhorn: convex, stochastic and online optimization on the transport
 Problem (Ballu & Berthet, "Mirror Sinkhorn: Fast Online Optimization on Transport Polytopes",
 ICML 2023, arXiv 2211.10420):
 
-.. math::
-
-    \min_{P \in U(a, b)} F(P), \qquad U(a, b) = \{P \ge 0 : P1 = a,\ P^\top 1 = b\}
-    = R(a) \cap C(b),
+$$
+\min_{P \in U(a, b)} F(P), \qquad U(a, b) = \{P \ge 0 : P1 = a,\ P^\top 1 = b\} = R(a) \cap C(b),
+$$
 
 with ``F`` convex and seen only through (possibly stochastic) gradients ``G_t``; with a fixed
 cost matrix ``C`` (``F(P) = <C, P>``) this is exact, unregularized optimal transport. In the online
@@ -365,7 +364,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         check_every: steps between checks and certificate refreshes (default ``max_iter // 100``,
             at most 1000; ``time_limit`` and ``callback`` act at checks).
         seed: seeds the keys handed to ``gradient``.
-        warm_start: a previous :class:`Result` of this solver: resume its run (same ``a``, ``b``,
+        warm_start: a previous `Result` of this solver: resume its run (same ``a``, ``b``,
             gradient and step rule; the iterates continue exactly as in one longer run).
         dtype: ``"float64"`` (default) or ``"float32"`` (see the module docstring).
         step_scale: multiplies every step size (1 = the rule of the paper).
@@ -382,10 +381,10 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         record_steps: how many steps (from the first of this call) have their step size and
             loss recorded in ``info`` (default ``min(max_iter, 10**6)``; the buffers are
             preallocated, which a JAX loop needs).
-        Other options (``time_limit``, ``verbose``, ``callback``): see :mod:`cvxkit.solvers.driver`.
+        Other options (``time_limit``, ``verbose``, ``callback``): see `cvxkit.solvers.driver`.
 
     Returns:
-        :class:`Result` with ``x`` the (rounded) average plan, ``objective`` ``F(x)`` (``<C, x>``
+        `Result` with ``x`` the (rounded) average plan, ``objective`` ``F(x)`` (``<C, x>``
         for a fixed cost; ``nan`` without ``objective``), ``primal_residual`` the L1 marginal error
         ``||avg 1 - a||_1 + ||avg^T 1 - b||_1`` of the unrounded average, ``dual_residual`` the
         certified gap bound (``nan`` when not certifiable), ``history`` (``marginal_err``,

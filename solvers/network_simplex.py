@@ -1,11 +1,11 @@
 r"""Exact optimal transport by the network simplex (POT's ``ot.emd``, Bonneel et al. 2011).
 
-.. math::
+$$
+\min_{P \ge 0,\ P 1 = a,\ P^\top 1 = b} \langle C, P\rangle
+$$
 
-    \min_{P \ge 0,\ P 1 = a,\ P^\top 1 = b} \langle C, P\rangle
-
-Dual: :math:`\max_{u, v} \langle u, a\rangle + \langle v, b\rangle` s.t. :math:`u_i + v_j \le C_{ij}`.
-A thin adapter: POT's C++ solver does the work; this returns a :class:`Result` with an honest
+Dual: $\max_{u, v} \langle u, a\rangle + \langle v, b\rangle$ s.t. $u_i + v_j \le C_{ij}$.
+A thin adapter: POT's C++ solver does the work; this returns a `Result` with an honest
 status (``max_iter`` when POT's pivot limit is reached) and the dual potentials.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def network_simplex(a, b, C, *, max_iter=1_000_000, tol=1e-9, verbose=False) -> 
             ``optimal_inaccurate``.
 
     Returns:
-        :class:`Result`: ``x`` the plan (n, m), ``objective`` ``<C, P>``, ``primal_residual``
+        `Result`: ``x`` the plan (n, m), ``objective`` ``<C, P>``, ``primal_residual``
         the L1 marginal error, ``info['u']``, ``info['v']`` the dual potentials.
     """
     import ot

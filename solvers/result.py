@@ -42,7 +42,7 @@ class Result:
 
     Attributes:
         x: the solution in the problem's own terms (a transport plan, a distance matrix, ...).
-        status: why the solver stopped (:class:`Status`).
+        status: why the solver stopped (`Status`).
         objective: objective value at ``x`` (the quantity the problem minimizes).
         primal_residual: the solver's primal feasibility measure at ``x`` (documented per solver).
         dual_residual: the solver's dual/optimality measure, ``nan`` where not defined.

@@ -2,11 +2,11 @@ r"""Entropic optimal transport by stabilized Sinkhorn iterations with epsilon sc
 
 Problem (POT's convention for the entropy):
 
-.. math::
+$$
+\min_{P \ge 0,\ P 1 = a,\ P^\top 1 = b} \langle C, P\rangle + \varepsilon \sum_{ij} P_{ij}\log P_{ij}
+$$
 
-    \min_{P \ge 0,\ P 1 = a,\ P^\top 1 = b} \langle C, P\rangle + \varepsilon \sum_{ij} P_{ij}\log P_{ij}
-
-Dual potentials ``f`` (n,), ``g`` (m,) give the plan :math:`P = \exp((f_i + g_j - C_{ij})/\varepsilon)`.
+Dual potentials ``f`` (n,), ``g`` (m,) give the plan $P = \exp((f_i + g_j - C_{ij})/\varepsilon)$.
 Sinkhorn alternately makes the row and the column marginals exact (Cuturi, NeurIPS 2013).
 
 Numerics (Schmitzer, SIAM J. Sci. Comput. 2019, "Stabilized sparse scaling algorithms"):
@@ -203,11 +203,11 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
             set ``eps_init=reg`` to switch epsilon scaling off.
         eps_decay: factor in (0, 1) applied to ``eps`` at each stage.
         stage_tol: relative marginal error (times the total mass) that ends a stage.
-        warm_start: a previous :class:`Result` or a pair of potentials ``(f, g)``.
-        Other options: see :mod:`cvxkit.solvers.driver`.
+        warm_start: a previous `Result` or a pair of potentials ``(f, g)``.
+        Other options: see `cvxkit.solvers.driver`.
 
     Returns:
-        :class:`Result` with ``x`` the plan (n, m), ``objective`` the entropic objective
+        `Result` with ``x`` the plan (n, m), ``objective`` the entropic objective
         ``<C,P> + reg*sum(P log P)``, ``primal_residual`` the L1 marginal error, and in ``info``:
         ``transport_cost`` ``<C,P>``, potentials ``f`` (n,), ``g`` (m,), ``dual_objective``
         ``<f,a> + <g,b>`` (equal to the primal objective at an exact solution).
