@@ -156,31 +156,36 @@ class Problem:
         cached = getattr(self, "_reference", None)
         if cached is not None and not solver_options:
             return cached
+        opts = {**self.reference_options(), **solver_options}
+        res = self._solve_cvxpy(opts)
+        tight = {k: v for k, v in opts.items() if k not in REFERENCE_SETTINGS}
+        if not solver_options and res.status is Status.OPTIMAL_INACCURATE and tight != opts:
+            # Clarabel could not reach 1e-9 (exponential cones): its default tolerances
+            res = self._solve_cvxpy(tight)
+        if not solver_options:
+            self._reference = res
+        return res
+
+    def _solve_cvxpy(self, opts: dict) -> Result:
         import cvxpy as cp
 
         prob, var = self.to_cvxpy()
-        opts = {**self.reference_options(), **solver_options}
         t0 = time.perf_counter()
         try:
             with _quiet_fd1(not opts.get("verbose", False)):
                 prob.solve(**opts)
         except cp.error.SolverError as e:
-            res = Result(x=None, status=Status.NUMERICAL_ERROR, objective=float("nan"),
-                         method=f"cvxpy/{opts['solver']}", info={"error": str(e)})
-        else:
-            x = None if var.value is None else np.asarray(var.value)
-            status = _CVXPY_STATUS.get(prob.status, Status.NUMERICAL_ERROR)
-            res = Result(
-                x=x, status=status,
-                objective=float(prob.value) if prob.value is not None else float("nan"),
-                primal_residual=self.max_violation(x) if x is not None else float("nan"),
-                iterations=int(prob.solver_stats.num_iters or 0),
-                solve_time=time.perf_counter() - t0, method=f"cvxpy/{opts['solver']}",
-                info={"cvxpy_status": prob.status},
-            )
-        if not solver_options:
-            self._reference = res
-        return res
+            return Result(x=None, status=Status.NUMERICAL_ERROR, objective=float("nan"),
+                          method=f"cvxpy/{opts['solver']}", info={"error": str(e)})
+        x = None if var.value is None else np.asarray(var.value)
+        return Result(
+            x=x, status=_CVXPY_STATUS.get(prob.status, Status.NUMERICAL_ERROR),
+            objective=float(prob.value) if prob.value is not None else float("nan"),
+            primal_residual=self.max_violation(x) if x is not None else float("nan"),
+            iterations=int(prob.solver_stats.num_iters or 0),
+            solve_time=time.perf_counter() - t0, method=f"cvxpy/{opts['solver']}",
+            info={"cvxpy_status": prob.status, "settings": opts},
+        )
 
     def check(self, result: Result, rtol: float = 1e-6, atol: float = 1e-6,
               reference: Result | None = None) -> CheckReport:

@@ -55,6 +55,6 @@ def network_simplex(a, b, C, *, max_iter=1_000_000, tol=1e-9, verbose=False) -> 
         x=P, status=status, objective=float(np.vdot(C, P)), primal_residual=err,
         dual_residual=0.0, iterations=0, solve_time=t2 - t1, setup_time=t1 - t0,
         method="network_simplex",
-        info={"u": np.asarray(log["u"]), "v": np.asarray(log["v"]), "warning": log["warning"],
+        info={"transport_cost": float(np.vdot(C, P)), "u": np.asarray(log["u"]), "v": np.asarray(log["v"]), "warning": log["warning"],
               "dual_objective": float(np.dot(log["u"], a) + np.dot(log["v"], b))},
     )
