@@ -156,7 +156,7 @@ def bench_entropic(args, n, rel, a, b, x, y, C):
         print(f"n={n} reg={rel:g}*mean(C): POT plain reached L1 error {target:.3e}: common target")
     rows.append(dict(method="cvxkit numpy", **run_cvxkit(a, b, C, reg, "numpy", target, args.repeat)))
     rows.append(dict(method="cvxkit jax", **run_cvxkit(a, b, C, reg, "jax", target, args.repeat)))
-    if ott_sinkhorn is not None:
+    if ott_sinkhorn is not None and not args.skip_ott:
         rows.append(dict(method="OTT sinkhorn",
                          **run_ott(x, y, C, reg, target, args.max_iter, args.repeat)))
     if not args.skip_pot_log and n <= args.pot_log_max_n:
@@ -254,6 +254,7 @@ def main(argv=None):
     p.add_argument("--fallback-tol", type=float, default=1e-6,
                    help="target L1 error when POT plain fails")
     p.add_argument("--skip-pot-log", action="store_true")
+    p.add_argument("--skip-ott", action="store_true", help="skip OTT-JAX (slow on CPU at small reg)")
     p.add_argument("--pot-log-max-n", type=int, default=500)
     p.add_argument("--pot-log-max-iter", type=int, default=1000)
     p.add_argument("--skip-exact", action="store_true", help="skip ot.emd / network_simplex")

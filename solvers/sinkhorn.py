@@ -116,10 +116,10 @@ def _log_iteration(bk: Backend, f, g, eps, d: Data):
     return f, g
 
 
-def _rebuild(bk: Backend, f, g, eps, d: Data) -> State:
-    """Log-domain iteration, then a fresh stabilized kernel with unit scalings."""
+def _rebuild(bk: Backend, f, g, eps, d: Data, log_step=True) -> State:
+    """A fresh stabilized kernel with unit scalings, after a log-domain iteration if ``log_step``."""
     xp = bk.xp
-    f, g = _log_iteration(bk, f, g, eps, d)
+    f, g = bk.cond(log_step, lambda f, g: _log_iteration(bk, f, g, eps, d), lambda f, g: (f, g), f, g)
     K = xp.exp((f[:, None] + g[None, :] - d.C) / eps)
     Kv = xp.sum(K, axis=1)
     err = xp.sum(xp.abs(Kv - d.a))
@@ -141,7 +141,8 @@ def _step(bk: Backend, s: State, d: Data) -> State:
 
     def rebuild(s):
         eps = xp.where(advance, xp.maximum(s.eps * d.eps_decay, d.eps_target), s.eps)
-        return _rebuild(bk, s.f + s.eps * xp.log(s.u), s.g + s.eps * xp.log(s.v), eps, d)
+        # a new stage from valid scalings needs no log-domain iteration; a failure does
+        return _rebuild(bk, s.f + s.eps * xp.log(s.u), s.g + s.eps * xp.log(s.v), eps, d, bad)
 
     def keep(s):
         return State(s.f, s.g, u, v, s.K, Kv, err, s.eps)
@@ -174,7 +175,7 @@ def _setup(bk: Backend, a, b, C, reg, tol, eps_init, eps_decay, stage_tol, warm)
         f0, g0 = bk.xp.zeros_like(d.a), bk.xp.zeros_like(d.b)
     else:
         f0, g0 = bk.asarray(warm[0]), bk.asarray(warm[1])
-    return d, bk.jit(_rebuild, static_argnums=0)(bk, f0, g0, bk.asarray(eps0), d)
+    return d, bk.jit(_rebuild, static_argnums=(0, 5))(bk, f0, g0, bk.asarray(eps0), d, False)
 
 
 def _warm_potentials(warm_start, n, m):
