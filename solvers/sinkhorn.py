@@ -129,7 +129,7 @@ def _rebuild(bk: Backend, f, g, eps, d: Data, log_step=True) -> State:
 def _step(bk: Backend, s: State, d: Data) -> State:
     xp = bk.xp
     u = d.a / s.Kv
-    v = d.b / (s.K.T @ u)
+    v = d.b / (u @ s.K)  # u @ K, not K.T @ u: XLA on CPU copies the transpose
     Kv = s.K @ v
     err = xp.sum(xp.abs(u * Kv - d.a))
     lo = 1.0 / d.big
