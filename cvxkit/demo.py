@@ -1,7 +1,7 @@
 """``cvxkit demo``: every implemented family, each method and backend, checked against its reference.
 
 Each case builds a small seeded instance, solves it, compares the answer with the family's
-reference (CVXPY + Clarabel) through ``Problem.check`` and prints one table row.
+reference (CVXPY: HiGHS for LPs, Clarabel otherwise) through ``Problem.check`` and prints one table row.
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from cvxkit.problems.base import Problem
+from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn
 from cvxkit.solvers.network_simplex import network_simplex
 from cvxkit.solvers.sinkhorn import finite_array, sinkhorn, validate_marginals, validate_reg
@@ -46,7 +47,33 @@ def check_shape(P, shape) -> np.ndarray:
     return P
 
 
-class OptimalTransport(Problem):
+class _PolytopeProblem(Problem):
+    """Shared part of the families whose feasible set is the transport polytope ``U(a, b)``.
+
+    Subclasses hold ``a`` (n,), ``b`` (m,) and give the CVXPY objective in `_cvxpy_objective`.
+    """
+
+    family = "transport"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.a.size, self.b.size)
+
+    def residuals(self, P) -> dict[str, float]:
+        return marginal_residuals(check_shape(P, self.shape), self.a, self.b)
+
+    def _cvxpy_objective(self, P):
+        raise NotImplementedError
+
+    def to_cvxpy(self):
+        import cvxpy as cp
+
+        P = cp.Variable(self.shape, nonneg=True)
+        cons = [cp.sum(P, axis=1) == self.a, cp.sum(P, axis=0) == self.b]
+        return cp.Problem(cp.Minimize(self._cvxpy_objective(P)), cons), P
+
+
+class OptimalTransport(_PolytopeProblem):
     """Exact (``reg=None``) or entropic (``reg > 0``) optimal transport.
 
     Args:
@@ -59,17 +86,12 @@ class OptimalTransport(Problem):
     is $\\langle C, P\\rangle$ (for exact OT it equals ``Result.objective``).
     """
 
-    family = "transport"
     methods = {"network_simplex": "_solve_network_simplex", "sinkhorn": "_solve_sinkhorn"}
 
     def __init__(self, a, b, C, reg: float | None = None):
         self.a, self.b, self.C = validate_marginals(a, b, C)
         self.reg = None if reg is None else validate_reg(reg)
         self.objective_scale = 1e-9 * self.a.sum() * max(float(np.abs(self.C).max()), 1e-300)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.C.shape
 
     def default_method(self) -> str:
         return "network_simplex" if self.reg is None else "sinkhorn"
@@ -86,22 +108,15 @@ class OptimalTransport(Problem):
         Pp = np.maximum(P, 0.0)
         return cost + self.reg * float(np.sum(Pp * np.log(np.where(Pp > 0, Pp, 1.0))))
 
-    def residuals(self, P) -> dict[str, float]:
-        return marginal_residuals(check_shape(P, self.shape), self.a, self.b)
-
     def reference_options(self) -> dict:
         """Exact OT: HiGHS (a simplex solution, exact to round-off); entropic: Clarabel."""
         return {"solver": "HIGHS"} if self.reg is None else super().reference_options()
 
-    def to_cvxpy(self):
+    def _cvxpy_objective(self, P):
         import cvxpy as cp
 
-        P = cp.Variable(self.shape, nonneg=True)
         obj = cp.sum(cp.multiply(self.C, P))
-        if self.reg is not None:
-            obj = obj - self.reg * cp.sum(cp.entr(P))
-        cons = [cp.sum(P, axis=1) == self.a, cp.sum(P, axis=0) == self.b]
-        return cp.Problem(cp.Minimize(obj), cons), P
+        return obj if self.reg is None else obj - self.reg * cp.sum(cp.entr(P))
 
     # --- adapters ---------------------------------------------------------------------
     def _solve_network_simplex(self, backend="numpy", **options):
@@ -123,9 +138,8 @@ _MS_RESERVED = ("objective", "exact_gradient", "grad_args", "loss")
 
 
 def _x64():
-    import jax
-
-    return jax.enable_x64(True)
+    """float64 JAX arithmetic for the user's callables (as inside cvxkit's own solves)."""
+    return get_backend("jax").precision()
 
 
 def _reserved(options, extra=()):
@@ -134,7 +148,7 @@ def _reserved(options, extra=()):
         raise ValueError(f"option(s) {', '.join(bad)} are set by the problem and cannot be given to solve()")
 
 
-class TransportPolytopeProblem(Problem):
+class TransportPolytopeProblem(_PolytopeProblem):
     r"""Minimize a convex ``F(P)`` over $U(a, b) = \{P \ge 0 : P1 = a,\ P^\top 1 = b\}$.
 
     Args:
@@ -153,7 +167,6 @@ class TransportPolytopeProblem(Problem):
     status is ``optimal`` only once that bound is below ``tol * max(1, |<grad F(x), x>|)``.
     """
 
-    family = "transport"
     methods = {"mirror_sinkhorn": "_solve_mirror_sinkhorn"}
 
     def __init__(self, a, b, objective, gradient=None, cvxpy_objective=None):
@@ -234,10 +247,6 @@ class TransportPolytopeProblem(Problem):
         return cls(a, b, F, gradient=grad, cvxpy_objective=cvx)
 
     # --- the Problem interface ----------------------------------------------------------
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.a.size, self.b.size)
-
     def default_method(self) -> str:
         return "mirror_sinkhorn"
 
@@ -251,21 +260,14 @@ class TransportPolytopeProblem(Problem):
         with _x64():
             return np.asarray(self._grad_jit(check_shape(P, self.shape)), dtype=np.float64)
 
-    def residuals(self, P) -> dict[str, float]:
-        return marginal_residuals(check_shape(P, self.shape), self.a, self.b)
-
     def reference_options(self) -> dict:
         """The linear case: HiGHS (exact LP); otherwise Clarabel with tight tolerances."""
         return {"solver": "HIGHS"} if self._cost is not None else super().reference_options()
 
-    def to_cvxpy(self):
+    def _cvxpy_objective(self, P):
         if self._cvx is None:
             raise ValueError("no CVXPY model: build the problem with cvxpy_objective=P -> expression")
-        import cvxpy as cp
-
-        P = cp.Variable(self.shape, nonneg=True)
-        cons = [cp.sum(P, axis=1) == self.a, cp.sum(P, axis=0) == self.b]
-        return cp.Problem(cp.Minimize(self._cvx(P)), cons), P
+        return self._cvx(P)
 
     # --- adapter ------------------------------------------------------------------------
     # the callables handed to the solver are made once per problem, so repeated solves reuse
@@ -297,7 +299,7 @@ def _cost_from_stack(P, t, key, costs):
     return costs[t - 1]
 
 
-class OnlineTransport(Problem):
+class OnlineTransport(_PolytopeProblem):
     r"""Online linear optimization on the transport polytope: at round ``t`` play ``pi_t`` in
     $U(a, b)$, then pay $\langle C_t, \pi_t\rangle$.
 
@@ -315,7 +317,6 @@ class OnlineTransport(Problem):
     of a fixed plan, so `check` compares the averaged plan with the best plan in hindsight.
     """
 
-    family = "transport"
     methods = {"mirror_sinkhorn": "_solve_mirror_sinkhorn"}
 
     def __init__(self, a, b, costs, horizon: int | None = None):
@@ -338,10 +339,6 @@ class OnlineTransport(Problem):
             self.horizon = C.shape[0]
             self._cost_fn, self.costs = None, C
         self._cum = None
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.a.size, self.b.size)
 
     def cost(self, t: int) -> np.ndarray:
         """``C_t`` (1-based) as a float64 array."""
@@ -377,18 +374,13 @@ class OnlineTransport(Problem):
     def objective(self, P) -> float:
         return float(np.vdot(self.total_cost(), check_shape(P, self.shape)))
 
-    def residuals(self, P) -> dict[str, float]:
-        return marginal_residuals(check_shape(P, self.shape), self.a, self.b)
-
     def reference_options(self) -> dict:
         return {"solver": "HIGHS"}
 
-    def to_cvxpy(self):
+    def _cvxpy_objective(self, P):
         import cvxpy as cp
 
-        P = cp.Variable(self.shape, nonneg=True)
-        cons = [cp.sum(P, axis=1) == self.a, cp.sum(P, axis=0) == self.b]
-        return cp.Problem(cp.Minimize(cp.sum(cp.multiply(self.total_cost(), P))), cons), P
+        return cp.sum(cp.multiply(self.total_cost(), P))
 
     def regret(self, losses, checkpoints=None) -> dict:
         """Regret history of per-round losses ``losses[t-1] = <C_t, pi_t>`` (see the class docstring)."""

@@ -92,7 +92,7 @@ import numpy as np
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
-from cvxkit.solvers.sinkhorn import finite_array, validate_marginals
+from cvxkit.solvers.sinkhorn import finite_array, marginal_error, positive_number, validate_marginals
 
 __all__ = ["mirror_sinkhorn", "round_to_polytope", "step_size_delta"]
 
@@ -190,7 +190,7 @@ def _mask(cfg: _Config, bk: Backend, d: Data, G, fill):
 def _certificate(cfg: _Config, bk: Backend, avg, alpha, beta, H, d: Data, like):
     """``(gap, lin, merr, obj)`` at the rounded average (see the module docstring)."""
     xp = bk.xp
-    merr = xp.sum(xp.abs(xp.sum(avg, axis=1) - d.a)) + xp.sum(xp.abs(xp.sum(avg, axis=0) - d.b))
+    merr = marginal_error(avg, d.a, d.b, xp)
     x = round_to_polytope(bk, avg, d.a, d.b)
     zero = xp.zeros((), dtype=like.dtype)
     obj = zero
@@ -316,13 +316,7 @@ def step_size_delta(a, b) -> float:
 
 
 def _positive(name, v, allow_none=False):
-    if v is None and allow_none:
-        return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return float(v)
+    return None if (v is None and allow_none) else positive_number(name, v)
 
 
 _RECORD_DEFAULT = 10**6

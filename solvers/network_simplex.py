@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from cvxkit.solvers.result import Result, Status
-from cvxkit.solvers.sinkhorn import validate_marginals
+from cvxkit.solvers.sinkhorn import marginal_error, validate_marginals
 
 _POT_STATUS = {1: Status.OPTIMAL, 0: Status.PRIMAL_INFEASIBLE, 2: Status.DUAL_INFEASIBLE,
                3: Status.MAX_ITER}
@@ -45,7 +45,7 @@ def network_simplex(a, b, C, *, max_iter=1_000_000, tol=1e-9, verbose=False) -> 
         P, log = ot.emd(a, b, C, numItermax=int(max_iter), log=True)
     t2 = time.perf_counter()
     status = _POT_STATUS.get(int(log["result_code"]), Status.NUMERICAL_ERROR)
-    err = float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
+    err = float(marginal_error(P, a, b))
     if status is Status.OPTIMAL and err > tol * max(1.0, a.sum()):
         status = Status.OPTIMAL_INACCURATE
     if verbose:

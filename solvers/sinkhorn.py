@@ -63,13 +63,23 @@ def validate_marginals(a, b, C=None, *, mass_rtol: float = 1e-8):
     return a, b, C
 
 
+def positive_number(name: str, value) -> float:
+    """``value`` as a float, else ``ValueError`` unless it is a positive finite real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
 def validate_reg(reg) -> float:
-    """``reg`` as a float, else ``ValueError`` unless it is a positive finite real number."""
-    if isinstance(reg, (bool, np.bool_)) or not isinstance(reg, (int, float, np.integer, np.floating)):
-        raise ValueError(f"reg must be a positive finite number, got {reg!r}")
-    if not (np.isfinite(reg) and reg > 0):
-        raise ValueError(f"reg must be a positive finite number, got {reg!r}")
-    return float(reg)
+    """The entropic regularization as a float (`positive_number`)."""
+    return positive_number("reg", reg)
+
+
+def marginal_error(P, a, b, xp=np):
+    """L1 marginal error ``||P 1 - a||_1 + ||P^T 1 - b||_1`` (any array namespace ``xp``)."""
+    return xp.sum(xp.abs(xp.sum(P, axis=1) - a)) + xp.sum(xp.abs(xp.sum(P, axis=0) - b))
 
 
 def finite_array(name, x, ndim):
@@ -254,7 +264,7 @@ def _embed(x, mask):
 
 def _result(P, f, g, a, b, C, reg, out, setup_time, backend) -> Result:
     P = np.asarray(P, dtype=np.float64)
-    err = float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
+    err = float(marginal_error(P, a, b))
     cost = float(np.vdot(C, P))
     ent = float(np.sum(P * np.log(np.where(P > 0, P, 1.0))))
     status = out.status
