@@ -1,0 +1,256 @@
+r"""Metric-constrained problems: metric nearness and correlation clustering.
+
+Both optimize over the metrics on $n$ points, the matrices $X$ with
+
+$$
+X = X^\top,\quad \operatorname{diag} X = 0,\quad X \ge 0,\quad
+X_{ij} \le X_{ik} + X_{kj}\ \ \forall i, j, k,
+$$
+
+a set cut out by $3\binom{n}{3}$ triangle inequalities. A generic conic solver (the CVXPY
+reference) handles a few dozen points; Project and Forget (Sonthalia & Gilbert, JMLR 2022)
+keeps only the constraints it has found violated and whose duals are nonzero, and scales to
+thousands of points.
+
+* ``MetricNearness(D, norm, weights)``: $\min_X \sum_{i<j} w_{ij}\,\ell(X_{ij} - D_{ij})$,
+  $\ell(r) = r^2/2$ (``"l2"``) or $|r|$ (``"l1"``).
+* ``CorrelationClustering(W_plus, W_minus)``: the LP relaxation
+  $\min_X \sum_{i<j} W^+_{ij} X_{ij} + W^-_{ij} (1 - X_{ij})$ over metrics with $X \le 1$
+  ($X_{ij}$ is the "distance" of $i$ and $j$: 0 = same cluster), a certified lower bound on
+  the best clustering, and a pivot rounding to an actual clustering.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from cvxkit.problems.base import Problem
+from cvxkit.solvers.project_forget import (
+    metric_objective,
+    validate_dissimilarity,
+    validate_weights,
+)
+from cvxkit.solvers.result import Result
+
+
+def max_triangle_violation(X) -> float:
+    r"""$\max_{i,j,k} X_{ij} - X_{ik} - X_{kj}$ (0 for a metric); $O(n^3)$ time, $O(n^2)$ memory."""
+    from cvxkit.solvers.metric_kernels import max_triangle_violation as kernel
+
+    return float(kernel(np.ascontiguousarray(X, dtype=np.float64)))
+
+
+def metric_residuals(X, n: int, upper: float | None = None) -> dict[str, float]:
+    """Largest violation of each group of metric constraints by ``X`` (n, n)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape != (n, n):
+        raise ValueError(f"X must have shape {(n, n)}, got {X.shape}")
+    res = {
+        "triangle": max(0.0, max_triangle_violation(X)),
+        "negativity": max(0.0, float(-X.min())),
+        "asymmetry": float(np.abs(X - X.T).max()),
+        "diagonal": float(np.abs(np.diag(X)).max()),
+    }
+    if upper is not None:
+        res["upper_bound"] = max(0.0, float(X.max() - upper))
+    return res
+
+
+def _cvxpy_metric(n: int, upper: float | None = None):
+    """A symmetric CVXPY variable and the metric constraints on it (n matrix inequalities)."""
+    import cvxpy as cp
+
+    X = cp.Variable((n, n), symmetric=True)
+    ones = np.ones((n, 1))
+    cons = [X >= 0, cp.diag(X) == 0]
+    cons += [X <= X[:, [k]] @ ones.T + ones @ X[[k], :] for k in range(n)]
+    if upper is not None:
+        cons.append(X <= upper)
+    return X, cons
+
+
+class MetricNearness(Problem):
+    r"""The metric nearest to a dissimilarity matrix in a weighted L2 or L1 norm.
+
+    $\min_X \tfrac12 \sum_{i<j} w_{ij} (X_{ij} - D_{ij})^2$ (``norm="l2"``) or
+    $\sum_{i<j} w_{ij} |X_{ij} - D_{ij}|$ (``norm="l1"``) over metrics $X$ (module docstring).
+
+    Args:
+        D: (n, n) dissimilarities: symmetric, nonnegative, finite, zero diagonal.
+        norm: ``"l2"`` or ``"l1"``.
+        weights: (n, n) symmetric weights, positive off the diagonal, or ``None`` (all ones).
+
+    Raises ``ValueError`` on any defect of ``D`` or ``weights`` (the message names it).
+    """
+
+    family = "metric"
+    methods = {"project_forget": "_solve_project_forget"}
+
+    def __init__(self, D, norm: str = "l2", weights=None):
+        if norm not in ("l2", "l1"):
+            raise ValueError(f"norm must be 'l2' or 'l1', got {norm!r}")
+        self.D = validate_dissimilarity(D)
+        self.n = self.D.shape[0]
+        self.norm = norm
+        self.W = validate_weights(weights, self.n)
+
+    def default_method(self) -> str:
+        return "project_forget"
+
+    def objective(self, X) -> float:
+        return metric_objective(np.asarray(X, dtype=np.float64), self.D, self.W, self.norm)
+
+    def residuals(self, X) -> dict[str, float]:
+        return metric_residuals(X, self.n)
+
+    def reference_options(self) -> dict:
+        # the L1 problem is an LP: HiGHS solves it exactly
+        return {"solver": "HIGHS"} if self.norm == "l1" else super().reference_options()
+
+    def to_cvxpy(self):
+        import cvxpy as cp
+
+        X, cons = _cvxpy_metric(self.n)
+        W = np.triu(self.W, 1)
+        r = X - self.D
+        obj = (0.5 * cp.sum(cp.multiply(W, cp.square(r))) if self.norm == "l2"
+               else cp.sum(cp.multiply(W, cp.abs(r))))
+        return cp.Problem(cp.Minimize(obj), cons), X
+
+    def _solve_project_forget(self, backend="numpy", **options) -> Result:
+        from cvxkit.solvers.project_forget import project_forget
+
+        return project_forget(self.D, self.W, loss=self.norm, backend=backend, **options)
+
+
+def _validate_signed(name: str, W, n: int | None) -> np.ndarray:
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {W.shape}")
+    if n is not None and W.shape[0] != n:
+        raise ValueError(f"W_plus and W_minus must have the same shape, got {(n, n)} and {W.shape}")
+    if not np.isfinite(W).all():
+        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    if (W < 0).any():
+        raise ValueError(f"{name} has negative entries (min {W.min():.3g}); weights are >= 0")
+    if np.abs(W - W.T).max() > 1e-12 * max(1.0, W.max()):
+        raise ValueError(f"{name} must be symmetric")
+    W = (W + W.T) / 2
+    np.fill_diagonal(W, 0.0)
+    return W
+
+
+class CorrelationClustering(Problem):
+    r"""Weighted correlation clustering: its LP relaxation over metrics, and a rounding.
+
+    A clustering costs $\sum_{i<j \text{ together}} W^-_{ij} + \sum_{i<j \text{ apart}} W^+_{ij}$
+    (disagreements). The LP relaxation (module docstring) is an L1 metric nearness problem
+    with $d_{ij} = 1[W^-_{ij} > W^+_{ij}]$, $w_{ij} = |W^+_{ij} - W^-_{ij}|$ plus the constant
+    $\sum_{i<j}\min(W^+_{ij}, W^-_{ij})$; its value is a lower bound on every clustering's cost.
+    Pairs with $W^+ = W^-$ get a tiny weight ($10^{-6} \max w$) so the solver's objective stays
+    strictly convex; objectives are always evaluated with the true weights.
+
+    Args:
+        W_plus: (n, n) symmetric nonnegative weights of "similar" pairs.
+        W_minus: (n, n) symmetric nonnegative weights of "dissimilar" pairs.
+
+    ``solve`` returns the LP solution ``x`` (n, n) and in ``info``: ``labels`` (n,) the rounded
+    clustering, ``clustering_cost``, ``lower_bound`` (certified, from the duals) and
+    ``lp_value``.
+    """
+
+    family = "metric"
+    methods = {"project_forget": "_solve_project_forget"}
+    tiny_weight = 1e-6
+
+    def __init__(self, W_plus, W_minus):
+        self.W_plus = _validate_signed("W_plus", W_plus, None)
+        self.n = self.W_plus.shape[0]
+        self.W_minus = _validate_signed("W_minus", W_minus, self.n)
+        if self.n < 2:
+            raise ValueError("correlation clustering needs at least 2 nodes")
+        diff = self.W_plus - self.W_minus
+        self.d = (diff < 0).astype(np.float64)
+        np.fill_diagonal(self.d, 0.0)
+        wmax = np.abs(diff).max()
+        self.w = np.maximum(np.abs(diff), self.tiny_weight * (wmax if wmax > 0 else 1.0))
+        iu = np.triu_indices(self.n, 1)
+        self.constant = float(np.minimum(self.W_plus, self.W_minus)[iu].sum())
+
+    @classmethod
+    def from_graph(cls, A, negative=None):
+        """From a similarity graph: adjacency ``A`` (n, n), weights >= 0, as positive pairs; the
+        negative pairs are ``negative`` (n, n), or by default every non-adjacent pair (weight 1)."""
+        A = np.asarray(A, dtype=np.float64)
+        if negative is None:
+            negative = (A == 0).astype(np.float64)
+        return cls(A, negative)
+
+    def default_method(self) -> str:
+        return "project_forget"
+
+    def objective(self, X) -> float:
+        X = np.asarray(X, dtype=np.float64)
+        iu = np.triu_indices(self.n, 1)
+        return float(np.sum(self.W_plus[iu] * X[iu] + self.W_minus[iu] * (1.0 - X[iu])))
+
+    def residuals(self, X) -> dict[str, float]:
+        return metric_residuals(X, self.n, upper=1.0)
+
+    def reference_options(self) -> dict:
+        return {"solver": "HIGHS"}
+
+    def to_cvxpy(self):
+        import cvxpy as cp
+
+        X, cons = _cvxpy_metric(self.n, upper=1.0)
+        obj = cp.sum(cp.multiply(np.triu(self.W_plus, 1), X)
+                     + cp.multiply(np.triu(self.W_minus, 1), 1 - X))
+        return cp.Problem(cp.Minimize(obj), cons), X
+
+    def clustering_cost(self, labels) -> float:
+        """Disagreements of a clustering ``labels`` (n,) (any hashable cluster ids)."""
+        labels = np.asarray(labels)
+        if labels.shape != (self.n,):
+            raise ValueError(f"labels must have shape {(self.n,)}, got {labels.shape}")
+        same = labels[:, None] == labels[None, :]
+        iu = np.triu_indices(self.n, 1)
+        return float(np.sum(np.where(same, self.W_minus, self.W_plus)[iu]))
+
+    def round(self, X, trials: int = 50, threshold: float = 0.5, seed: int = 0) -> np.ndarray:
+        r"""Pivot rounding of an LP solution ``X``: in a random order, each unclustered pivot
+        $p$ takes every unclustered $j$ with $X_{pj} < $ ``threshold``; the cheapest of
+        ``trials`` random orders is returned as labels (n,) in $0, 1, \dots$."""
+        X = np.asarray(X, dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        best, best_cost = None, np.inf
+        for _ in range(trials):
+            labels = np.full(self.n, -1)
+            cluster = 0
+            for p in rng.permutation(self.n):
+                if labels[p] >= 0:
+                    continue
+                members = (labels < 0) & (X[p] < threshold)
+                members[p] = True
+                labels[members] = cluster
+                cluster += 1
+            cost = self.clustering_cost(labels)
+            if cost < best_cost:
+                best, best_cost = labels, cost
+        return best
+
+    def _solve_project_forget(self, backend="numpy", **options) -> Result:
+        from cvxkit.solvers.project_forget import project_forget
+
+        res = project_forget(self.d, self.w, loss="l1", backend=backend, **options)
+        X = np.minimum(res.x, 1.0)  # a metric truncated at 1 is a metric, never worse here
+        labels = self.round(X)
+        iu = np.triu_indices(self.n, 1)
+        tiny = np.abs(self.W_plus - self.W_minus)[iu] < self.w[iu]
+        bound = res.info["lower_bound"] + self.constant
+        bound -= float(np.sum(self.w[iu][tiny]))  # the tiny weights' worst-case contribution
+        lp = self.objective(X)
+        info = {**res.info, "labels": labels, "clustering_cost": self.clustering_cost(labels),
+                "lower_bound": bound, "lp_value": lp}
+        return dataclasses.replace(res, x=X, objective=lp, info=info)

@@ -1,0 +1,166 @@
+"""Metric nearness and correlation clustering by Project and Forget, against CVXPY/HiGHS."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cvxkit.problems import CorrelationClustering, MetricNearness
+from cvxkit.problems.metric import max_triangle_violation
+from cvxkit.solvers import Status
+from cvxkit.solvers.project_forget import project_forget
+
+
+def dissimilarity(n, seed, kind="halfnormal"):
+    rng = np.random.default_rng(seed)
+    A = np.abs(rng.standard_normal((n, n))) if kind == "halfnormal" else rng.random((n, n))
+    D = np.triu(A, 1)
+    return D + D.T
+
+
+def signed_graph(n, seed, p=0.5):
+    rng = np.random.default_rng(seed)
+    S = np.triu(rng.random((n, n)) < p, 1).astype(float)
+    S = S + S.T
+    neg = 1.0 - S
+    np.fill_diagonal(neg, 0.0)
+    return S, neg
+
+
+def test_three_points_one_projection():
+    D = np.array([[0, 3, 7], [3, 0, 1], [7, 1, 0.0]])
+    res = MetricNearness(D).solve(tol=1e-12)
+    assert res.status is Status.OPTIMAL
+    np.testing.assert_allclose(res.x, [[0, 4, 6], [4, 0, 2], [6, 2, 0]], atol=1e-12)
+    assert res.info["found"] == 1 and res.objective == pytest.approx(1.5)
+    l1 = MetricNearness(D, norm="l1").solve(tol=1e-8)
+    assert l1.status is Status.OPTIMAL and l1.objective == pytest.approx(3.0, rel=1e-6)
+
+
+def test_l2_equals_digest_value():
+    # digest: n = 20, |N(0,1)| from default_rng(0), objective 10.7840482977
+    res = MetricNearness(dissimilarity(20, 0)).solve(tol=1e-10)
+    assert res.status is Status.OPTIMAL
+    assert res.objective == pytest.approx(10.7840482977, rel=1e-9)
+
+
+@pytest.mark.parametrize("n, seed", [(12, 1), (30, 2)])
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_l2_matches_cvxpy(n, seed, backend):
+    prob = MetricNearness(dissimilarity(n, seed, "uniform"))
+    tol = 1e-8
+    res = prob.solve(backend=backend, tol=tol)
+    assert res.status is Status.OPTIMAL
+    ref = prob.reference()
+    assert ref.status is Status.OPTIMAL
+    # the solution is unique: entries agree to 1e-6 (Clarabel's own accuracy is ~1e-7)
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
+    rep = prob.check(res, rtol=1e-7, atol=tol * prob.D.max())
+    assert rep.ok, rep
+    assert res.info["lower_bound"] <= ref.objective + 1e-9 * ref.objective
+
+
+def test_weighted_l2_matches_cvxpy():
+    D = dissimilarity(15, 3)
+    rng = np.random.default_rng(3)
+    W = rng.random((15, 15)) + 0.1
+    W = (W + W.T) / 2
+    prob = MetricNearness(D, weights=W)
+    res = prob.solve(tol=1e-9)
+    rep = prob.check(res, rtol=1e-7, atol=1e-9 * D.max())
+    assert res.status is Status.OPTIMAL and rep.ok, rep
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_l1_matches_highs(seed):
+    prob = MetricNearness(dissimilarity(10, seed, "uniform"), norm="l1")
+    tol = 1e-6
+    res = prob.solve(tol=tol, max_iter=20_000)
+    assert res.status is Status.OPTIMAL
+    rep = prob.check(res, rtol=10 * tol, atol=tol * prob.D.max())
+    assert rep.ok, rep
+    # the certified bound is below the LP optimum and within tol of the returned value
+    assert res.info["lower_bound"] <= rep.reference_objective * (1 + 1e-9)
+    assert res.objective - res.info["lower_bound"] <= 2 * tol * max(res.objective, 1.0)
+
+
+@pytest.mark.parametrize("n, seed", [(12, 0), (25, 1)])
+def test_correlation_clustering_lp_matches_highs(n, seed):
+    prob = CorrelationClustering(*signed_graph(n, seed))
+    tol = 1e-7
+    res = prob.solve(tol=tol, max_iter=20_000)
+    assert res.status is Status.OPTIMAL
+    rep = prob.check(res, rtol=1e-5, atol=1e-6)
+    assert rep.ok, rep
+    lb, cost = res.info["lower_bound"], res.info["clustering_cost"]
+    assert lb <= rep.reference_objective + 1e-9
+    assert lb <= cost  # a valid lower bound on every clustering
+    assert cost == prob.clustering_cost(res.info["labels"])
+
+
+def test_correlation_clustering_triangle_value_one():
+    # two positive edges and one negative: the LP value is 1
+    Wp = np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0.0]])
+    Wm = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0.0]])
+    res = CorrelationClustering(Wp, Wm).solve(tol=1e-9)
+    assert res.objective == pytest.approx(1.0, abs=1e-7)
+    assert res.info["clustering_cost"] == 1.0
+
+
+def test_two_cliques_recovered():
+    A = np.zeros((8, 8))
+    A[:4, :4] = A[4:, 4:] = 1
+    np.fill_diagonal(A, 0)
+    prob = CorrelationClustering.from_graph(A)
+    res = prob.solve(tol=1e-8)
+    labels = res.info["labels"]
+    assert res.info["clustering_cost"] == 0.0
+    assert len(set(labels[:4])) == 1 and len(set(labels[4:])) == 1 and labels[0] != labels[4]
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(3, 25), seed=st.integers(0, 10_000), loss=st.sampled_from(["l2", "l1"]))
+def test_every_answer_is_a_metric(n, seed, loss):
+    D = dissimilarity(n, seed, "uniform") * (1 + seed % 7)
+    tol = 1e-6
+    res = project_forget(D, loss=loss, tol=tol, max_iter=20_000)
+    if res.status is Status.OPTIMAL:
+        x = res.x
+        assert max_triangle_violation(x) <= tol * D.max()
+        assert x.min() >= -tol * D.max()
+        np.testing.assert_array_equal(x, x.T)
+        assert np.all(np.diag(x) == 0)
+    else:  # never a silent failure: the status says it, and the violation is reported
+        assert res.status in (Status.MAX_ITER, Status.TIME_LIMIT)
+
+
+def test_max_iter_is_reported():
+    res = MetricNearness(dissimilarity(30, 4)).solve(tol=1e-12, max_iter=2)
+    assert res.status is Status.MAX_ITER and res.iterations == 2
+    assert res.primal_residual > 0
+
+
+@pytest.mark.parametrize(
+    "D, match",
+    [
+        (np.array([[0, 1.0], [2.0, 0]]), "symmetric"),
+        (np.array([[0, -1.0], [-1.0, 0]]), "negative"),
+        (np.array([[0, np.nan], [np.nan, 0]]), "non-finite"),
+        (np.ones((2, 3)), "square"),
+        (np.array([[1, 1.0], [1.0, 0]]), "diagonal"),
+    ],
+)
+def test_bad_input(D, match):
+    with pytest.raises(ValueError, match=match):
+        MetricNearness(D)
+
+
+def test_bad_options():
+    D = dissimilarity(5, 0)
+    with pytest.raises(ValueError, match="norm"):
+        MetricNearness(D, norm="l3")
+    with pytest.raises(ValueError, match="weights"):
+        MetricNearness(D, weights=np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="valid options"):
+        MetricNearness(D).solve(step=3)
+    with pytest.raises(ValueError, match="same shape"):
+        CorrelationClustering(np.zeros((3, 3)), np.zeros((4, 4)))
