@@ -20,11 +20,25 @@ import numba as nb
 import numpy as np
 
 _jit = nb.njit(cache=True, nogil=True)
-_pjit = nb.njit(cache=True, nogil=True, parallel=True)
 
 
-@_pjit
+#: below this many points the kernels run serially (thread start-up costs more than it saves)
+PARALLEL_MIN_N = 200
+
+
 def floyd_warshall(dist, nxt):
+    """All-pairs shortest paths in place (see `_floyd_warshall`)."""
+    (_fw_parallel if dist.shape[0] >= PARALLEL_MIN_N else _fw_serial)(dist, nxt)
+
+
+def max_triangle_violation(x):
+    r"""$\max_{i, j, k} x_{ij} - x_{ik} - x_{kj}$ (0 for a metric), in $O(n^3)$ time and
+    $O(n^2)$ memory."""
+    kernel = _mtv_parallel if x.shape[0] >= PARALLEL_MIN_N else _mtv_serial
+    return kernel(x)
+
+
+def _floyd_warshall(dist, nxt):
     """All-pairs shortest paths in place: ``dist`` (n, n) edge lengths >= 0 in, distances out.
 
     ``nxt[i, j]`` ends as the node after ``i`` on a shortest ``i -> j`` path (set it to ``j``
@@ -177,10 +191,7 @@ def cycle_dual_load(n, offsets, nodes, z):
     return S
 
 
-@_pjit
-def max_triangle_violation(x):
-    r"""$\max_{i, j, k} x_{ij} - x_{ik} - x_{kj}$ (0 for a metric), in $O(n^3)$ time and
-    $O(n^2)$ memory."""
+def _max_triangle_violation(x):
     n = x.shape[0]
     rows = np.full(n, -np.inf)
     for i in nb.prange(n):
@@ -196,3 +207,10 @@ def max_triangle_violation(x):
             best = max(best, xi[j] - shortest)
         rows[i] = best
     return rows.max() if n > 1 else 0.0
+
+
+# numba's on-disk cache does not tell the parallel and serial builds of one function apart,
+# so only the serial builds are cached
+_parallel = nb.njit(nogil=True, parallel=True)
+_fw_serial, _fw_parallel = _jit(_floyd_warshall), _parallel(_floyd_warshall)
+_mtv_serial, _mtv_parallel = _jit(_max_triangle_violation), _parallel(_max_triangle_violation)

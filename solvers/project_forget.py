@@ -20,8 +20,9 @@ triangle inequalities). Two objectives:
   solve $\min \gamma \sum w f + \tfrac12 \sum w ((e - e_c)^2 + (f - f_c)^2)$. The paper (and
   Veldt et al.) fix the centre $e_c = f_c = 0$, which solves the LP only for $\gamma$ large
   enough and converges slowly there. Here the centre moves to the solution each time a
-  subproblem is solved (a proximal-point outer loop, finitely convergent on LPs), so a moderate
-  $\gamma$ gives the exact LP; the duals are kept across centre moves.
+  subproblem is solved, inexactly at first (to ``PROX_INEXACT`` times the current LP gap):
+  a proximal-point outer loop, finitely convergent on LPs, so a moderate $\gamma$ gives the
+  exact LP. The duals are kept across centre moves.
 
 Each outer iteration (one call of the oracle):
 
@@ -33,8 +34,8 @@ Each outer iteration (one call of the oracle):
    $x \leftarrow x + \gamma_c W^{-1} a_c$, $z_c \leftarrow z_c - \gamma_c$ (Hildreth/Dykstra
    dual corrections: the iterates converge to the optimum, not just to a feasible point). The
    simple constraints ($x \ge 0$, and $|e| \le f$ for L1) are projected the same way, with their
-   own duals, after each pass. Passes repeat until an edge moves by less than ``tol`` times the
-   scale, at most ``max_sweeps`` times.
+   own duals, after each pass. Passes repeat until no edge moves by more than
+   ``SWEEP_TOL * tol * max(d)``, at most ``max_sweeps`` times.
 3. **forget**: cycles whose dual returned to 0 leave the list.
 
 Stopping test, on the full constraint set: the largest cycle violation
@@ -58,6 +59,10 @@ from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, as_numpy_history
 
 LOSSES = ("l2", "l1")
+#: projection passes stop once no edge moves by more than SWEEP_TOL * tol * max(d)
+SWEEP_TOL = 0.01
+#: an L1 proximal subproblem counts as solved at accuracy max(tol, PROX_INEXACT * LP gap)
+PROX_INEXACT = 0.1
 
 
 def validate_dissimilarity(D, name: str = "D") -> np.ndarray:
@@ -306,12 +311,14 @@ def _make_algorithm(tol: float, scale: float, gap_scale: float, max_sweeps: int,
             change = K.project_cycles(s.x, s.winv, s.offsets, s.nodes, s.z)
             change = max(change, _project_simple(s))
             s.sweeps += 1
-            if change <= tol * scale:
+            if change <= SWEEP_TOL * tol * scale:
                 break
         s.peak_active = max(s.peak_active, s.z.size)
         _forget(s)
         measure(s)
-        if s.loss == "l1" and feasible(s) and s.sub_gap <= tol and s.gap > tol:
+        inner = max(tol, PROX_INEXACT * s.gap)
+        if (s.loss == "l1" and s.violation <= inner * scale and s.sub_gap <= inner
+                and s.gap > tol):
             _move_centre(s)  # the regularized problem is solved but not yet the LP
             measure(s)
         return s
