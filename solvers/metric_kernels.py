@@ -16,6 +16,8 @@ never an $O(n^3)$ array.
 """
 from __future__ import annotations
 
+import types
+
 import numba as nb
 import numpy as np
 
@@ -209,8 +211,14 @@ def _max_triangle_violation(x):
     return rows.max() if n > 1 else 0.0
 
 
-# numba's on-disk cache does not tell the parallel and serial builds of one function apart,
-# so only the serial builds are cached
-_parallel = nb.njit(nogil=True, parallel=True)
+def _parallel(fn):
+    """A cached parallel build of ``fn``. numba names its on-disk cache after the function, and
+    would mix up the serial and parallel builds of one function, so this one is renamed."""
+    name = fn.__name__ + "_parallel"
+    twin = types.FunctionType(fn.__code__, fn.__globals__, name)
+    twin.__qualname__ = name
+    return nb.njit(cache=True, nogil=True, parallel=True)(twin)
+
+
 _fw_serial, _fw_parallel = _jit(_floyd_warshall), _parallel(_floyd_warshall)
 _mtv_serial, _mtv_parallel = _jit(_max_triangle_violation), _parallel(_max_triangle_violation)
