@@ -16,40 +16,23 @@ never an $O(n^3)$ array.
 """
 from __future__ import annotations
 
-import types
-
 import numba as nb
 import numpy as np
 
 _jit = nb.njit(cache=True, nogil=True)
 
 
-#: below this many points the kernels run serially (thread start-up costs more than it saves)
-PARALLEL_MIN_N = 200
-
-
+@_jit
 def floyd_warshall(dist, nxt):
-    """All-pairs shortest paths in place (see `_floyd_warshall`)."""
-    (_fw_parallel if dist.shape[0] >= PARALLEL_MIN_N else _fw_serial)(dist, nxt)
-
-
-def max_triangle_violation(x):
-    r"""$\max_{i, j, k} x_{ij} - x_{ik} - x_{kj}$ (0 for a metric), in $O(n^3)$ time and
-    $O(n^2)$ memory."""
-    kernel = _mtv_parallel if x.shape[0] >= PARALLEL_MIN_N else _mtv_serial
-    return kernel(x)
-
-
-def _floyd_warshall(dist, nxt):
     """All-pairs shortest paths in place: ``dist`` (n, n) edge lengths >= 0 in, distances out.
 
     ``nxt[i, j]`` ends as the node after ``i`` on a shortest ``i -> j`` path (set it to ``j``
-    beforehand). $O(n^3)$ time, rows updated in parallel for each pivot ``k``.
+    beforehand). $O(n^3)$ time.
     """
     n = dist.shape[0]
     for k in range(n):
         dk = dist[k]
-        for i in nb.prange(n):
+        for i in range(n):
             dik = dist[i, k]
             if i == k or not dik < np.inf:
                 continue
@@ -160,21 +143,6 @@ def project_cycles(x, winv, offsets, nodes, z):
 
 
 @_jit
-def cycle_slacks(x, offsets, nodes):
-    """``slack[c] = sum(path edges) - long edge`` for each cycle (negative when violated)."""
-    m = offsets.shape[0] - 1
-    out = np.empty(m)
-    for c in range(m):
-        s = offsets[c]
-        e = offsets[c + 1]
-        acc = -x[nodes[s], nodes[e - 1]]
-        for t in range(s, e - 1):
-            acc += x[nodes[t], nodes[t + 1]]
-        out[c] = acc
-    return out
-
-
-@_jit
 def cycle_dual_load(n, offsets, nodes, z):
     r"""$S = \sum_c z_c a_c$ as an (n, n) upper-triangular matrix: $+z_c$ on each long edge,
     $-z_c$ on each path edge (the constraint normals weighted by their duals)."""
@@ -193,10 +161,13 @@ def cycle_dual_load(n, offsets, nodes, z):
     return S
 
 
-def _max_triangle_violation(x):
+@_jit
+def max_triangle_violation(x):
+    r"""$\max_{i, j, k} x_{ij} - x_{ik} - x_{kj}$ (0 for a metric), in $O(n^3)$ time and
+    $O(n^2)$ memory."""
     n = x.shape[0]
     rows = np.full(n, -np.inf)
-    for i in nb.prange(n):
+    for i in range(n):
         xi = x[i]
         best = -np.inf
         for j in range(i + 1, n):
@@ -209,16 +180,3 @@ def _max_triangle_violation(x):
             best = max(best, xi[j] - shortest)
         rows[i] = best
     return rows.max() if n > 1 else 0.0
-
-
-def _parallel(fn):
-    """A cached parallel build of ``fn``. numba names its on-disk cache after the function, and
-    would mix up the serial and parallel builds of one function, so this one is renamed."""
-    name = fn.__name__ + "_parallel"
-    twin = types.FunctionType(fn.__code__, fn.__globals__, name)
-    twin.__qualname__ = name
-    return nb.njit(cache=True, nogil=True, parallel=True)(twin)
-
-
-_fw_serial, _fw_parallel = _jit(_floyd_warshall), _parallel(_floyd_warshall)
-_mtv_serial, _mtv_parallel = _jit(_max_triangle_violation), _parallel(_max_triangle_violation)
