@@ -218,27 +218,36 @@ class CorrelationClustering(Problem):
         iu = np.triu_indices(self.n, 1)
         return float(np.sum(np.where(same, self.W_minus, self.W_plus)[iu]))
 
-    def round(self, X, trials: int = 50, threshold: float = 0.5, seed: int = 0) -> np.ndarray:
+    def round(self, X, trials: int = 50, thresholds=(0.5 - 1e-6, 0.5 + 1e-6),
+              seed: int = 0) -> np.ndarray:
         r"""Pivot rounding of an LP solution ``X``: in a random order, each unclustered pivot
-        $p$ takes every unclustered $j$ with $X_{pj} < $ ``threshold``; the cheapest of
-        ``trials`` random orders is returned as labels (n,) in $0, 1, \dots$."""
+        $p$ takes every unclustered $j$ with $X_{pj} <$ threshold. Returns the cheapest labels
+        (n,) in $0, 1, \dots$ over ``trials`` random orders and each of ``thresholds`` (two
+        thresholds around 1/2 by default, so half-integral LP solutions do not depend on
+        round-off)."""
         X = np.asarray(X, dtype=np.float64)
         rng = np.random.default_rng(seed)
         best, best_cost = None, np.inf
         for _ in range(trials):
-            labels = np.full(self.n, -1)
-            cluster = 0
-            for p in rng.permutation(self.n):
-                if labels[p] >= 0:
-                    continue
-                members = (labels < 0) & (X[p] < threshold)
-                members[p] = True
-                labels[members] = cluster
-                cluster += 1
-            cost = self.clustering_cost(labels)
-            if cost < best_cost:
-                best, best_cost = labels, cost
+            order = rng.permutation(self.n)
+            for threshold in np.atleast_1d(thresholds):
+                labels = self._pivot(X, order, threshold)
+                cost = self.clustering_cost(labels)
+                if cost < best_cost:
+                    best, best_cost = labels, cost
         return best
+
+    def _pivot(self, X, order, threshold) -> np.ndarray:
+        labels = np.full(self.n, -1)
+        cluster = 0
+        for p in order:
+            if labels[p] >= 0:
+                continue
+            members = (labels < 0) & (X[p] < threshold)
+            members[p] = True
+            labels[members] = cluster
+            cluster += 1
+        return labels
 
     def _solve_project_forget(self, backend="numpy", **options) -> Result:
         from cvxkit.solvers.project_forget import project_forget

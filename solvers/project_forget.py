@@ -203,7 +203,7 @@ def _upper_pairs(s: _State):
 def _subproblem_gap(s: _State) -> tuple[float, float]:
     r"""``(objective, dual value)`` of the problem the projections solve, at the current duals.
 
-    L2: $\phi$ and $\min_{x \ge 0} \phi(x) + S^	op x$. L1: the proximal regularized problem
+    L2: $\phi$ and $\min_{x \ge 0} \phi(x) + S^\top x$. L1: the proximal regularized problem
     $R(e, f) = \gamma \sum w f + \tfrac12 \sum w ((e - e_c)^2 + (f - f_c)^2)$ and its
     Lagrangian minimized over $f$ and $e \ge -d$ (closed forms, valid for any duals $\ge 0$).
     """
