@@ -39,9 +39,24 @@ _METHODS = {
             "Ballu & Berthet, ICML 2023",
         ),
         MethodInfo(
+            "project_forget", "project_forget", "project_forget", ("numpy", "jax"),
+            "metric-constrained problems: Bregman projections on an active set of cycles",
+            "Sonthalia & Gilbert, JMLR 2022",
+        ),
+        MethodInfo(
             "network_simplex", "network_simplex", "network_simplex", ("numpy",),
             "exact OT by POT's network simplex (ot.emd)",
             "Bonneel et al. 2011 (POT)",
+        ),
+        MethodInfo(
+            "admm", "admm", "admm_qp", ("numpy", "jax"),
+            "quadratic programs by OSQP's ADMM (cached factorization, adaptive rho); JAX batches",
+            "Stellato et al., Math. Prog. Comp. 2020 (OSQP)",
+        ),
+        MethodInfo(
+            "al_sketch", "al_sketch", "al_sketch", ("numpy", "jax"),
+            "equality-constrained NLPs: exact augmented Lagrangian, Newton-KKT steps by randomized sketching",
+            "Hong, Na, Mahoney & Kolar, ICML 2023",
         ),
     ]
 }

@@ -1,0 +1,368 @@
+"""QuadraticProgram and the OSQP-style ADMM: against OSQP and Clarabel, both back ends.
+
+Tolerances are tied to the solver's ``eps``: at ``eps_abs = eps_rel = tol`` the returned point
+has ``||Ax - z|| <= tol (1 + ||Ax||)``, ``||Px + q + A'y|| <= tol (1 + ...)`` and a duality gap
+below ``tol (1 + ...)``, so objectives agree with the references to a few ``tol`` and solutions
+to about ``sqrt(tol)`` (a QP's solution can be ill-determined); polished solutions to ~1e-9.
+"""
+import math
+
+import numpy as np
+import osqp
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cvxkit.problems import QuadraticProgram
+from cvxkit.solvers import Status, methods
+from cvxkit.solvers import admm
+from cvxkit.solvers.admm import admm_qp
+
+
+def random_qp(n, m, seed, n_eq=0, rank=None, sparse=False, density=0.5):
+    """A feasible QP: x = 0 satisfies l <= 0 <= u; the first n_eq rows are equalities at b = A x0."""
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((n, rank or n))
+    P = M @ M.T / n + (1e-2 * np.eye(n) if rank else 0)
+    q = rng.standard_normal(n)
+    A = rng.standard_normal((m, n)) * (rng.random((m, n)) < density if sparse else 1.0)
+    l, u = -rng.random(m), rng.random(m)
+    if n_eq:
+        x0 = 0.1 * rng.standard_normal(n)
+        A_x0 = A[:n_eq] @ x0
+        l[:n_eq] = u[:n_eq] = A_x0
+        # keep x0 feasible for the inequalities too
+        Ax0 = A[n_eq:] @ x0
+        l[n_eq:] = np.minimum(l[n_eq:], Ax0 - 0.1)
+        u[n_eq:] = np.maximum(u[n_eq:], Ax0 + 0.1)
+    if sparse:
+        return sp.csc_matrix(P), q, sp.csc_matrix(A), l, u
+    return P, q, A, l, u
+
+
+def osqp_solve(P, q, A, l, u, eps):
+    s = osqp.OSQP()
+    s.setup(sp.triu(sp.csc_matrix(P), format="csc"), q, sp.csc_matrix(A), l, u, eps_abs=eps,
+            eps_rel=eps, max_iter=100_000, verbose=False)
+    return s.solve(raise_error=False)
+
+
+# one shape for most JAX tests: compiled once, reused
+N, M = 12, 18
+
+
+@pytest.mark.parametrize("n_eq", [0, 4])
+def test_random_qp_matches_osqp_and_clarabel(backend, n_eq):
+    data = random_qp(N, M, seed=1 + n_eq, n_eq=n_eq)
+    prob = QuadraticProgram(*data)
+    tol = 1e-7
+    res = prob.solve(backend=backend, tol=tol)
+    assert res.status is Status.OPTIMAL and res.backend == backend
+    assert res.primal_residual <= res.info["eps_prim"] and res.dual_residual <= res.info["eps_dual"]
+    # against Clarabel (the reference, 1e-9)
+    rep = prob.check(res, rtol=10 * tol, atol=10 * tol)
+    assert rep.ok, rep
+    assert rep.distance <= 1e-4
+    # against OSQP at the same eps: same objective, same solution to the tolerance
+    ref = osqp_solve(*data, eps=tol)
+    assert ref.info.status == "solved"
+    assert abs(res.objective - ref.info.obj_val) <= 10 * tol * max(1.0, abs(ref.info.obj_val))
+    assert np.abs(res.x - ref.x).max() <= 1e-4
+    # the duals satisfy the KKT conditions
+    kkt = prob.kkt_residuals(res.x, res.info["y"])
+    assert kkt["dual"] <= 10 * tol and kkt["primal"] <= 10 * tol and kkt["complementarity"] <= 1e-5
+    np.testing.assert_allclose(res.info["y"], ref.y, atol=1e-4)
+
+
+def test_numpy_and_jax_agree():
+    data = random_qp(N, M, seed=7, n_eq=2)
+    r_np = admm_qp(*data, tol=1e-6)
+    r_jx = admm_qp(*data, tol=1e-6, backend="jax")
+    assert r_np.iterations == r_jx.iterations
+    np.testing.assert_allclose(r_np.x, r_jx.x, atol=1e-10)
+    assert r_jx.compile_time >= 0 and r_np.compile_time == 0
+
+
+@pytest.mark.parametrize("linsys", ["dense", "sparse"])
+def test_sparse_data_both_linear_systems(linsys):
+    data = random_qp(40, 60, seed=3, n_eq=5, rank=10, sparse=True, density=0.2)
+    prob = QuadraticProgram(*data)
+    res = prob.solve(tol=1e-7, linsys=linsys)
+    assert res.status is Status.OPTIMAL
+    assert ("sparse KKT" in res.info["linsys"]) == (linsys == "sparse")
+    rep = prob.check(res, rtol=1e-6, atol=1e-6)
+    assert rep.ok, rep
+
+
+def test_polish_reaches_reference_accuracy(backend):
+    data = random_qp(N, M, seed=11, n_eq=3)
+    prob = QuadraticProgram(*data)
+    res = prob.solve(backend=backend, tol=1e-4, polish=True)
+    assert res.status is Status.OPTIMAL and res.info["polish"] == "success"
+    rep = prob.check(res, rtol=1e-9, atol=1e-9)
+    assert rep.ok, rep
+    assert prob.kkt_residuals(res.x, res.info["y"])["dual"] <= 1e-9
+    plain = prob.solve(backend=backend, tol=1e-4)
+    assert plain.info["polish"] == "off" and abs(plain.objective - rep.reference_objective) > \
+        abs(res.objective - rep.reference_objective)
+
+
+def test_lp_and_unconstrained():
+    rng = np.random.default_rng(5)
+    # an LP (P = 0): min c'x over a box and a simplex-like row
+    n = 6
+    c = rng.standard_normal(n)
+    A = np.vstack([np.eye(n), np.ones((1, n))])
+    l, u = np.r_[np.zeros(n), 1.0], np.r_[np.ones(n), 1.0]
+    lp = QuadraticProgram(np.zeros((n, n)), c, A, l, u)
+    res = lp.solve(tol=1e-8, polish=True)
+    assert res.status is Status.OPTIMAL
+    assert abs(res.objective - c.min()) <= 1e-7  # the cheapest vertex e_i
+    # unconstrained: x = -P^{-1} q
+    P = np.diag([1.0, 2.0, 4.0])
+    q = np.array([1.0, -2.0, 3.0])
+    res = QuadraticProgram(P, q).solve(tol=1e-10)
+    assert res.status is Status.OPTIMAL
+    np.testing.assert_allclose(res.x, -q / np.diag(P), atol=1e-8)
+
+
+def infeasible_qp():
+    """x1 <= -1 and x1 >= 1 (and |x2| <= 1)."""
+    A = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    return np.eye(2), np.zeros(2), A, np.array([-np.inf, 1.0, -1.0]), np.array([-1.0, np.inf, 1.0])
+
+
+def unbounded_lp():
+    """min -x1 s.t. x1 >= 0, 0 <= x2 <= 1, x1 - x2 >= -5 (the shapes of infeasible_qp)."""
+    A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])
+    return np.zeros((2, 2)), np.array([-1.0, 0.0]), A, np.array([0.0, 0.0, -5.0]), \
+        np.array([np.inf, 1.0, np.inf])
+
+
+def test_primal_infeasible(backend):
+    prob = QuadraticProgram(*infeasible_qp())
+    res = prob.solve(backend=backend)
+    assert res.status is Status.PRIMAL_INFEASIBLE and not res.converged
+    assert prob.reference().status is Status.PRIMAL_INFEASIBLE  # Clarabel agrees
+    assert np.isnan(res.x).all() and res.objective == math.inf
+    dy = res.info["certificate"]  # A' dy = 0 and u'dy_+ + l'dy_- < 0 prove infeasibility
+    P, q, A, l, u = infeasible_qp()
+    assert np.abs(A.T @ dy).max() <= 1e-3
+    support = np.sum(np.where(dy > 0, u, 0) * dy) + np.sum(np.where(dy < 0, l, 0) * dy)
+    assert support < 0
+    assert not prob.check(res).ok
+
+
+def test_dual_infeasible(backend):
+    prob = QuadraticProgram(*unbounded_lp())
+    res = prob.solve(backend=backend)
+    assert res.status is Status.DUAL_INFEASIBLE and res.objective == -math.inf
+    assert prob.reference().status is Status.DUAL_INFEASIBLE
+    dx = res.info["certificate"]  # P dx = 0, q'dx < 0, A dx in the recession cone of [l, u]
+    P, q, A, l, u = unbounded_lp()
+    assert np.abs(P @ dx).max() <= 1e-6 and q @ dx < 0
+    Adx = A @ dx
+    assert np.all(Adx[np.isfinite(u)] <= 1e-4) and np.all(Adx[np.isfinite(l)] >= -1e-4)
+
+
+def test_batch_equals_single_solves():
+    B = 6
+    data = [random_qp(N, M, seed=100 + i, n_eq=2) for i in range(B)]
+    P, q, A, l, u = (np.stack([d[k] for d in data]) for k in range(5))
+    batch = QuadraticProgram(P, q, A, l, u)
+    assert batch.batch == B
+    res = batch.solve(backend="jax", tol=1e-7)
+    assert res.status is Status.OPTIMAL and res.x.shape == (B, N)
+    assert all(s is Status.OPTIMAL for s in res.info["statuses"])
+    for i in range(B):
+        single = admm_qp(*data[i], backend="jax", tol=1e-7)
+        assert single.iterations == res.info["iterations"][i]
+        np.testing.assert_allclose(res.x[i], single.x, atol=1e-8)
+        np.testing.assert_allclose(res.info["y"][i], single.info["y"], atol=1e-7)
+    # the numpy back end loops over the members: same answers
+    res_np = batch.solve(tol=1e-7)
+    np.testing.assert_allclose(res_np.x, res.x, atol=1e-8)
+    np.testing.assert_array_equal(res_np.info["iterations"], res.info["iterations"])
+    # and the batch checks against the CVXPY model of all members at once
+    rep = batch.check(res, rtol=1e-6, atol=1e-6)
+    assert rep.ok, rep
+
+
+def test_batch_compaction_keeps_every_member():
+    """A batch large enough to be compacted (128 -> 32): stopped members are written back in
+    place, the slow ones finish in the smaller batch, and every member matches its own solve."""
+    B, n, m = 128, 3, 5
+    rng = np.random.default_rng(81)
+    M_ = rng.standard_normal((B, n, n))
+    P = M_ @ M_.transpose(0, 2, 1) + 1e-3 * np.eye(n)
+    P[::9] *= 1e3  # some members are much slower than others
+    q, A = rng.standard_normal((B, n)), rng.standard_normal((B, m, n))
+    l, u = -rng.random((B, m)), rng.random((B, m))
+    res = admm_qp(P, q, A, l, u, backend="jax", tol=1e-6)
+    assert res.status is Status.OPTIMAL
+    assert any(key[0] == "scatter" for key in admm._AOT)  # it was compacted
+    its = res.info["iterations"]
+    assert its.max() > 2 * np.median(its)  # a tail worth compacting
+    loop = admm_qp(P, q, A, l, u, tol=1e-6)  # numpy: member by member
+    np.testing.assert_array_equal(loop.info["iterations"], its)
+    np.testing.assert_allclose(loop.x, res.x, atol=1e-8)
+
+
+def test_batch_mixed_statuses_and_shared_data():
+    """Shared P and A, per-member q, l, u; one member infeasible, one unbounded-free."""
+    P, q, A, l, u = random_qp(N, M, seed=31)
+    B = 6  # the size of the batch above: the compiled loop is reused
+    qs = np.stack([q * (1 + 0.1 * i) for i in range(B)])
+    ls = np.tile(l, (B, 1))
+    us = np.tile(u, (B, 1))
+    ls[2, 0], us[2, 0] = 5.0, 6.0          # row 0 of member 2 asks for A_0 x in [5, 6] ...
+    ls[2, 1], us[2, 1] = -np.inf, -50.0    # ... and row 1 for A_1 x <= -50: maybe feasible,
+    A2 = A.copy()
+    A2[1] = A2[0]                          # but row 1 = row 0 makes it infeasible
+    prob = QuadraticProgram(P, qs, np.stack([A2 if i == 2 else A for i in range(B)]), ls, us)
+    res = prob.solve(backend="jax", tol=1e-6)
+    statuses = res.info["statuses"]
+    assert statuses[2] is Status.PRIMAL_INFEASIBLE
+    assert all(statuses[i] is Status.OPTIMAL for i in range(B) if i != 2)
+    assert res.status is Status.PRIMAL_INFEASIBLE  # the batch's status names a non-optimal member
+    assert np.isnan(res.x[2]).all() and np.isfinite(np.delete(res.x, 2, axis=0)).all()
+    for i in (0, 4):
+        single = prob.member(i).solve(tol=1e-6)
+        np.testing.assert_allclose(res.x[i], single.x, atol=1e-6)
+
+
+def test_warm_start(backend):
+    P, q, A, l, u = random_qp(N, M, seed=41, n_eq=2)
+    prob = QuadraticProgram(P, q, A, l, u)
+    cold = prob.solve(backend=backend, tol=1e-7)
+    again = prob.solve(backend=backend, tol=1e-7, warm_start=cold)
+    assert again.status is Status.OPTIMAL and again.iterations <= 25 < cold.iterations
+    # a nearby problem (q perturbed) also starts better from the old solution
+    near = QuadraticProgram(P, q + 0.01, A, l, u)
+    c2 = near.solve(backend=backend, tol=1e-7)
+    w2 = near.solve(backend=backend, tol=1e-7, warm_start=cold)
+    assert w2.status is Status.OPTIMAL and w2.iterations < c2.iterations
+    np.testing.assert_allclose(w2.x, c2.x, atol=1e-5)
+    # a pair (x, y) works too; bad shapes are refused
+    assert prob.solve(tol=1e-7, warm_start=(cold.x, cold.info["y"])).iterations <= 25
+    with pytest.raises(ValueError, match="warm_start"):
+        prob.solve(warm_start=(cold.x[:-1], cold.info["y"]))
+
+
+def test_from_cvxpy_roundtrip():
+    import cvxpy as cp
+
+    rng = np.random.default_rng(51)
+    F = rng.standard_normal((15, 5))
+    g = rng.standard_normal(15)
+    w = cp.Variable(5, name="w")
+    s = cp.Variable(2, nonneg=True, name="s")
+    lam = cp.Parameter(nonneg=True, value=0.3)
+    cons = [cp.sum(w) == 1, w[:2] <= 0.4, s >= w[3:], cp.norm(w, "inf") <= 2]
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(F @ w - g) + lam * cp.sum(s) + 2.5), cons)
+    qp = QuadraticProgram.from_cvxpy(problem)
+    res = qp.solve(tol=1e-9, polish=True)
+    assert res.status is Status.OPTIMAL
+    values = qp.unpack(res)
+    w_ours, s_ours, value = values[w].copy(), values[s].copy(), problem.value
+    duals = [np.copy(c.dual_value) for c in cons]
+    problem.solve(solver="CLARABEL")
+    assert abs(value - problem.value) <= 1e-7 * abs(problem.value)
+    np.testing.assert_allclose(w_ours, w.value, atol=1e-6)
+    np.testing.assert_allclose(s_ours, s.value, atol=1e-6)
+    for ours, ref in zip(duals, [c.dual_value for c in cons]):
+        np.testing.assert_allclose(ours, ref, atol=1e-5)
+    # the QP's own CVXPY model (standard form) has the same optimum, less the constant
+    assert abs(qp.reference().objective + qp.offset - problem.value) <= 1e-7 * abs(problem.value)
+    # not a QP
+    with pytest.raises(ValueError, match="not a QP"):
+        QuadraticProgram.from_cvxpy(cp.Problem(cp.Minimize(cp.sum(cp.exp(w)))))
+    with pytest.raises(ValueError, match="from_cvxpy"):
+        QuadraticProgram(*random_qp(3, 2, 0)).unpack(res)
+
+
+def test_status_honesty_max_iter_and_time_limit():
+    prob = QuadraticProgram(*random_qp(N, M, seed=61, n_eq=2))
+    capped = prob.solve(tol=1e-10, max_iter=30)
+    assert capped.status is Status.MAX_ITER and capped.iterations == 30 and not capped.converged
+    assert not prob.check(capped).ok
+    loose = prob.solve(tol=1e-10, max_iter=150, check_every=25)
+    assert loose.status in (Status.MAX_ITER, Status.OPTIMAL_INACCURATE)
+    if loose.status is Status.OPTIMAL_INACCURATE:  # within 10x of the tolerances
+        assert loose.primal_residual <= 10 * loose.info["eps_prim"]
+    never = prob.solve(tol=1e-300, max_iter=10**9, time_limit=0.05)  # unreachable tolerance
+    assert never.status is Status.TIME_LIMIT and not never.converged
+
+
+def test_verbose_history_and_info(capsys):
+    prob = QuadraticProgram(*random_qp(N, M, seed=71))
+    res = prob.solve(tol=1e-6, verbose=True)
+    out = capsys.readouterr().out
+    assert "prim_res" in out and "status: optimal" in out
+    h = res.history
+    assert h["iteration"][-1] == res.iterations and len(h["rho"]) == len(h["prim_res"])
+    assert res.info["rho_updates"] >= 0 and "Cholesky" in res.info["linsys"]
+    assert "admm" in methods() and methods()["admm"].backends == ("numpy", "jax")
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 8), m=st.integers(0, 10), seed=st.integers(0, 10**6),
+       scale=st.sampled_from([1e-3, 1.0, 1e3]))
+def test_kkt_conditions_hold(n, m, seed, scale):
+    """Any feasible QP (x = 0 feasible), at any data scale: optimal, and the KKT residuals are
+    within the solver's own tolerances."""
+    rng = np.random.default_rng(seed)
+    M_ = rng.standard_normal((n, max(1, n // 2)))
+    P = scale * (M_ @ M_.T)
+    q = scale * rng.standard_normal(n)
+    A = rng.standard_normal((m, n))
+    l = -rng.random(m) - 0.01
+    u = rng.random(m) + 0.01
+    if m:
+        u[rng.random(m) < 0.3] = np.inf
+    # bounded: add a box so that the QP has a solution even where P is singular
+    A = np.vstack([A, np.eye(n)])
+    l = np.r_[l, -np.ones(n)]
+    u = np.r_[u, np.ones(n)]
+    tol = 1e-6
+    res = admm_qp(P, q, A, l, u, tol=tol, max_iter=20_000)
+    assert res.status is Status.OPTIMAL
+    prob = QuadraticProgram(P, q, A, l, u)
+    kkt = prob.kkt_residuals(res.x, res.info["y"])
+    assert kkt["primal"] <= res.info["eps_prim"] * (1 + 1e-9)
+    assert kkt["dual"] <= res.info["eps_dual"] * (1 + 1e-9)
+
+
+BAD = {
+    "P shape": (lambda P, q, A, l, u: (P[:, :-1], q, A, l, u), "P must have shape"),
+    "A shape": (lambda P, q, A, l, u: (P, q, A[:, :-1], l, u), "A must have shape"),
+    "l shape": (lambda P, q, A, l, u: (P, q, A, l[:-1], u), "l must have shape"),
+    "nan q": (lambda P, q, A, l, u: (P, np.r_[np.nan, q[1:]], A, l, u), "q contains NaN"),
+    "inf A": (lambda P, q, A, l, u: (P, q, np.where(A > 1, np.inf, A), l, u), "A contains NaN"),
+    "nan u": (lambda P, q, A, l, u: (P, q, A, l, np.r_[np.nan, u[1:]]), "u contains NaN"),
+    "l > u": (lambda P, q, A, l, u: (P, q, A, u + 1, u), "l > u at index"),
+    "asymmetric": (lambda P, q, A, l, u: (np.triu(P), q, A, l, u), "symmetric"),
+    "negative diagonal": (lambda P, q, A, l, u: (-P, q, A, l, u), "positive semidefinite"),
+    "strings": (lambda P, q, A, l, u: (P, ["a"] * len(q), A, l, u), "numeric"),
+    "batch sizes": (lambda P, q, A, l, u: (P, np.stack([q, q]), np.stack([A, A, A]), l, u),
+                    "batch dimensions differ"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input(case):
+    change, msg = BAD[case]
+    with pytest.raises(ValueError, match=msg):
+        QuadraticProgram(*change(*random_qp(4, 3, seed=0)))
+
+
+@pytest.mark.parametrize("bad", [dict(tol=0), dict(eps_abs=-1), dict(alpha=2.0), dict(rho=0),
+                                 dict(check_every=0), dict(linsys="cholesky"), dict(scaling=-1),
+                                 dict(adaptive_rho_tolerance=0.5), dict(max_iter=0),
+                                 dict(backend="jax", linsys="sparse")])
+def test_bad_options(bad):
+    with pytest.raises(ValueError):
+        admm_qp(*random_qp(4, 3, seed=0), **bad)
+    with pytest.raises(ValueError, match="unknown option"):
+        QuadraticProgram(*random_qp(4, 3, seed=0)).solve(eps=1e-3)
