@@ -28,6 +28,9 @@ test: venv-test
 bench: venv-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/transport.py
+	$(BIN)/python benchmarks/metric.py
+	$(BIN)/python benchmarks/qp.py
+	$(BIN)/python benchmarks/nlp.py
 
 clean:
 	rm -rf $(VENV) build site .pytest_cache
