@@ -200,18 +200,18 @@ def _upper_pairs(s: _State):
     return iu, K.cycle_dual_load(s.n, s.offsets, s.nodes, s.z)[iu]
 
 
-def _subproblem_gap(s: _State) -> tuple[float, float]:
-    r"""``(objective, dual value)`` of the problem the projections solve, at the current duals.
+def _subproblem_gap(s: _State, iu, S) -> tuple[float, float]:
+    r"""``(objective, dual value)`` of the problem the projections solve, at the current duals
+    (``iu, S`` from `_upper_pairs`; for L2 the objective is ``s.objective``).
 
     L2: $\phi$ and $\min_{x \ge 0} \phi(x) + S^\top x$. L1: the proximal regularized problem
     $R(e, f) = \gamma \sum w f + \tfrac12 \sum w ((e - e_c)^2 + (f - f_c)^2)$ and its
     Lagrangian minimized over $f$ and $e \ge -d$ (closed forms, valid for any duals $\ge 0$).
     """
-    iu, S = _upper_pairs(s)
     d, w = s.d[iu], s.w[iu]
     if s.loss == "l2":
         x = np.maximum(0.0, d - S / w)
-        return metric_objective(s.x, s.d, s.w, "l2"), float(np.sum(0.5 * w * (x - d) ** 2 + S * x))
+        return s.objective, float(np.sum(0.5 * w * (x - d) ** 2 + S * x))
     ec, fc, lam, pi = s.xc[iu] - d, s.fc[iu], s.lam[iu], s.pi[iu]
     e, f = s.x[iu] - d, s.f[iu]
     reg = lambda e, f: s.gamma * w * f + 0.5 * w * ((e - ec) ** 2 + (f - fc) ** 2)  # noqa: E731
@@ -222,11 +222,10 @@ def _subproblem_gap(s: _State) -> tuple[float, float]:
     return float(np.sum(reg(e, f))), float(np.sum(dual))
 
 
-def _lp_lower_bound(s: _State) -> float:
+def _lp_lower_bound(s: _State, iu, S) -> float:
     r"""Certified lower bound of the L1 problem from the cycle duals $y = z / \gamma$:
     $\sum_{i<j} \min_{x \in \{0, d_{ij}, U\}} w_{ij}|x - d_{ij}| + (S y)_{ij} x$ with
     $U = \max d$ (a metric truncated at $U$ stays a metric and is no farther from $d$)."""
-    iu, S = _upper_pairs(s)
     d, w, S = s.d[iu], s.w[iu], S / s.gamma
     cands = (np.zeros_like(d), d, np.full_like(d, s.upper))
     return float(np.sum(np.min([w * np.abs(c - d) + S * c for c in cands], axis=0)))
@@ -297,12 +296,13 @@ def _make_algorithm(tol: float, scale: float, gap_scale: float, max_sweeps: int,
     def measure(s: _State):
         _oracle(s, 0.1 * tol * scale, oracle_backend)
         s.objective = metric_objective(s.x, s.d, s.w, s.loss)
-        sub, dual = _subproblem_gap(s)
+        iu, S = _upper_pairs(s)  # the duals' load, shared by both bounds
+        sub, dual = _subproblem_gap(s, iu, S)
         s.sub_gap = max(0.0, sub - dual) / max(abs(sub), gap_scale * (s.gamma or 1.0))
         if s.loss == "l2":
             s.lower_bound, s.gap = dual, s.sub_gap
         else:
-            s.lower_bound = _lp_lower_bound(s)
+            s.lower_bound = _lp_lower_bound(s, iu, S)
             s.gap = max(0.0, s.objective - s.lower_bound) / max(abs(s.objective), gap_scale)
 
     def step(bk, s: _State, data):
