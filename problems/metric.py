@@ -28,6 +28,7 @@ import numpy as np
 from cvxkit.problems.base import Problem
 from cvxkit.solvers.project_forget import (
     metric_objective,
+    symmetric_matrix,
     validate_dissimilarity,
     validate_weights,
 )
@@ -124,19 +125,10 @@ class MetricNearness(Problem):
         return project_forget(self.D, self.W, loss=self.norm, backend=backend, **options)
 
 
-def _validate_signed(name: str, W, n: int | None) -> np.ndarray:
-    W = np.asarray(W, dtype=np.float64)
-    if W.ndim != 2 or W.shape[0] != W.shape[1]:
-        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {W.shape}")
-    if n is not None and W.shape[0] != n:
-        raise ValueError(f"W_plus and W_minus must have the same shape, got {(n, n)} and {W.shape}")
-    if not np.isfinite(W).all():
-        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+def _validate_signed(name: str, W) -> np.ndarray:
+    W = symmetric_matrix(name, W)
     if (W < 0).any():
         raise ValueError(f"{name} has negative entries (min {W.min():.3g}); weights are >= 0")
-    if np.abs(W - W.T).max() > 1e-12 * max(1.0, W.max()):
-        raise ValueError(f"{name} must be symmetric")
-    W = (W + W.T) / 2
     np.fill_diagonal(W, 0.0)
     return W
 
@@ -165,9 +157,12 @@ class CorrelationClustering(Problem):
     tiny_weight = 1e-6
 
     def __init__(self, W_plus, W_minus):
-        self.W_plus = _validate_signed("W_plus", W_plus, None)
+        if np.shape(W_plus) != np.shape(W_minus):
+            raise ValueError("W_plus and W_minus must have the same shape, got "
+                             f"{np.shape(W_plus)} and {np.shape(W_minus)}")
+        self.W_plus = _validate_signed("W_plus", W_plus)
+        self.W_minus = _validate_signed("W_minus", W_minus)
         self.n = self.W_plus.shape[0]
-        self.W_minus = _validate_signed("W_minus", W_minus, self.n)
         if self.n < 2:
             raise ValueError("correlation clustering needs at least 2 nodes")
         diff = self.W_plus - self.W_minus

@@ -65,46 +65,50 @@ SWEEP_TOL = 0.01
 PROX_INEXACT = 0.1
 
 
+def symmetric_matrix(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
+    """``M`` as a float64 square (n, n) finite array, symmetrized; ``ValueError`` otherwise.
+
+    Symmetry is required to ``1e-12 * max(floor, max|M|)``.
+    """
+    M = np.asarray(M, dtype=np.float64)
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {M.shape}")
+    if n is not None and M.shape != (n, n):
+        raise ValueError(f"{name} must have shape {(n, n)}, got {M.shape}")
+    if not np.isfinite(M).all():
+        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    asym = np.abs(M - M.T).max()
+    if asym > 1e-12 * max(floor, np.abs(M).max()):
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {asym:.3g}")
+    return (M + M.T) / 2
+
+
 def validate_dissimilarity(D, name: str = "D") -> np.ndarray:
     """``D`` as a float64 (n, n) symmetric, nonnegative, finite array with zero diagonal.
 
     Raises ``ValueError`` naming the first defect found.
     """
-    D = np.asarray(D, dtype=np.float64)
-    if D.ndim != 2 or D.shape[0] != D.shape[1]:
-        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {D.shape}")
+    D = symmetric_matrix(name, D)
     if D.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 points, got shape {D.shape}")
-    if not np.isfinite(D).all():
-        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
     if (D < 0).any():
         raise ValueError(f"{name} has negative entries (min {D.min():.3g}); dissimilarities are >= 0")
-    asym = np.abs(D - D.T).max()
-    if asym > 1e-12 * max(1.0, np.abs(D).max()):
-        raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {asym:.3g}")
     if np.abs(np.diag(D)).max() > 0:
         raise ValueError(f"{name} must have a zero diagonal")
-    return (D + D.T) / 2
+    return D
 
 
 def validate_weights(W, n: int) -> np.ndarray:
     """Weights ``W``: ``None`` (all ones), or a symmetric (n, n) array, positive off the diagonal."""
     if W is None:
         return np.ones((n, n))
-    W = np.asarray(W, dtype=np.float64)
-    if W.shape != (n, n):
-        raise ValueError(f"weights must have shape {(n, n)}, got {W.shape}")
-    if not np.isfinite(W).all():
-        raise ValueError("weights have non-finite entries (NaN or inf)")
+    W = symmetric_matrix("weights", W, n, floor=0.0)
     off = ~np.eye(n, dtype=bool)
     if (W[off] <= 0).any():
         raise ValueError(
             f"weights must be positive off the diagonal (min {W[off].min():.3g}); the Bregman "
             "projections need a strictly convex objective"
         )
-    if np.abs(W - W.T).max() > 1e-12 * W.max():
-        raise ValueError("weights must be symmetric")
-    W = (W + W.T) / 2
     np.fill_diagonal(W, 1.0)
     return W
 
