@@ -58,6 +58,18 @@ def _quiet_fd1(active: bool):
             os.close(saved)
 
 
+@contextlib.contextmanager
+def user_callables(failure: str):
+    """Re-raise an error from a user's callable as a ``ValueError`` that starts with ``failure``
+    (a ``ValueError`` passes through unchanged)."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - report what the user's callable raised
+        raise ValueError(f"{failure}: {type(e).__name__}: {e}") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckReport:
     """A solver's answer compared with the problem's reference solution.

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from cvxkit.problems.base import Problem
+from cvxkit.problems.base import Problem, user_callables
 from cvxkit.solvers.result import Result, Status
 
 
@@ -92,16 +92,11 @@ class NonlinearProgram(Problem):
         else:
             self._f, self._c, self._grad, self._jac, self._hess = f, c, grad, jac, hess
         n = x0.size
-        try:
+        with user_callables("evaluating f, c or their derivatives at x0 failed"):
             f0 = self.objective(x0)
             c0 = self.constraints(x0)
             g0 = self.gradient(x0)
             G0 = self.jacobian(x0)
-        except ValueError:
-            raise
-        except Exception as e:  # noqa: BLE001 - report what the user's callable raised
-            raise ValueError(f"evaluating f, c or their derivatives at x0 failed: "
-                             f"{type(e).__name__}: {e}") from None
         m = c0.size
         if m == 0:
             raise ValueError("c(x0) is empty: give at least one equality constraint")

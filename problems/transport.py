@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from cvxkit.problems.base import Problem
+from cvxkit.problems.base import Problem, user_callables
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn
 from cvxkit.solvers.network_simplex import network_simplex
@@ -188,14 +188,9 @@ class TransportPolytopeProblem(_PolytopeProblem):
         else:
             self._grad = self._grad_jit = gradient
         P1 = np.outer(self.a, self.b) / self.a.sum()
-        try:
+        with user_callables("objective/gradient failed at the product coupling a b^T"):
             F1 = self.objective(P1)
             G1 = self.gradient(P1)
-        except ValueError:
-            raise
-        except Exception as e:  # noqa: BLE001 - report what the user's callable raised
-            raise ValueError(f"objective/gradient failed at the product coupling a b^T: "
-                             f"{type(e).__name__}: {e}") from None
         if not math.isfinite(F1):
             raise ValueError(f"objective at the product coupling is not finite ({F1})")
         if G1.shape != self.shape:
