@@ -56,6 +56,7 @@ import sys
 import time
 
 import numpy as np
+from common import write_results
 
 
 # --- instances ------------------------------------------------------------------------------
@@ -455,11 +456,7 @@ def main(argv=None):
         print(f"WARNING: the solver changed during the run: {env.get('git')} -> {env['git_at_end']}")
     print(f"load average at end: {env['load_average_at_end']}; total {time.perf_counter() - t0:.0f} s")
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump({"environment": env, "args": vars(args), "rows": rows}, f, indent=1,
-                      default=str)
-        print(f"wrote {args.out}")
+        write_results(args.out, env, args, rows)
 
 
 if __name__ == "__main__":

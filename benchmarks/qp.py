@@ -33,7 +33,6 @@ The machine has 2 cores; other work may be running: repeat and keep the best.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -41,6 +40,8 @@ import time
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as spa
+
+from common import best_of, write_results
 
 from cvxkit.solvers.admm import admm_qp
 
@@ -149,15 +150,6 @@ CLASSES = {"random": random_qp, "eq": eq_qp, "portfolio": portfolio_qp, "lasso":
 
 
 # --- solvers ---------------------------------------------------------------------------------
-def best_of(repeat, fn):
-    out, times = None, []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return out, min(times)
-
-
 def run_cvxkit(P, q, A, l, u, eps, repeat, max_iter):
     r, t = best_of(repeat, lambda: admm_qp(P, q, A, l, u, eps_abs=eps, eps_rel=eps, max_iter=max_iter))
     return dict(time=t, obj=r.objective, iters=r.iterations, status=r.status.value,
@@ -244,6 +236,21 @@ def batch_data(B, n, m, seed):
         -rng.random((B, m)), rng.random((B, m))
 
 
+def timed_jax(label, run, arrays, repeat, x_ref):
+    """A batch row for a jitted JAX solver ``run``: compile time apart, best-of-``repeat`` time,
+    and the largest deviation of its solutions from ``x_ref``."""
+    import jax
+    import jax.numpy as jnp
+
+    args = [jnp.asarray(v) for v in arrays]
+    tc = time.perf_counter()
+    comp = run.lower(*args).compile()
+    tc = time.perf_counter() - tc
+    x, t = best_of(repeat, lambda: jax.block_until_ready(comp(*args)))
+    return dict(solver=label, time=t, compile=tc,
+                note=f"max |x - x_cvxkit| {np.abs(np.asarray(x) - x_ref).max():.1e}")
+
+
 def bench_batch(args):
     B, n, m, eps = args.batch, 10, 20, args.batch_eps
     P, q, A, l, u = batch_data(B, n, m, args.seed)
@@ -274,7 +281,6 @@ def bench_batch(args):
                      note=f"iterations max {its.max()}, mean {its.mean():.0f}; "
                           f"max |x - x_cvxkit| {np.abs(xo - x_ref).max():.1e}"))
     import jax
-    import jax.numpy as jnp
 
     try:
         from jaxopt import BoxOSQP
@@ -285,13 +291,8 @@ def bench_batch(args):
             solver = BoxOSQP(tol=eps, maxiter=4000, jit=True)
             run = jax.jit(jax.vmap(lambda P, q, A, l, u: solver.run(
                 params_obj=(P, q), params_eq=A, params_ineq=(l, u)).params.primal[0]))
-            args_j = [jnp.asarray(v) for v in (P, q, A, l, u)]
-            tc = time.perf_counter()
-            comp = run.lower(*args_j).compile()
-            tc = time.perf_counter() - tc
-            x_j, t = best_of(args.repeat, lambda: jax.block_until_ready(comp(*args_j)))
-        rows.append(dict(solver="jaxopt BoxOSQP (vmap)", time=t, compile=tc,
-                         note=f"max |x - x_cvxkit| {np.abs(np.asarray(x_j) - x_ref).max():.1e}"))
+            rows.append(timed_jax("jaxopt BoxOSQP (vmap)", run, (P, q, A, l, u), args.repeat,
+                                  x_ref))
     try:
         import qpax
     except ImportError:
@@ -302,13 +303,8 @@ def bench_batch(args):
             h = np.concatenate([u, -l], axis=1)
             Ae, be = np.zeros((B, 0, n)), np.zeros((B, 0))
             run = jax.jit(jax.vmap(lambda *a: qpax.solve_qp(*a, solver_tol=eps)[0]))
-            args_q = [jnp.asarray(v) for v in (P, q, Ae, be, G, h)]
-            tc = time.perf_counter()
-            comp = run.lower(*args_q).compile()
-            tc = time.perf_counter() - tc
-            x_q, t = best_of(args.repeat, lambda: jax.block_until_ready(comp(*args_q)))
-        rows.append(dict(solver="qpax (interior point, vmap)", time=t, compile=tc,
-                         note=f"max |x - x_cvxkit| {np.abs(np.asarray(x_q) - x_ref).max():.1e}"))
+            rows.append(timed_jax("qpax (interior point, vmap)", run, (P, q, Ae, be, G, h),
+                                  args.repeat, x_ref))
     base = next(r["time"] for r in rows if r["solver"].startswith("OSQP"))
     print(f"\nbatch of {B} QPs, n = {n}, m = {m}, eps = {eps:g} (times: best of {args.repeat}, "
           f"compile apart)")
@@ -359,10 +355,7 @@ def main(argv=None):
     if args.batch:
         rows += bench_batch(args)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"environment": env, "args": vars(args), "rows": rows}, f, indent=1,
-                      default=str)
-        print(f"wrote {args.out}")
+        write_results(args.out, env, args, rows)
 
 
 if __name__ == "__main__":

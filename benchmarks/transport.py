@@ -32,7 +32,6 @@ and cvxkit-numpy use the same numpy/OpenBLAS, so it affects both sides alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -40,6 +39,8 @@ import warnings
 
 import numpy as np
 import ot
+
+from common import best_of, write_results
 
 from cvxkit.solvers.network_simplex import network_simplex
 from cvxkit.solvers.sinkhorn import sinkhorn
@@ -63,16 +64,6 @@ def instance(n, seed):
 
 def l1_error(P, a, b):
     return float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
-
-
-def best_of(repeat, fn):
-    """Run ``fn()`` ``repeat`` times; return (its last output, the smallest wall time)."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return out, min(times)
 
 
 def x64():
@@ -287,9 +278,7 @@ def main(argv=None):
             print(f"n={r['n']} {r.get('reg', '')} {r['method']}: first (cold) call "
                   f"{r['first_call']:.3f} s including compile")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"environment": env, "args": vars(args), "rows": all_rows}, f, indent=1)
-        print(f"wrote {args.out}")
+        write_results(args.out, env, args, all_rows)
 
 
 if __name__ == "__main__":
