@@ -35,6 +35,7 @@ import numpy as np
 
 from cvxkit.problems.base import CheckReport, Problem, _CVXPY_STATUS, _quiet_fd1, user_callables
 from cvxkit.solvers.result import Result, Status
+from cvxkit.solvers.validate import float_array
 
 
 def _x64():
@@ -44,14 +45,10 @@ def _x64():
 
 
 def _vector(name, v, size=None):
-    try:
-        v = np.array(v, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a numeric array: {e}") from None
+    v = float_array(name, v, copy=True)
     if v.ndim == 0:
         v = v.reshape(1)
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {v.shape}")
+    v = float_array(name, v, ndim=1, nonempty=True)
     if size is not None and v.size != size:
         raise ValueError(f"{name} must have {size} entries, got {v.size}")
     return v
@@ -445,17 +442,10 @@ class Bilevel(Problem):
 # Ready-made families
 # ======================================================================================
 def _data(name, X, y=None):
-    try:
-        X = np.array(X, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be numeric: {e}") from None
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array, got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or infinite entries")
+    X = float_array(name, X, ndim=2, nonempty=True, finite=True, copy=True)
     if y is None:
         return X
-    y = np.array(y, dtype=np.float64).reshape(-1)
+    y = float_array(f"the targets of {name}", y, copy=True).reshape(-1)
     if y.shape != (X.shape[0],):
         raise ValueError(f"the targets of {name} must have shape ({X.shape[0]},), got {y.shape}")
     if not np.isfinite(y).all():

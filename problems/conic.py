@@ -35,6 +35,7 @@ from cvxkit.problems.base import Problem
 from cvxkit.solvers.admm import admm_qp, validate_qp
 from cvxkit.solvers.kkt import is_sparse
 from cvxkit.solvers.result import Result, Status
+from cvxkit.solvers.validate import float_array
 
 
 def _write_back(problem, chain, inverse, result: Result, value: float, primal: dict, duals):
@@ -264,10 +265,8 @@ def _lp_matrix(name, A, b, n, b_name, allow_inf):
         raise ValueError(f"{name} must have shape (m, n) with n = len(c) = {n}, got {A.shape}")
     if b is None:
         raise ValueError(f"{name} is given without {b_name}")
-    try:
-        b = np.asarray(b, dtype=np.float64).reshape(-1) if np.ndim(b) <= 1 else np.asarray(b, float)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{b_name} must be a numeric array: {e}") from None
+    b = float_array(b_name, b)
+    b = b.reshape(-1) if b.ndim <= 1 else b
     if b.shape != (A.shape[0],):
         raise ValueError(f"{b_name} must have shape ({A.shape[0]},) to match {name}, got {b.shape}")
     if np.isnan(b).any():

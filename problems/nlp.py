@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from cvxkit.problems.base import Problem, user_callables
 from cvxkit.solvers.result import Result, Status
+from cvxkit.solvers.validate import float_array
 
 
 def _x64():
@@ -76,14 +77,7 @@ class NonlinearProgram(Problem):
                 raise ValueError(f"{nm} must be callable, got {type(fn).__name__}")
         if f is None or c is None:
             raise ValueError("f and c must be callables")
-        try:
-            x0 = np.array(x0, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"x0 must be a numeric array: {e}") from None
-        if x0.ndim != 1 or x0.size == 0:
-            raise ValueError(f"x0 must be a non-empty 1-D array, got shape {x0.shape}")
-        if not np.isfinite(x0).all():
-            raise ValueError("x0 contains NaN or infinite entries")
+        x0 = float_array("x0", x0, ndim=1, nonempty=True, finite=True, copy=True)
         self.x0, self.name = x0, name
         self.uses_jax = grad is None or jac is None or hess is None
         self._f_user, self._c_user = f, c

@@ -92,6 +92,7 @@ from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
 from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse
+from cvxkit.solvers.validate import float_array, reject_complex
 
 RHO_MIN, RHO_MAX = 1e-6, 1e6
 RHO_EQ_OVER_INEQ = 1e3
@@ -105,9 +106,9 @@ INF_BOUND = 1e20
 
 #: termination flags kept in the state
 RUNNING, SOLVED, PRIMAL_INFEASIBLE, DUAL_INFEASIBLE, DIVERGED = 0, 1, 2, 3, 4
-#: a batch is compacted to a quarter of its size (or less) once at most a quarter of its
-#: members still run (fewer, larger steps: each new size costs one compilation)
-COMPACT_FRACTION = 0.25
+#: a batch is compacted (to the next power of two above its running members) once that size is
+#: at most this fraction of its size (each new size costs one compilation)
+COMPACT_FRACTION = 0.6
 #: smallest compacted batch (smaller batches are never compacted: a new size costs a compilation)
 MIN_BUCKET = 32
 _FLAG_STATUS = {SOLVED: Status.OPTIMAL, PRIMAL_INFEASIBLE: Status.PRIMAL_INFEASIBLE,
@@ -213,14 +214,17 @@ def _rmatvec(d: Data, v):
     return d.At @ v if d.At is not None else v @ d.A
 
 
-def iterate(bk: Backend, sp: Splitting, d: Data, s: State) -> State:
-    """One relaxed ADMM iteration (see the module docstring)."""
+def iterate(bk: Backend, sp: Splitting, d: Data, s: State, track: bool = True) -> State:
+    """One relaxed ADMM iteration (see the module docstring); ``track``: also record the steps
+    ``dx``, ``dy`` (the infeasibility certificate candidates, needed only before a check)."""
     a = d.settings.alpha
     xt, zt = sp.solve(bk, d, s.factor, s.x, s.z, s.y, s.rho_vec)
     x = a * xt + (1.0 - a) * s.x
     zr = a * zt + (1.0 - a) * s.z
     z = sp.project(bk, d, zr + s.y / s.rho_vec)
     y = s.y + s.rho_vec * (zr - z)
+    if not track:
+        return s._replace(x=x, z=z, y=y)
     return s._replace(x=x, z=z, y=y, dx=x - s.x, dy=y - s.y)
 
 
@@ -338,7 +342,8 @@ def block(bk: Backend, sp: Splitting, d: Data, s: State, n=None, adapt=True) -> 
         n = bk.xp.minimum(d.settings.block, d.settings.max_iter - s.k)
 
     def advance(s):
-        s = bk.fori(n, lambda s: iterate(bk, sp, d, s), s)
+        s = bk.fori(n - 1, lambda s: iterate(bk, sp, d, s, track=False), s)
+        s = bk.cond(n > 0, lambda s: iterate(bk, sp, d, s), lambda s: s, s)
         s = check(bk, sp, d, s._replace(k=s.k + n))
         return apply_rho(bk, sp, d, s, *rho_estimate(bk, sp, d, s)) if adapt else s
 
@@ -672,27 +677,15 @@ def _polish_state(bk, sp, d, s: State, delta, refine, sparse=False):
 # ============================================================================================
 # Public entry point
 # ============================================================================================
-def _reject_complex(name, v):
-    if np.iscomplexobj(v):
-        raise ValueError(f"{name} must be real, got complex entries")
-
-
 def _as_matrix(name, M):
     """A float64 ndarray or scipy.sparse matrix, else ValueError."""
     if kkt.is_sparse(M):
-        _reject_complex(name, M)
+        reject_complex(name, M)
         M = M.astype(np.float64)
         if not np.isfinite(M.data).all():
             raise ValueError(f"{name} contains NaN or infinite entries")
         return M
-    _reject_complex(name, M)
-    try:
-        M = np.asarray(M, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a numeric array or a scipy.sparse matrix: {e}") from None
-    if not np.isfinite(M).all():
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    return M
+    return float_array(name, M, finite=True)
 
 
 def _vector(name, v, size, fill=None):
@@ -700,11 +693,7 @@ def _vector(name, v, size, fill=None):
     ``size`` copies of it), else ValueError."""
     if v is None:
         return np.full((size,), fill, dtype=np.float64)
-    _reject_complex(name, v)
-    try:
-        v = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a numeric array: {e}") from None
+    v = float_array(name, v)
     if v.ndim == 0 and fill is not None:
         v = np.full((size,), float(v))
     return v

@@ -33,6 +33,7 @@ import numpy as np
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run, while_solve
 from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.validate import float_array
 
 
 def validate_marginals(a, b, C=None, *, mass_rtol: float = 1e-8):
@@ -84,15 +85,7 @@ def marginal_error(P, a, b, xp=np):
 
 def finite_array(name, x, ndim):
     """``x`` as a float64 array with ``ndim`` dimensions and finite entries, else ``ValueError``."""
-    try:
-        x = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a numeric array: {e}") from None
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    return x
+    return float_array(name, x, ndim=ndim, finite=True)
 
 
 class Data(NamedTuple):

@@ -191,7 +191,7 @@ BAD = {
     "nan in C": (lambda a, b, C: (a, b, np.where(C > 0.5, np.nan, C)), "NaN"),
     "inf in b": (lambda a, b, C: (a, np.r_[b[:-1], np.inf], C), "NaN or infinite"),
     "shape": (lambda a, b, C: (a, b, C[:, :-1]), "shape"),
-    "2-d a": (lambda a, b, C: (a[:, None], b, C), "1-dimensional"),
+    "2-d a": (lambda a, b, C: (a[:, None], b, C), "must be a 1-D array"),
     "mass": (lambda a, b, C: (a, 2 * b, C), r"sum\(a\)=1, sum\(b\)=2"),
     "empty": (lambda a, b, C: (a[:0], b, C[:0]), "empty"),
     "strings": (lambda a, b, C: (["x"] * len(a), b, C), "numeric"),
