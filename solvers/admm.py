@@ -109,6 +109,8 @@ RUNNING, SOLVED, PRIMAL_INFEASIBLE, DUAL_INFEASIBLE, DIVERGED = 0, 1, 2, 3, 4
 #: a batch is compacted (to the next power of two above its running members) once that size is
 #: at most this fraction of its size (each new size costs one compilation)
 COMPACT_FRACTION = 0.6
+#: a refactorization gathers the members that change rho into a sub-batch of 1/this of the batch
+REFACTOR_FRACTION = 8
 #: smallest compacted batch (smaller batches are never compacted: a new size costs a compilation)
 MIN_BUCKET = 32
 _FLAG_STATUS = {SOLVED: Status.OPTIMAL, PRIMAL_INFEASIBLE: Status.PRIMAL_INFEASIBLE,
@@ -395,17 +397,28 @@ def make_algorithm(name: str, sp: Splitting, batched: bool = False) -> Algorithm
 
     def step(bk, s, d):
         # Members still running have all done the same number of iterations: one trip count for
-        # the whole batch keeps the inner loop free of per-member selects. The refactorization
-        # (computed for every member under vmap) runs only when some member changes rho.
-        xp, vmap = bk.xp, bk._jax.vmap
+        # the whole batch keeps the inner loop free of per-member selects. A refactorization runs
+        # only when some member changes rho, and then only for the members that change (gathered
+        # into a sub-batch of an eighth of the batch; all members when more change).
+        xp, vmap, tm = bk.xp, bk._jax.vmap, bk._jax.tree_util.tree_map
         n = xp.minimum(d.settings.block[0], d.settings.max_iter[0] - xp.max(s.k))
         s = vmap(lambda s, d: block(bk, sp, d, s, n, adapt=False))(s, d)
         est, change = vmap(lambda s, d: rho_estimate(bk, sp, d, s))(s, d)
+        size = s.k.shape[0]
+        sub = max(1, size // REFACTOR_FRACTION)
 
-        def refactor(s):
+        def refactor(s, d, est, change):
             return vmap(lambda s, d, e, c: apply_rho(bk, sp, d, s, e, c))(s, d, est, change)
 
-        return bk.cond(xp.any(change), refactor, lambda s: s, s)
+        def some(s):
+            idx = xp.nonzero(change, size=sub, fill_value=size)[0]  # `size`: no member
+            part = refactor(tm(lambda a: a[idx], s), tm(lambda a: a[idx], d), est[idx],
+                            change[idx])
+            return tm(lambda a, b: a.at[idx].set(b, mode="drop"), s, part)
+
+        many = xp.sum(change) > sub
+        return bk.cond(xp.any(change), lambda s: bk.cond(
+            many, lambda s: refactor(s, d, est, change), some, s), lambda s: s, s)
 
     return Algorithm(name + "-batch", step, _batch_monitor, _batch_stopped)
 
