@@ -344,7 +344,12 @@ def block(bk: Backend, sp: Splitting, d: Data, s: State, n=None, adapt=True) -> 
         n = bk.xp.minimum(d.settings.block, d.settings.max_iter - s.k)
 
     def advance(s):
-        s = bk.fori(n - 1, lambda s: iterate(bk, sp, d, s, track=False), s)
+        def body(xzy):  # only (x, z, y) are carried: the factor and data stay loop constants
+            t = iterate(bk, sp, d, s._replace(x=xzy[0], z=xzy[1], y=xzy[2]), track=False)
+            return t.x, t.z, t.y
+
+        x, z, y = bk.fori(n - 1, body, (s.x, s.z, s.y))
+        s = s._replace(x=x, z=z, y=y)
         s = bk.cond(n > 0, lambda s: iterate(bk, sp, d, s), lambda s: s, s)
         s = check(bk, sp, d, s._replace(k=s.k + n))
         return apply_rho(bk, sp, d, s, *rho_estimate(bk, sp, d, s)) if adapt else s

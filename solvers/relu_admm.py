@@ -247,7 +247,13 @@ def make_algorithm(op: Operator, kinds: tuple) -> Algorithm:
 
     def step(bk, s, d):
         n = bk.xp.minimum(d.settings.block, d.settings.max_iter - s.k)
-        s = bk.fori(n, lambda s: _iterate(bk, op, kinds, d, s), s)
+
+        def body(c):  # only the iterates are carried: the factor stays a loop constant
+            t = _iterate(bk, op, kinds, d, s._replace(x=c[0], z=c[1], lam=c[2], z_prev=c[3]))
+            return t.x, t.z, t.lam, t.z_prev
+
+        x, z, lam, z_prev = bk.fori(n, body, (s.x, s.z, s.lam, s.z_prev))
+        s = s._replace(x=x, z=z, lam=lam, z_prev=z_prev)
         s = _check(bk, op, kinds, d, s._replace(k=s.k + n))
         return _adapt(bk, op, d, s)
 
