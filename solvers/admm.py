@@ -112,7 +112,7 @@ COMPACT_FRACTION = 0.6
 #: a refactorization gathers the members that change rho into a sub-batch of 1/this of the batch
 REFACTOR_FRACTION = 8
 #: smallest compacted batch (smaller batches are never compacted: a new size costs a compilation)
-MIN_BUCKET = 32
+MIN_BUCKET = 64
 _FLAG_STATUS = {SOLVED: Status.OPTIMAL, PRIMAL_INFEASIBLE: Status.PRIMAL_INFEASIBLE,
                 DUAL_INFEASIBLE: Status.DUAL_INFEASIBLE, DIVERGED: Status.NUMERICAL_ERROR}
 
@@ -1073,15 +1073,16 @@ def _failed(q, A, msg, setup_time, backend):
 _AOT: dict = {}
 
 
-def _aot(bk, name, fn, *args):
-    """``fn`` jitted and compiled for the shapes of ``args`` (cached); returns (compiled, secs)."""
+def _aot(bk, name, fn, *args, donate=()):
+    """``fn`` jitted and compiled for the shapes of ``args`` (cached); returns (compiled, secs).
+    ``donate``: positions of arguments whose buffers the call may reuse (then invalid)."""
     jax = bk._jax
     leaves, tree = jax.tree_util.tree_flatten(args)
     key = (name, bk, tree, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
     if key in _AOT:
         return _AOT[key], 0.0
     t = time.perf_counter()
-    _AOT[key] = jax.jit(fn).lower(*args).compile()
+    _AOT[key] = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
     return _AOT[key], time.perf_counter() - t
 
 
@@ -1205,7 +1206,7 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options):
 
     def compaction(full_s, idx, s, full_d, new_idx):
         nonlocal compile_time
-        f_scatter, c1 = _aot(bk, "scatter", scatter, full_s, idx, s)
+        f_scatter, c1 = _aot(bk, "scatter", scatter, full_s, idx, s, donate=(0,))  # in place
         full_s = f_scatter(full_s, idx, s)
         f_gather, c2 = _aot(bk, "gather", gather, full_s, new_idx)
         f_gather_d, c3 = _aot(bk, "gather", gather, full_d, new_idx)
@@ -1238,7 +1239,7 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options):
     if idx.size == full_s.k.shape[0]:  # never compacted: s is the whole batch, in order
         full_s = s
     else:
-        f_scatter, c = _aot(bk, "scatter", scatter, full_s, idx, s)
+        f_scatter, c = _aot(bk, "scatter", scatter, full_s, idx, s, donate=(0,))
         compile_time += c
         full_s = f_scatter(full_s, idx, s)
     return Run(full_s, status, it, mon.history,

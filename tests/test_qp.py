@@ -208,7 +208,7 @@ def test_batch_equals_single_solves():
 
 
 def test_batch_compaction_keeps_every_member():
-    """A batch large enough to be compacted (128 -> 32): stopped members are written back in
+    """A batch large enough to be compacted (128 -> 64): stopped members are written back in
     place, the slow ones finish in the smaller batch, and every member matches its own solve."""
     B, n, m = 128, 3, 5
     rng = np.random.default_rng(81)
