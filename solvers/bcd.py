@@ -35,6 +35,25 @@ $G_b = L_b(x_b - \operatorname{prox}_{\lambda h/L_b}(x_b - g_b/L_b))$ (zero exac
 minimizer): stop when $\max_b\lVert G_b\rVert_\infty \le \text{tol}\cdot\lVert A^\top y\rVert_\infty$.
 For ``cyclic`` it is taken for each block when the sweep visits it (as coordinate descent codes
 do); for the other rules it is the full mapping at the end of the sweep.
+
+**Anderson acceleration** (``accelerate``; Bertrand & Massias, "Anderson acceleration of
+coordinate descent", AISTATS 2021). With the cyclic rule a sweep is a fixed map $T$. The last $K$
+sweeps $z_j \mapsto T(z_j)$ are kept (``anderson_memory``). After a sweep, with
+$F = [T(z_j) - z_j]_j$ ($p\times K$), solve $(F^\top F/\operatorname{tr}(F^\top F) + 10^{-10}I)u
+= \mathbf 1$, set $c = u/\mathbf 1^\top u$ and $x_e = \sum_j c_jT(z_j)$ (the later iterates
+of each pair, as in Anderson mixing; the authors' ``andersoncd`` code combines the earlier ones
+$z_j$, which took 1.8x more sweeps here). Its residual is $\sum_j c_j\,r(T(z_j))$, exact because
+$r$ is affine in $x$ and $\sum_j c_j = 1$, so the extrapolation costs $O(K^2p + Kn)$ and no product
+with $A$. $x_e$ replaces the sweep's result only if its objective is lower, so the objective never
+increases. The paper extrapolates every $K$ sweeps from the $K$ sweeps since the last
+extrapolation (``anderson_every = anderson_memory``). The default extrapolates after every sweep
+from the sliding window (``anderson_every=1``, classical Anderson mixing: Walker & Ni, SIAM J.
+Numer. Anal. 49, 2011), which took 2.8x fewer sweeps on the gated ReLU program (1000, 20, 50) of
+``benchmarks/convex_relu.py``. No extrapolation is tried after a sweep that meets the stopping
+test, so the solver only stops on the measure of a point that a sweep produced. Every
+`REFRESH` sweeps the residual is recomputed, and the window's residuals get the same
+correction, against rounding drift. The rules ``random``, ``gs`` and ``gsl`` change the block
+order from sweep to sweep (no fixed map) and are not accelerated.
 """
 from __future__ import annotations
 
@@ -50,6 +69,11 @@ from cvxkit.solvers.result import Result, as_numpy_history
 
 RULES = ("cyclic", "random", "gs", "gsl")
 UPDATES = ("prox_gradient", "exact")
+ACCELERATIONS = ("auto", "anderson", None)
+#: ridge (relative to trace(F^T F)) of the Anderson linear system
+ANDERSON_RIDGE = 1e-10
+#: sweeps between exact recomputations of the residual (accelerated runs)
+REFRESH = 50
 PENALTIES = ("group", "l1")
 #: Newton steps of the exact group-lasso block update
 NEWTON_STEPS = 16
@@ -77,6 +101,16 @@ class State(NamedTuple):
     k: Any  # sweeps done
     measure: Any
     objective: Any
+    window: Any  # Window of the last K sweeps (Anderson) or None
+    accepted: Any  # extrapolations accepted
+
+
+class Window(NamedTuple):
+    """Ring buffer of the last K sweeps $z_j \\mapsto T(z_j)$ (slot ``k mod K`` for sweep ``k``)."""
+
+    z: Any  # (K, B, s) points a sweep started from
+    t: Any  # (K, B, s) the sweep's results T(z)
+    r: Any  # (K, n) residuals A T(z) - y
 
 
 def _prox(xp, penalty, v, t):
@@ -134,18 +168,16 @@ def _set(bk, a, i, v):
 def _update_block(bk, rule, penalty, update, d: Data, s: State, b):
     xp = bk.xp
     Ab, xb, Lb = d.A[b], s.x[b], d.L[b]
-    gb = Ab.T @ s.r
+    gb = s.r @ Ab  # (JAX on CPU: much faster than Ab.T @ r)
     step = _prox(xp, penalty, xb - gb / Lb, d.lam / Lb) - xb
     meas = Lb * xp.max(xp.abs(step))
-    if update == "prox_gradient":
-        new = xb + step
-    elif penalty == "group":
+    if update == "prox_gradient" or penalty == "l1":  # l1 exact (s = 1): the same soft-threshold
+        new, delta = xb + step, step
+    else:
         qb, Vb = d.q[b], d.V[b]
         c = Vb @ (qb * (Vb.T @ xb)) - gb
         new = _exact_group(xp, qb, Vb, c, d.lam)
-    else:  # l1, s = 1
-        new = _prox(xp, penalty, xb - gb / Lb, d.lam / Lb)  # exact for a scalar block
-    delta = new - xb
+        delta = new - xb
     r = s.r + Ab @ delta
     g = s.g + d.Gram[b] @ delta if rule in ("gs", "gsl") else s.g
     return s._replace(x=_set(bk, s.x, b, new), r=r, g=g,
@@ -190,21 +222,91 @@ def _sweep(bk: Backend, rule, penalty, update, d: Data, s: State) -> State:
         for i in range(B):
             s = body(i, s)
     if rule != "cyclic":  # the full mapping at the end of the sweep
-        g = s.g if rule in ("gs", "gsl") else xp.einsum("bns,n->bs", d.A, s.r)
-        step = _mapping(xp, penalty, s.x, g, d.L, d.lam)
-        s = s._replace(measure=xp.max(d.L[:, None] * xp.abs(step)))
-    obj = 0.5 * s.r @ s.r + d.lam * xp.sum(_h(xp, penalty, s.x))
+        g = s.g if rule in ("gs", "gsl") else _ATr(xp, d.A, s.r)
+        s = s._replace(measure=_full_measure(xp, penalty, d, s.x, g))
+    obj = _objective(xp, penalty, d, s.r, s.x)
     return s._replace(k=s.k + 1, objective=obj)
+
+
+def _ATr(xp, A, r):
+    r"""(B, s) blocks of $A^\top r$ (batched matrix products)."""
+    return xp.matmul(r, A)
+
+
+def _Ax(xp, A, x):
+    r"""$Ax = \sum_b A_b x_b$ (n,)."""
+    return xp.sum(xp.matmul(A, x[:, :, None])[:, :, 0], axis=0)
+
+
+def _objective(xp, penalty, d: Data, r, x):
+    return 0.5 * r @ r + d.lam * xp.sum(_h(xp, penalty, x))
+
+
+def _full_measure(xp, penalty, d: Data, x, g):
+    r"""$\max_b\lVert G_b\rVert_\infty$ of the proximal-gradient mapping at ``x``."""
+    return xp.max(d.L[:, None] * xp.abs(_mapping(xp, penalty, x, g, d.L, d.lam)))
+
+
+def _anderson(bk: Backend, penalty, K, every, d: Data, s: State, z, slot) -> State:
+    """Record the sweep ``z -> s.x`` in the window; every ``every`` sweeps extrapolate (module
+    docstring). Skipped when the sweep already meets the stopping test, so the solver only stops
+    on the measure of a point the sweep produced."""
+    xp = bk.xp
+    w = Window(_set(bk, s.window.z, slot, z), _set(bk, s.window.t, slot, s.x),
+               _set(bk, s.window.r, slot, s.r))
+    s = s._replace(window=w)
+
+    def extrapolate(s):
+        valid = xp.arange(K) < s.k  # slots filled so far
+        F = (w.t - w.z).reshape(K, -1)
+        C = F @ F.T
+        C = C / xp.maximum(xp.trace(C), 1e-300) + ANDERSON_RIDGE * xp.eye(K, dtype=C.dtype)
+        both = valid[:, None] & valid[None, :]
+        C = xp.where(both, C, xp.eye(K, dtype=C.dtype))  # empty slots: c_i = 0
+        u = xp.linalg.solve(C, xp.where(valid, 1.0, 0.0))
+        c = u / xp.sum(u)
+        xe = xp.tensordot(c, w.t, axes=1)
+        re = xp.tensordot(c, w.r, axes=1)  # r is affine in x and sum(c) = 1
+        fe = _objective(xp, penalty, d, re, xe)
+        ok = xp.isfinite(fe) & (fe < s.objective)
+        return bk.cond(ok, lambda s: s._replace(x=xe, r=re, objective=fe,
+                                                accepted=s.accepted + 1), lambda s: s, s)
+
+    go = (s.k % every == 0) & (s.measure > d.tol * d.scale)
+    return bk.cond(go, extrapolate, lambda s: s, s)
+
+
+def _refresh(bk, penalty, d: Data, s: State) -> State:
+    """Every `REFRESH` sweeps, the residual and objective afresh (one product with $A$): the
+    updated and combined residuals drift by rounding (about 1e-9 relative in 3000 sweeps).
+
+    The window's residuals get the same correction: their rounding errors are nearly equal, and
+    the extrapolation (coefficients summing to 1, possibly large) cancels only a common error."""
+    def fresh(s):
+        r = _Ax(bk.xp, d.A, s.x) - d.y
+        w = s.window._replace(r=s.window.r + (r - s.r))
+        return s._replace(r=r, objective=_objective(bk.xp, penalty, d, r, s.x), window=w)
+
+    return bk.cond(s.k % REFRESH == 0, fresh, lambda s: s, s)
+
+
+def _step(bk, rule, penalty, update, K, every, d, s):
+    if not K:
+        return _sweep(bk, rule, penalty, update, d, s)
+    slot = s.k % K
+    z = s.x + 0.0  # a copy: the numpy sweep updates x in place
+    s = _anderson(bk, penalty, K, every, d, _sweep(bk, rule, penalty, update, d, s), z, slot)
+    return _refresh(bk, penalty, d, s)
 
 
 _ALGS: dict = {}
 
 
-def _algorithm(rule, penalty, update) -> Algorithm:
-    key = (rule, penalty, update)
+def _algorithm(rule, penalty, update, K, every) -> Algorithm:
+    key = (rule, penalty, update, K, every)
     if key not in _ALGS:
         _ALGS[key] = Algorithm(
-            "bcd", lambda bk, s, d: _sweep(bk, rule, penalty, update, d, s),
+            "bcd", lambda bk, s, d: _step(bk, rule, penalty, update, K, every, d, s),
             lambda bk, s, d: {"objective": s.objective, "measure": s.measure / d.scale},
             lambda bk, s, d: (s.k > 0) & (s.measure <= d.tol * d.scale))
     return _ALGS[key]
@@ -223,7 +325,9 @@ def as_blocks(A, block_size: int) -> np.ndarray:
 def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "group",
         rule: str = "cyclic", update: str = "exact", backend="numpy", tol: float = 1e-6,
         max_iter: int = 10_000, time_limit=math.inf, verbose=False, callback=None,
-        check_every: int = 1, seed: int = 0, dtype="float64", warm_start=None) -> Result:
+        check_every: int = 1, seed: int = 0, dtype="float64", warm_start=None,
+        accelerate: str | None = "auto", anderson_memory: int = 10,
+        anderson_every: int = 1) -> Result:
     r"""Minimize $\tfrac12\lVert Ax - y\rVert^2 + \lambda\sum_b h(x_b)$ by block coordinate descent.
 
     Args:
@@ -237,18 +341,36 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
         tol: stopping tolerance on the proximal-gradient mapping (module docstring).
         max_iter: sweeps (``B`` block updates each).
         warm_start: a previous `Result` (its ``x``) or an array of ``x``'s shape.
+        accelerate: ``"anderson"`` (Anderson extrapolation of the sweeps, module docstring;
+            the cyclic rule only, as it needs a fixed sweep map: with ``random``, ``gs`` or
+            ``gsl`` it raises ``ValueError``), ``None`` (off) or ``"auto"`` (the default:
+            ``"anderson"`` for ``cyclic``, off for the other rules).
+        anderson_memory: $K \ge 1$, the last $K$ sweeps the extrapolation combines (integer).
+        anderson_every: extrapolate after every ``anderson_every``-th sweep (integer >= 1;
+            ``anderson_every = anderson_memory`` is Bertrand & Massias's scheme).
         backend, time_limit, verbose, callback, check_every, seed, dtype: see
             `cvxkit.solvers.driver`.
 
     Returns:
         `Result` with ``x`` (B, s) (2-D input: the (p,) vector), ``objective``, ``dual_residual``
-        the final mapping measure relative to $\lVert A^\top y\rVert_\infty$, ``iterations`` sweeps.
+        the final mapping measure relative to $\lVert A^\top y\rVert_\infty$, ``iterations`` sweeps;
+        ``info["extrapolations"]`` the accepted Anderson extrapolations.
     """
     t0 = time.perf_counter()
     for name, v, ok in (("rule", rule, RULES), ("update", update, UPDATES),
                         ("penalty", penalty, PENALTIES)):
         if v not in ok:
             raise ValueError(f"unknown {name} {v!r}; valid choices: {', '.join(ok)}")
+    if accelerate not in ACCELERATIONS:
+        raise ValueError(f"unknown accelerate {accelerate!r}; valid choices: "
+                         f"{', '.join(map(repr, ACCELERATIONS))}")
+    if accelerate == "anderson" and rule != "cyclic":
+        raise ValueError(f"accelerate='anderson' needs rule='cyclic' (a fixed sweep map); rule "
+                         f"{rule!r} changes the block order between sweeps: use accelerate=None")
+    for name, v in (("anderson_memory", anderson_memory), ("anderson_every", anderson_every)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    K = int(anderson_memory) if rule == "cyclic" and accelerate in ("auto", "anderson") else 0
     if not (isinstance(lam, (int, float)) and lam >= 0 and math.isfinite(lam)):
         raise ValueError(f"lam must be a nonnegative finite number, got {lam!r}")
     A_in = np.asarray(A, dtype=np.float64)
@@ -274,11 +396,11 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
     if rule in ("gs", "gsl") and (B * s_) ** 2 > GRAM_MAX:
         raise ValueError(f"the greedy rules keep the gradient through the Gram matrix; p = {B * s_}"
                          f" is too large (p^2 > {GRAM_MAX:.0e}): use rule='cyclic' or 'random'")
-    Q = np.einsum("bns,bnt->bst", Ab, Ab)
+    Q = np.matmul(Ab.transpose(0, 2, 1), Ab)
     qv, V = np.linalg.eigh(Q)
     qv = np.maximum(qv, 0.0)
     L = np.maximum(qv[:, -1], 1e-12)
-    scale = max(float(np.abs(np.einsum("bns,n->bs", Ab, y)).max()), 1e-300)
+    scale = max(float(np.abs(_ATr(np, Ab, y)).max()), 1e-300)
     Gram = (np.einsum("ans,bnt->bast", Ab, Ab) if rule in ("gs", "gsl") else None)
     x0 = np.zeros((B, s_))
     if warm_start is not None:
@@ -293,23 +415,30 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
         d = Data(f(Ab), f(y), f(L), f(lam), f(scale), f(qv), f(V),
                  f(Gram) if Gram is not None else None, f(tol))
         x = f(x0)
-        r = f(np.einsum("bns,bs->n", Ab, x0) - y)
-        g = f(np.einsum("bns,n->bs", Ab, np.asarray(r))) if Gram is not None else bk.xp.zeros_like(x)
+        r0 = _Ax(np, Ab, x0) - y
+        g0 = _ATr(np, Ab, r0)
+        r = f(r0)
+        g = f(g0) if Gram is not None else bk.xp.zeros_like(x)
         key = bk._jax.random.PRNGKey(seed) if bk.name == "jax" else np.random.default_rng(seed)
         i32 = (lambda v: bk.xp.asarray(v, dtype=bk.xp.int32)) if bk.name == "jax" else int
-        obj = 0.5 * float(np.asarray(r) @ np.asarray(r)) + lam * float(
-            np.sum(_h(np, penalty, x0)))
-        g0 = np.einsum("bns,n->bs", Ab, np.asarray(r))
+        obj = 0.5 * float(r0 @ r0) + lam * float(np.sum(_h(np, penalty, x0)))
         m0 = float(np.max(L[:, None] * np.abs(_mapping(np, penalty, x0, g0, L, lam))))
-        s = State(x, r, g, key, i32(0), f(m0), f(obj))
+        window = Window(f(np.zeros((K, B, s_))), f(np.zeros((K, B, s_))),
+                        f(np.zeros((K, n)))) if K else None
+        s = State(x, r, g, key, i32(0), f(m0), f(obj), window, i32(0))
         setup = time.perf_counter() - t0
-        out = run(_algorithm(rule, penalty, update), bk, s, d, opts)
+        out = run(_algorithm(rule, penalty, update, K, anderson_every), bk, s, d, opts)
     st = out.state
     xs = np.asarray(st.x)
+    rf = _Ax(np, Ab, xs) - y  # the objective afresh: no drift of the updated residual
+    fx = 0.5 * float(rf @ rf) + lam * float(np.sum(_h(np, penalty, xs)))
     xr = xs.ravel()[:p] if flat else xs
-    return Result(x=xr, status=out.status, objective=float(st.objective),
+    return Result(x=xr, status=out.status, objective=fx,
                   dual_residual=float(st.measure) / scale, iterations=int(st.k),
                   solve_time=out.solve_time, setup_time=setup, compile_time=out.compile_time,
                   history=as_numpy_history(out.history), backend=bk.name, method="bcd",
                   info={"rule": rule, "update": update, "penalty": penalty, "blocks": B,
-                        "block_size": s_})
+                        "block_size": s_, "accelerate": "anderson" if K else None,
+                        "anderson_memory": K or None,
+                        "anderson_every": anderson_every if K else None,
+                        "extrapolations": int(st.accepted)})

@@ -102,3 +102,57 @@ def test_bad_arrays():
     A[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         bcd(A, y, lam=1.0, block_size=4)
+
+
+def gated_blocks(n=80, d=5, P=10, seed=6):
+    """Strongly correlated blocks A_b = D_b X (the gated ReLU program), (P, n, d)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    D = (X @ rng.standard_normal((d, P)) >= 0).astype(float)
+    y = np.maximum(X @ rng.standard_normal(d), 0) + 0.1 * rng.standard_normal(n)
+    return D.T[:, :, None] * X[None], y
+
+
+@pytest.mark.parametrize("update", ["prox_gradient", "exact"])
+def test_anderson_matches_cvxpy_and_never_increases(backend, update):
+    A, y = gated_blocks()
+    P, n, d = A.shape
+    f_ref, _ = reference(A.transpose(1, 0, 2).reshape(n, P * d), y, 0.5, "group", d)
+    res = bcd(A, y, lam=0.5, update=update, backend=backend, tol=TOL, max_iter=20_000)
+    assert res.status is Status.OPTIMAL and res.info["accelerate"] == "anderson"
+    assert res.objective == pytest.approx(f_ref, rel=10 * TOL)
+    assert res.info["extrapolations"] > 0
+    h = res.history["objective"]
+    assert np.all(np.diff(h) <= 1e-12 * abs(h[0]))  # extrapolations accepted only on decrease
+    plain = bcd(A, y, lam=0.5, update=update, backend=backend, tol=TOL, max_iter=20_000,
+                accelerate=None)
+    assert plain.info["extrapolations"] == 0 and res.iterations < plain.iterations
+
+
+def test_anderson_paper_schedule():
+    """Extrapolating every K sweeps from the last K (Bertrand & Massias) also converges."""
+    A, y = gated_blocks(seed=7)
+    ref = bcd(A, y, lam=0.3, tol=TOL, accelerate=None, max_iter=20_000)
+    res = bcd(A, y, lam=0.3, tol=TOL, anderson_memory=5, anderson_every=5, max_iter=20_000)
+    assert res.status is Status.OPTIMAL and res.info["extrapolations"] > 0
+    assert res.objective == pytest.approx(ref.objective, rel=10 * TOL)
+    assert res.info["extrapolations"] <= res.iterations // 5
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"anderson_memory": 0}, "anderson_memory"), ({"anderson_memory": 2.5}, "anderson_memory"),
+    ({"anderson_memory": True}, "anderson_memory"), ({"anderson_every": 0}, "anderson_every"),
+    ({"accelerate": "nesterov"}, "accelerate"),
+    ({"accelerate": "anderson", "rule": "random"}, "cyclic"),
+    ({"accelerate": "anderson", "rule": "gsl"}, "cyclic"),
+])
+def test_bad_acceleration(kwargs, match):
+    A, y = data()
+    with pytest.raises(ValueError, match=match):
+        bcd(A, y, lam=1.0, block_size=4, **kwargs)
+
+
+def test_auto_acceleration_only_for_cyclic():
+    A, y = data(seed=8)
+    assert bcd(A, y, lam=1.0, block_size=4, rule="random").info["accelerate"] is None
+    assert bcd(A, y, lam=1.0, block_size=4).info["accelerate"] == "anderson"
