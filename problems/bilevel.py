@@ -445,11 +445,9 @@ def _data(name, X, y=None):
     X = float_array(name, X, ndim=2, nonempty=True, finite=True, copy=True)
     if y is None:
         return X
-    y = float_array(f"the targets of {name}", y, copy=True).reshape(-1)
+    y = float_array(f"the targets of {name}", y, finite=True, copy=True).reshape(-1)
     if y.shape != (X.shape[0],):
         raise ValueError(f"the targets of {name} must have shape ({X.shape[0]},), got {y.shape}")
-    if not np.isfinite(y).all():
-        raise ValueError(f"the targets of {name} contain NaN or infinite entries")
     return X, y
 
 

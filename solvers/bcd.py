@@ -224,7 +224,7 @@ def _sweep(bk: Backend, rule, penalty, update, d: Data, s: State) -> State:
     if rule != "cyclic":  # the full mapping at the end of the sweep
         g = s.g if rule in ("gs", "gsl") else _ATr(xp, d.A, s.r)
         s = s._replace(measure=_full_measure(xp, penalty, d, s.x, g))
-    obj = _objective(xp, penalty, d, s.r, s.x)
+    obj = _objective(xp, penalty, d.lam, s.r, s.x)
     return s._replace(k=s.k + 1, objective=obj)
 
 
@@ -238,8 +238,8 @@ def _Ax(xp, A, x):
     return xp.sum(xp.matmul(A, x[:, :, None])[:, :, 0], axis=0)
 
 
-def _objective(xp, penalty, d: Data, r, x):
-    return 0.5 * r @ r + d.lam * xp.sum(_h(xp, penalty, x))
+def _objective(xp, penalty, lam, r, x):
+    return 0.5 * r @ r + lam * xp.sum(_h(xp, penalty, x))
 
 
 def _full_measure(xp, penalty, d: Data, x, g):
@@ -267,7 +267,7 @@ def _anderson(bk: Backend, penalty, K, every, d: Data, s: State, z, slot) -> Sta
         c = u / xp.sum(u)
         xe = xp.tensordot(c, w.t, axes=1)
         re = xp.tensordot(c, w.r, axes=1)  # r is affine in x and sum(c) = 1
-        fe = _objective(xp, penalty, d, re, xe)
+        fe = _objective(xp, penalty, d.lam, re, xe)
         ok = xp.isfinite(fe) & (fe < s.objective)
         return bk.cond(ok, lambda s: s._replace(x=xe, r=re, objective=fe,
                                                 accepted=s.accepted + 1), lambda s: s, s)
@@ -285,7 +285,7 @@ def _refresh(bk, penalty, d: Data, s: State) -> State:
     def fresh(s):
         r = _Ax(bk.xp, d.A, s.x) - d.y
         w = s.window._replace(r=s.window.r + (r - s.r))
-        return s._replace(r=r, objective=_objective(bk.xp, penalty, d, r, s.x), window=w)
+        return s._replace(r=r, objective=_objective(bk.xp, penalty, d.lam, r, s.x), window=w)
 
     return bk.cond(s.k % REFRESH == 0, fresh, lambda s: s, s)
 
@@ -421,7 +421,7 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
         g = f(g0) if Gram is not None else bk.xp.zeros_like(x)
         key = bk._jax.random.PRNGKey(seed) if bk.name == "jax" else np.random.default_rng(seed)
         i32 = (lambda v: bk.xp.asarray(v, dtype=bk.xp.int32)) if bk.name == "jax" else int
-        obj = 0.5 * float(r0 @ r0) + lam * float(np.sum(_h(np, penalty, x0)))
+        obj = float(_objective(np, penalty, lam, r0, x0))
         m0 = float(np.max(L[:, None] * np.abs(_mapping(np, penalty, x0, g0, L, lam))))
         window = Window(f(np.zeros((K, B, s_))), f(np.zeros((K, B, s_))),
                         f(np.zeros((K, n)))) if K else None
@@ -431,7 +431,7 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
     st = out.state
     xs = np.asarray(st.x)
     rf = _Ax(np, Ab, xs) - y  # the objective afresh: no drift of the updated residual
-    fx = 0.5 * float(rf @ rf) + lam * float(np.sum(_h(np, penalty, xs)))
+    fx = float(_objective(np, penalty, lam, rf, xs))
     xr = xs.ravel()[:p] if flat else xs
     return Result(x=xr, status=out.status, objective=fx,
                   dual_residual=float(st.measure) / scale, iterations=int(st.k),
