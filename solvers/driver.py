@@ -175,11 +175,17 @@ def while_solve(alg: Algorithm, bk: Backend, state, data, max_iter: int):
 _COMPILED: dict = {}
 
 
+def signature(jax, tree) -> tuple:
+    """``(treedef, shapes and dtypes of the leaves)``: a cache key for compiled code (built
+    without string conversions: it is computed on every call of a batched solve)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((x.shape, x.dtype) if hasattr(x, "dtype") else (type(x),) for x in leaves)
+
+
 def _compiled(alg: Algorithm, bk: Backend, state, data):
     """AOT-compiled ``advance`` and monitor for this algorithm and these shapes (cached)."""
     jax = bk._jax
-    leaves, tree = jax.tree_util.tree_flatten((state, data))
-    key = (alg, bk, tree, tuple((x.shape, str(x.dtype)) for x in leaves))
+    key = (alg, bk, *signature(jax, (state, data)))
     if key not in _COMPILED:
         probe = lambda s, d: (alg.monitor(bk, s, d), alg.converged(bk, s, d))  # noqa: E731
         _COMPILED[key] = (

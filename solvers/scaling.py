@@ -54,32 +54,38 @@ def _colmax(xp, M):
 def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None) -> Scaled:
     """Ruiz-equilibrate dense ``P`` (..., n, n), ``q`` (..., n), ``A`` (..., m, n).
 
+    As in `ruiz_sparse`, each round takes the norms of the scaled matrices from ``|P|``, ``|A|``
+    and the running ``D``, ``E``, ``c``, and the scaled data is formed once at the end: a round
+    reads the matrices instead of rewriting them (this set-up runs on every batched solve).
     ``loop(n, body, init)`` runs the rounds (default: a Python loop; pass ``lax.fori_loop``-based
     code on JAX so that the rounds are compiled once, not unrolled).
     """
-    D = xp.ones_like(q)
-    E = xp.ones(A.shape[:-1], dtype=q.dtype)
-    c = xp.ones(q.shape[:-1], dtype=q.dtype)
+    aP, aA = xp.abs(P), xp.abs(A)
 
-    def body(s: Scaled) -> Scaled:
-        P, q, A, D, E, c = s
-        dt = 1.0 / xp.sqrt(_limit(xp, xp.maximum(_colmax(xp, P), _colmax(xp, A))))
-        et = 1.0 / xp.sqrt(_limit(xp, xp.max(xp.abs(A), axis=-1, initial=0.0)))
-        P = dt[..., :, None] * P * dt[..., None, :]
-        A = et[..., :, None] * A * dt[..., None, :]
-        q = dt * q
-        D, E = D * dt, E * et
-        cost = xp.maximum(xp.mean(_colmax(xp, P), axis=-1),
-                          _limit(xp, xp.max(xp.abs(q), axis=-1, initial=0.0)))
-        ct = 1.0 / _limit(xp, cost)
-        return Scaled(ct[..., None, None] * P, ct[..., None] * q, A, D, E, c * ct)
+    def scaled_colmax(M, rows, cols):
+        """``cols_j * max_i M_ij rows_i``."""
+        return cols * _colmax(xp, M * rows[..., :, None])
 
-    s = Scaled(P, q, A, D, E, c)
+    def body(s):
+        D, E, c = s
+        colP = c[..., None] * scaled_colmax(aP, D, D)
+        rowA = E * xp.max(aA * D[..., None, :], axis=-1, initial=0.0)
+        dt = 1.0 / xp.sqrt(_limit(xp, xp.maximum(colP, scaled_colmax(aA, E, D))))
+        D, E = D * dt, E / xp.sqrt(_limit(xp, rowA))
+        cost = xp.maximum(xp.mean(c[..., None] * scaled_colmax(aP, D, D), axis=-1),
+                          _limit(xp, xp.max(xp.abs(c[..., None] * D * q), axis=-1, initial=0.0)))
+        return D, E, c / _limit(xp, cost)
+
+    s = (xp.ones_like(q), xp.ones(A.shape[:-1], dtype=q.dtype), xp.ones(q.shape[:-1], dtype=q.dtype))
     if loop is None:
         for _ in range(iters):
             s = body(s)
-        return s
-    return loop(iters, body, s)
+    else:
+        s = loop(iters, body, s)
+    D, E, c = s
+    cD = c[..., None] * D
+    return Scaled(cD[..., :, None] * P * D[..., None, :], cD * q, E[..., :, None] * A * D[..., None, :],
+                  D, E, c)
 
 
 def _colmax_csc(indptr, indices, absdata, rowscale, ncols) -> np.ndarray:

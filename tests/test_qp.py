@@ -463,3 +463,23 @@ def test_batch_refuses_sparse_linsys():
     P, q, A, l, u = random_qp(4, 3, seed=0)
     with pytest.raises(ValueError, match="batches"):
         admm_qp(P, np.stack([q, q]), A, l, u, linsys="sparse")
+
+
+def test_unrolled_spd_solve_matches_lapack_and_rejects_indefinite():
+    """The written-out elimination behind small batched inverses: LAPACK's answer on a positive
+    definite matrix, NaN (like the JAX Cholesky) on an indefinite one."""
+    import jax.numpy as jnp
+
+    from cvxkit.solvers import kkt
+    from cvxkit.solvers.backend import get_backend
+
+    rng = np.random.default_rng(3)
+    G = rng.standard_normal((7, 7))
+    K = G @ G.T + 0.1 * np.eye(7)
+    R = rng.standard_normal((7, 4))
+    with get_backend("jax", "float64").precision():
+        X = np.asarray(kkt.spd_solve_unrolled(jnp, jnp.asarray(K), jnp.asarray(R)))
+        bad = np.asarray(kkt.spd_solve_unrolled(jnp, jnp.asarray(np.diag([1.0, -1.0, 2.0])),
+                                                jnp.eye(3)))
+    assert np.allclose(X, np.linalg.solve(K, R), rtol=1e-10, atol=1e-12)
+    assert np.isnan(bad).all()
