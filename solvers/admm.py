@@ -862,7 +862,7 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
             seed=0, warm_start=None, dtype="float64", rho=0.1, sigma=1e-6, alpha=1.6,
             adaptive_rho=True, adaptive_rho_tolerance=5.0, scaling=10, eps_prim_inf=1e-4,
             eps_dual_inf=1e-4, check_gap=True, polish=False, polish_refine_iter=3, delta=1e-6,
-            linsys="auto") -> Result:
+            linsys="auto", mesh=None) -> Result:
     r"""Solve $\min \tfrac12 x^\top Px + q^\top x$ s.t. $l \le Ax \le u$ by OSQP's ADMM.
 
     Args:
@@ -891,6 +891,10 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
         polish, polish_refine_iter, delta: solution polishing (off by default, as in OSQP).
         linsys: ``"auto"``, ``"dense"`` (reduced system, dense Cholesky) or ``"sparse"`` (full
             KKT, LDL^T via qdldl; numpy only). See `cvxkit.solvers.kkt.choose_linsys`.
+        mesh: a batch on JAX only: a ``jax.sharding.Mesh`` with one axis; each of its devices
+            solves its own share of the members (no communication). For several CPU cores,
+            start Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` and pass
+            ``Mesh(jax.devices(), ("batch",))``. Default: one device.
         time_limit, verbose, callback, seed, dtype: see `cvxkit.solvers.driver`.
 
     Returns:
@@ -931,6 +935,10 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
     if (backend == "jax" or batch is not None) and linsys == "sparse":
         raise ValueError("the JAX back end and batches solve the dense reduced system: use "
                          "linsys='auto' or 'dense'")
+    if mesh is not None and (backend != "jax" or batch is None):
+        raise ValueError("mesh= splits a batch over devices: it needs backend='jax' and a batch")
+    if mesh is not None and len(getattr(mesh, "axis_names", ())) != 1:
+        raise ValueError(f"mesh must be a jax.sharding.Mesh with one axis, got {mesh!r}")
     if isinstance(max_iter, np.integer):
         max_iter = int(max_iter)
     opts = Options(tol=min(eps_abs, eps_rel), max_iter=max_iter, time_limit=time_limit,
@@ -950,7 +958,7 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
                                  int(scaling), pol)
     if batch is not None:
         return _jax_batch(bk, P, q, A, l, u, x0, y0, rho_start, batch, t_setup, opts, cfg,
-                          int(scaling), pol)
+                          int(scaling), pol, mesh)
     if backend == "jax":
         return _jax_single(bk, P, q, A, l, u, x0, y0, float(rho_start), t_setup, opts, cfg,
                            int(scaling), pol)
@@ -1171,30 +1179,70 @@ def _jax_inputs(bk, P, q, A, l, u, x0, y0, rho0, batch):
     return tuple(np.asarray(v, dtype=bk.dtype) for v in (P, q, A, l, u, x0, y0, rho0))
 
 
-def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol):
-    """Set-up, loop and finish on JAX; returns (finished dict of numpy arrays, out, times)."""
+def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh=None):
+    """Set-up, loop and finish on JAX; returns (finished dict of numpy arrays, out, times).
+
+    A batch runs on the devices of ``mesh`` (default: one device), each on its own block of
+    members (`_per_device`); it is padded with copies of its last member to a multiple of the
+    number of devices, and the copies are dropped at the end."""
     jax = bk._jax
     batched = batch is not None
     with bk.precision():
         args = _jax_inputs(bk, P, q, A, l, u, x0, y0, rho0, batch)
         st = _settings(bk, cfg)
         inverse = batched and q.shape[-1] <= INVERSE_MAX_N
-        setup, c1 = _aot(bk, ("setup", scaling, batched, inverse),
-                         _setup_callable(bk, scaling, batched, inverse), *args, st)
+        setup_fn = _setup_callable(bk, scaling, batched, inverse)
+        finish_fn = _finish_callable(bk, pol[0], pol[2], batched)
+        if batched:
+            mesh = mesh if mesh is not None else _one_device_mesh(jax)
+            pad = -batch % mesh.devices.size
+            args = tuple(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
+                         for a in args)
+            setup_fn = _per_device(bk, mesh, setup_fn, (True,) * 8 + (False,))
+            finish_fn = _per_device(bk, mesh, finish_fn, (True, True, False))
+        setup, c1 = _aot(bk, ("setup", scaling, batched, inverse, mesh), setup_fn, *args, st)
         t0 = time.perf_counter()
         d, s = setup(*args, st)
         bk.block(s.x)
         setup_time = time.perf_counter() - t0
         alg = (ALG_INVERSE_BATCH if inverse else ALG_DENSE_BATCH) if batched else ALG_DENSE
         dopts = _driver_opts(opts, cfg, jax=True, batched=batched)
-        out = _run_batch(alg, bk, s, d, dopts) if batched else run(alg, bk, s, d, dopts)
+        out = _run_batch(alg, bk, s, d, dopts, mesh) if batched else run(alg, bk, s, d, dopts)
         delta = np.asarray(pol[1], dtype=bk.dtype)
-        finish, c2 = _aot(bk, ("finish", pol[0], pol[2], batched),
-                          _finish_callable(bk, pol[0], pol[2], batched), d, out.state, delta)
+        finish, c2 = _aot(bk, ("finish", pol[0], pol[2], batched, mesh), finish_fn, d, out.state,
+                          delta)
         t1 = time.perf_counter()
         fin = jax.device_get(finish(d, out.state, delta))
+        if batched:
+            fin = {k: v[:batch] for k, v in fin.items()}
         finish_time = time.perf_counter() - t1
     return fin, out, setup_time, finish_time, c1 + c2
+
+
+@functools.lru_cache(maxsize=None)
+def _one_device_mesh(jax):
+    return jax.sharding.Mesh(np.array(jax.devices()[:1]), ("batch",))
+
+
+def _per_device(bk, mesh, fn, in_batched, out_batched=True):
+    """``fn`` run by every device of ``mesh`` on its own block of the batch (``jax.shard_map``,
+    no communication). ``in_batched[i]``: argument ``i`` is split over the batch (else each
+    device gets all of it). ``out_batched`` (a bool, or one per output of a tuple): that output
+    is split over the batch, else it is per device (a leading axis of one entry per device)."""
+    jax = bk._jax
+    spec = jax.sharding.PartitionSpec
+    axis = mesh.axis_names[0]
+
+    def local(*args):
+        out = fn(*args)
+        if out_batched is True:
+            return out
+        return tuple(o if b else jax.tree_util.tree_map(lambda v: v[None], o)
+                     for o, b in zip(out, out_batched))
+
+    return jax.shard_map(local, mesh=mesh, in_specs=tuple(spec(axis) if b else spec()
+                                                          for b in in_batched),
+                         out_specs=spec(axis), check_vma=False)
 
 
 @functools.lru_cache(maxsize=None)
@@ -1212,69 +1260,69 @@ def _compaction_fns(bk):
     return scatter, gather
 
 
-def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options):
-    """The driver loop for a batch, with compaction.
+def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, mesh):
+    """The driver loop for a batch on the devices of ``mesh``, with compaction.
 
-    Under ``vmap`` every member pays for every iteration until the slowest one stops. So when at
-    most ``COMPACT_FRACTION`` of the current members still run (the compiled loop stops there by
-    itself, see `_batch_stopped`), the running ones are gathered into a smaller batch (a power of
-    two, at least ``MIN_BUCKET``, padded with copies of a stopped member, which stays frozen) and
-    the loop goes on with that; the stopped ones are written back. Each batch size is compiled
-    once (cached; reported in ``compile_time``).
+    Under ``vmap`` every member pays for every iteration until the slowest one stops. So each
+    device runs its block of the batch until at most ``COMPACT_FRACTION`` of the block's members
+    still run (the compiled loop stops there by itself, see `_batch_stopped`); then every block
+    is cut to the same smaller size (a power of two, at least ``MIN_BUCKET``, padded with copies
+    of a stopped member, which stays frozen) holding its running members, and the loop goes on;
+    the stopped members are written back. Members never leave their device. Each block size is
+    compiled once (cached; reported in ``compile_time``).
     """
-    from cvxkit.solvers.driver import Run, _compiled, _Monitor
+    from cvxkit.solvers.driver import Run, _advance_fn, _Monitor
 
-    jax = bk._jax
     scatter, gather = _compaction_fns(bk)
+    advance_fn = _per_device(bk, mesh, _advance_fn(alg, bk), (True, True, False), (True, False))
+    monitor_fn = _per_device(bk, mesh, lambda s, d: (alg.monitor(bk, s, d),), (True, True),
+                             (False,))
+    scatter_fn = _per_device(bk, mesh, scatter, (True, True, True))
+    gather_fn = _per_device(bk, mesh, gather, (True, True))
     compile_time = 0.0
 
-    def compiled(s, d):
+    def call(name, fn, *args, donate=()):
         nonlocal compile_time
-        t = time.perf_counter()
-        fns = _compiled(alg, bk, s, d)
-        compile_time += time.perf_counter() - t
-        return fns
+        f, c = _aot(bk, (name, alg, mesh), fn, *args, donate=donate)
+        compile_time += c
+        return f(*args)
 
-    def compaction(full_s, idx, s, full_d, new_idx):
-        nonlocal compile_time
-        f_scatter, c1 = _aot(bk, "scatter", scatter, full_s, idx, s, donate=(0,))  # in place
-        full_s = f_scatter(full_s, idx, s)
-        f_gather, c2 = _aot(bk, "gather", gather, full_s, new_idx)
-        f_gather_d, c3 = _aot(bk, "gather", gather, full_d, new_idx)
-        compile_time += c1 + c2 + c3
-        return full_s, f_gather(full_s, new_idx), f_gather_d(full_d, new_idx)
+    def monitor(s, d):
+        v = bk._jax.device_get(call("monitor", monitor_fn, s, d))[0]
+        return {k: (int(v[k].sum()) if k == "running" else v[k].max()) for k in v}
 
-    advance, monitor = compiled(s, d)
+    n_dev = mesh.devices.size
     t0 = time.perf_counter()
-    compile_before = compile_time
     mon = _Monitor(alg.name, opts, t0)
     full_s, full_d = s, d
-    idx = np.arange(int(s.k.shape[0]))
+    block = s.k.shape[0] // n_dev
+    idx = np.tile(np.arange(block), (n_dev, 1))  # per device: positions in its block of full_s
     it = 0
-    values, _ = jax.device_get(monitor(s, d))
-    status = mon.check(0, values, int(values["running"]) == 0)
+    values = monitor(s, d)
+    status = mon.check(0, values, values["running"] == 0)
     while status is None:
-        s, i = advance(s, d, min(opts.check_every, opts.max_iter - it))
-        it += int(i)
-        values, _ = jax.device_get(monitor(s, d))
-        running = int(values["running"])
-        status = mon.check(it, values, running == 0)
-        size = int(compacted_size(np, running, idx.size))
+        s, i = call("advance", advance_fn, s, d, min(opts.check_every, opts.max_iter - it))
+        it += int(np.max(bk._jax.device_get(i)))
+        values = monitor(s, d)
+        status = mon.check(it, values, values["running"] == 0)
+        flags = np.asarray(s.flag).reshape(n_dev, -1)
+        size = int(compacted_size(np, (flags == RUNNING).sum(axis=1).max(), flags.shape[1]))
         if status is None and size > 0:
-            flags = np.asarray(s.flag)
-            keep = idx[flags == RUNNING]
-            new_idx = np.concatenate([keep, np.full(size - keep.size, idx[flags != RUNNING][0])])
-            full_s, s, d = compaction(full_s, idx, s, full_d, new_idx)
+            new_idx = np.empty((n_dev, size), dtype=idx.dtype)
+            for k in range(n_dev):
+                keep = idx[k][flags[k] == RUNNING]
+                new_idx[k, :keep.size] = keep
+                new_idx[k, keep.size:] = idx[k][flags[k] != RUNNING][0]
+            full_s = call("scatter", scatter_fn, full_s, idx.ravel(), s, donate=(0,))  # in place
             idx = new_idx
-            advance, monitor = compiled(s, d)
-    if idx.size == full_s.k.shape[0]:  # never compacted: s is the whole batch, in order
+            s = call("gather", gather_fn, full_s, idx.ravel())
+            d = call("gather", gather_fn, full_d, idx.ravel())
+    if idx.shape[1] == block:  # never compacted: s is the whole batch, in order
         full_s = s
     else:
-        f_scatter, c = _aot(bk, "scatter", scatter, full_s, idx, s, donate=(0,))
-        compile_time += c
-        full_s = f_scatter(full_s, idx, s)
-    return Run(full_s, status, it, mon.history,
-               time.perf_counter() - t0 - (compile_time - compile_before), compile_time)
+        full_s = call("scatter", scatter_fn, full_s, idx.ravel(), s, donate=(0,))
+    return Run(full_s, status, it, mon.history, time.perf_counter() - t0 - compile_time,
+               compile_time)
 
 
 def _jax_single(bk, P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol) -> Result:
@@ -1295,10 +1343,11 @@ def _jax_single(bk, P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, po
                           "dense reduced (Cholesky, XLA)", polish_info, cert)
 
 
-def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scaling, pol) -> Result:
+def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scaling, pol,
+               mesh) -> Result:
     pre = time.perf_counter() - t_setup
     fin, out, setup_time, finish_time, compile_extra = _jax_run(
-        bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol)
+        bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh)
     statuses = [_status_from(f, r, out.status) for f, r in zip(fin["flag"], fin["relaxed"])]
     out = out._replace(solve_time=out.solve_time + finish_time,
                        compile_time=out.compile_time + compile_extra)
