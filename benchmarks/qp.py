@@ -22,8 +22,10 @@ Clarabel solve at its default tolerance (1e-8), when ``--no-ref`` is not given.
 
 Batch: ``--batch B`` random QPs with n = 10, m = 20 (dense, P = M M^T/n + 1e-2 I) at ``eps``:
 cvxkit JAX (one vmapped call; compile time reported apart, the timed calls reuse the compiled
-code), a Python loop of OSQP solves (set-up + solve each), jaxopt's vmapped ``BoxOSQP`` and qpax
-(each when importable; compile apart).
+code) on one device and, in a second row, split over ``--batch-devices`` CPU devices (default:
+one per core; the script sets ``XLA_FLAGS=--xla_force_host_platform_device_count`` before JAX
+starts), a Python loop of OSQP solves (set-up + solve each, one core), jaxopt's vmapped
+``BoxOSQP`` and qpax (each when importable, on one device; compile apart).
 
 The machine has 2 cores; other work may be running: repeat and keep the best.
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -263,6 +266,17 @@ def bench_batch(args):
     rows.append(dict(solver="cvxkit admm (JAX, one call)", time=t, compile=cold.compile_time,
                      note=f"{ok}/{B} optimal, iterations max {res.iterations}, "
                           f"mean {np.mean(res.info['iterations']):.0f}"))
+    import jax
+
+    if len(jax.devices()) > 1:
+        mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
+        cold = admm_qp(P, q, A, l, u, backend="jax", eps_abs=eps, eps_rel=eps, mesh=mesh)
+        res, t = best_of(args.repeat, lambda: admm_qp(P, q, A, l, u, backend="jax", eps_abs=eps,
+                                                      eps_rel=eps, mesh=mesh))
+        rows.append(dict(solver=f"cvxkit admm (JAX, {mesh.devices.size} CPU devices)", time=t,
+                         compile=cold.compile_time,
+                         note=f"one call, each device a block of the batch; max |x - x_1 device| "
+                              f"{np.abs(res.x - x_ref).max():.1e}"))
     import osqp
 
     def loop():
@@ -280,8 +294,6 @@ def bench_batch(args):
     rows.append(dict(solver="OSQP, Python loop", time=t, compile=None,
                      note=f"iterations max {its.max()}, mean {its.mean():.0f}; "
                           f"max |x - x_cvxkit| {np.abs(xo - x_ref).max():.1e}"))
-    import jax
-
     try:
         from jaxopt import BoxOSQP
     except ImportError:
@@ -341,9 +353,15 @@ def main(argv=None):
     p.add_argument("--no-ref", action="store_true", help="no Clarabel reference objective")
     p.add_argument("--batch", type=int, default=0, help="batch size (0: no batch benchmark)")
     p.add_argument("--batch-eps", type=float, default=1e-5)
+    p.add_argument("--batch-devices", type=int, default=os.cpu_count() or 1,
+                   help="host devices for the batch's extra cvxkit row (one per core; 1: none)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", help="write all rows as JSON here")
     args = p.parse_args(argv)
+    if args.batch and args.batch_devices > 1 and "jax" not in sys.modules:
+        # JAX reads this when it starts: one CPU device per core, for the batch's mesh row
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.batch_devices}")
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "numpy": np.__version__}
     print("environment:", env)
     rows = []
