@@ -1274,21 +1274,31 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, me
     from cvxkit.solvers.driver import Run, _advance_fn, _Monitor
 
     scatter, gather = _compaction_fns(bk)
-    advance_fn = _per_device(bk, mesh, _advance_fn(alg, bk), (True, True, False), (True, False))
-    monitor_fn = _per_device(bk, mesh, lambda s, d: (alg.monitor(bk, s, d),), (True, True),
-                             (False,))
-    scatter_fn = _per_device(bk, mesh, scatter, (True, True, True))
-    gather_fn = _per_device(bk, mesh, gather, (True, True))
+    advance = _advance_fn(alg, bk)
+
+    def advance_monitored(s, d, n):
+        s, i = advance(s, d, n)
+        return s, (i, alg.monitor(bk, s, d))
+
+    fns = {"advance": _per_device(bk, mesh, advance_monitored, (True, True, False), (True, False)),
+           "monitor": _per_device(bk, mesh, lambda s, d: (alg.monitor(bk, s, d),), (True, True),
+                                  (False,)),
+           "scatter": _per_device(bk, mesh, scatter, (True, True, True)),
+           "gather": _per_device(bk, mesh, gather, (True, True))}
     compile_time = 0.0
+    found = {}  # within this run the shapes follow from the batch sizes: skip _aot's signature
 
-    def call(name, fn, *args, donate=()):
+    def call(name, *args, donate=()):
         nonlocal compile_time
-        f, c = _aot(bk, (name, alg, mesh), fn, *args, donate=donate)
-        compile_time += c
-        return f(*args)
+        key = (name, *(bk._jax.tree_util.tree_leaves(a)[0].shape for a in args[:2]))
+        if key not in found:
+            found[key], c = _aot(bk, (name, alg, mesh), fns[name], *args, donate=donate)
+            compile_time += c
+        return found[key](*args)
 
-    def monitor(s, d):
-        v = bk._jax.device_get(call("monitor", monitor_fn, s, d))[0]
+    def host(v):
+        """Monitor values of all devices combined."""
+        v = bk._jax.device_get(v)
         return {k: (int(v[k].sum()) if k == "running" else v[k].max()) for k in v}
 
     n_dev = mesh.devices.size
@@ -1298,12 +1308,12 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, me
     block = s.k.shape[0] // n_dev
     idx = np.tile(np.arange(block), (n_dev, 1))  # per device: positions in its block of full_s
     it = 0
-    values = monitor(s, d)
+    values = host(call("monitor", s, d)[0])
     status = mon.check(0, values, values["running"] == 0)
     while status is None:
-        s, i = call("advance", advance_fn, s, d, min(opts.check_every, opts.max_iter - it))
+        s, (i, values) = call("advance", s, d, min(opts.check_every, opts.max_iter - it))
         it += int(np.max(bk._jax.device_get(i)))
-        values = monitor(s, d)
+        values = host(values)
         status = mon.check(it, values, values["running"] == 0)
         flags = np.asarray(s.flag).reshape(n_dev, -1)
         size = int(compacted_size(np, (flags == RUNNING).sum(axis=1).max(), flags.shape[1]))
@@ -1313,14 +1323,13 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, me
                 keep = idx[k][flags[k] == RUNNING]
                 new_idx[k, :keep.size] = keep
                 new_idx[k, keep.size:] = idx[k][flags[k] != RUNNING][0]
-            full_s = call("scatter", scatter_fn, full_s, idx.ravel(), s, donate=(0,))  # in place
+            full_s = call("scatter", full_s, idx.ravel(), s, donate=(0,))  # in place
             idx = new_idx
-            s = call("gather", gather_fn, full_s, idx.ravel())
-            d = call("gather", gather_fn, full_d, idx.ravel())
+            s, d = call("gather", (full_s, full_d), idx.ravel())
     if idx.shape[1] == block:  # never compacted: s is the whole batch, in order
         full_s = s
     else:
-        full_s = call("scatter", scatter_fn, full_s, idx.ravel(), s, donate=(0,))
+        full_s = call("scatter", full_s, idx.ravel(), s, donate=(0,))
     return Run(full_s, status, it, mon.history, time.perf_counter() - t0 - compile_time,
                compile_time)
 
