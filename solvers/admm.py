@@ -517,18 +517,21 @@ def _sparse_solve(bk, d, F, x, z, y, rho_vec):
     return sol[:n], z + (sol[n:] - y) / rho_vec
 
 
-def _inverse_factorize(bk, d, rho):
+def _inverse_factorize(bk, d, rho, unrolled=False):
     """``(W, c)`` with ``W = K^{-1} [sigma I, A^T]`` and ``c = -K^{-1} q``: one matrix-vector
     product gives ``x_tilde`` from ``(x, rho z - y)``.
 
-    ``W`` comes from an elimination that checks that ``K`` is positive definite (written-out
-    Gauss-Jordan up to ``UNROLLED_MAX_N`` variables, else Cholesky), so a non-convex ``P`` gives
-    NaN: the residuals become NaN and the member stops with ``numerical_error``."""
+    ``W`` comes from an elimination that checks that ``K`` is positive definite, so a non-convex
+    ``P`` gives NaN: the residuals become NaN and the member stops with ``numerical_error``. It
+    is a Cholesky factorization, or with ``unrolled`` and at most ``UNROLLED_MAX_N`` variables a
+    written-out Gauss-Jordan elimination: faster, but each copy costs 0.6 s of compilation, so
+    only the set-up (compiled once) uses it, not the refactorizations inside the loop (compiled
+    for every batch size)."""
     xp = bk.xp
     K = d.lin.G0 + rho * d.lin.G1
     n = K.shape[-1]
     rhs = xp.concatenate([d.settings.sigma * xp.eye(n, dtype=K.dtype), d.A.T, -d.q[:, None]], axis=1)
-    W = kkt.spd_solve_unrolled(xp, K, rhs) if n <= UNROLLED_MAX_N else \
+    W = kkt.spd_solve_unrolled(xp, K, rhs) if unrolled and n <= UNROLLED_MAX_N else \
         kkt.cho_solve(bk, kkt.cholesky(bk, K), rhs)
     return W[:, :-1], W[:, -1]
 
@@ -570,16 +573,16 @@ def _row_weights(xp, ls, us):
     return xp.where(free, 0.0, xp.where(eq, RHO_EQ_OVER_INEQ, 1.0))
 
 
-def _init_state(bk, sp, d, x0, y0, rho0, factor=None):
-    """The scaled starting point from the unscaled ``x0``, ``y0``; factorization; first check."""
+def _init_state(bk, sp, d, x0, y0, rho0, factorize=None):
+    """The scaled starting point from the unscaled ``x0``, ``y0``; factorization (by
+    ``factorize``, default ``sp.factorize``); first check."""
     xp = bk.xp
     x = x0 / d.D
     y = d.c * y0 / d.E
     z = d.A @ x
     rho = xp.clip(rho0, RHO_MIN, RHO_MAX)
     rho_vec = sp.rho_vec(bk, d, rho)
-    if factor is None:
-        factor = sp.factorize(bk, d, rho)
+    factor = (factorize or sp.factorize)(bk, d, rho)
     nan = xp.asarray(np.nan, dtype=x.dtype) if bk.name == "jax" else np.nan
     i32 = (lambda v: xp.asarray(v, dtype=xp.int32)) if bk.name == "jax" else int
     s = State(x, z, y, xp.zeros_like(x), xp.zeros_like(y), rho, rho_vec, factor, i32(0), i32(0),
@@ -601,7 +604,9 @@ def _setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp
     G1 = (sc.A.T * w) @ sc.A
     d = Data(sc.P, sc.q, sc.A, None, Box(ls, us, xp.isfinite(ls), xp.isfinite(us)), sc.D, sc.E,
              sc.c, w, DenseLin(G0, G1), st)
-    return d, _init_state(bk, sp or QP_DENSE, d, x0, y0, rho0)
+    unrolled = functools.partial(_inverse_factorize, unrolled=True)
+    return d, _init_state(bk, sp or QP_DENSE, d, x0, y0, rho0,
+                          unrolled if sp is QP_DENSE_INVERSE else None)
 
 
 def _setup_numpy_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, linsys: str):
