@@ -24,7 +24,8 @@ Batch: ``--batch B`` random QPs with n = 10, m = 20 (dense, P = M M^T/n + 1e-2 I
 cvxkit JAX (one vmapped call; compile time reported apart, the timed calls reuse the compiled
 code) on one device and, in a second row, split over ``--batch-devices`` CPU devices (default:
 one per core; the script sets ``XLA_FLAGS=--xla_force_host_platform_device_count`` before JAX
-starts), a Python loop of OSQP solves (set-up + solve each, one core), jaxopt's vmapped
+starts, for the whole process: the class rows above also see several devices and use the
+first), a Python loop of OSQP solves (set-up + solve each, one core), jaxopt's vmapped
 ``BoxOSQP`` and qpax (each when importable, on one device; compile apart).
 
 The machine has 2 cores; other work may be running: repeat and keep the best.
@@ -273,7 +274,8 @@ def bench_batch(args):
         cold = admm_qp(P, q, A, l, u, backend="jax", eps_abs=eps, eps_rel=eps, mesh=mesh)
         res, t = best_of(args.repeat, lambda: admm_qp(P, q, A, l, u, backend="jax", eps_abs=eps,
                                                       eps_rel=eps, mesh=mesh))
-        rows.append(dict(solver=f"cvxkit admm (JAX, {mesh.devices.size} CPU devices)", time=t,
+        kind = jax.devices()[0].platform.upper()
+        rows.append(dict(solver=f"cvxkit admm (JAX, {mesh.devices.size} {kind} devices)", time=t,
                          compile=cold.compile_time,
                          note=f"one call, each device a block of the batch; max |x - x_1 device| "
                               f"{np.abs(res.x - x_ref).max():.1e}"))

@@ -383,11 +383,15 @@ def _batch_monitor(bk, s: State, d: Data):
             "max_dual_res": xp.max(xp.where(running, s.dual_res, 0.0))}
 
 
-def _batch_stopped(bk, s: State, d: Data):
-    """All members stopped, or few enough still run that the batch should be compacted."""
+def _batch_stopped(bk, s: State, d: Data, axis=None):
+    """All members stopped, or few enough still run that the batch should be compacted. With
+    ``axis`` (inside ``shard_map``), over the blocks of all devices: all stopped, or the busiest
+    block should be compacted (so that every device stops at the same step)."""
     xp = bk.xp
-    running = xp.sum(s.flag == RUNNING)
-    return (running == 0) | (compacted_size(xp, running, s.flag.shape[0]) > 0)
+    running = most = total = xp.sum(s.flag == RUNNING)
+    if axis is not None:
+        most, total = bk._jax.lax.pmax(running, axis), bk._jax.lax.psum(running, axis)
+    return (total == 0) | (compacted_size(xp, most, s.flag.shape[0]) > 0)
 
 
 def compacted_size(xp, running, size):
@@ -561,8 +565,21 @@ INVERSE_MAX_N = 32
 #: of 1000: 1.7 vs 3.3 ms at n = 10, 0.3 vs 1.1 ms at n = 5, but 3x slower than Cholesky at n = 16)
 UNROLLED_MAX_N = 12
 
+#: QP_DENSE_INVERSE without LAPACK calls (every factorization by `kkt.spd_solve_unrolled`): for
+#: batches split over several CPU devices, where XLA:CPU deadlocks when two devices run LAPACK
+#: calls at once (observed with Cholesky and with LU factorizations); n <= UNROLLED_MAX_N only
+QP_DENSE_INVERSE_XLA = QP_DENSE_INVERSE._replace(
+    factorize=functools.partial(_inverse_factorize, unrolled=True))
+
 ALG_DENSE_BATCH = make_algorithm("admm", QP_DENSE, batched=True)
 ALG_INVERSE_BATCH = make_algorithm("admm", QP_DENSE_INVERSE, batched=True)
+ALG_INVERSE_XLA_BATCH = make_algorithm("admm", QP_DENSE_INVERSE_XLA, batched=True)
+
+
+def host_devices(mesh) -> bool:
+    """``mesh`` spans several CPU devices (see QP_DENSE_INVERSE_XLA)."""
+    return mesh is not None and mesh.devices.size > 1 and all(
+        dev.platform == "cpu" for dev in mesh.devices.flat)
 
 
 # --- setup ----------------------------------------------------------------------------------
@@ -944,6 +961,12 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
         raise ValueError("mesh= splits a batch over devices: it needs backend='jax' and a batch")
     if mesh is not None and len(getattr(mesh, "axis_names", ())) != 1:
         raise ValueError(f"mesh must be a jax.sharding.Mesh with one axis, got {mesh!r}")
+    if host_devices(mesh) and (q.shape[-1] > UNROLLED_MAX_N or polish):
+        raise ValueError(
+            f"a mesh of several CPU devices takes batches of at most {UNROLLED_MAX_N} variables "
+            f"without polish (got n = {q.shape[-1]}, polish={bool(polish)}): XLA:CPU deadlocks "
+            "when two host devices make LAPACK calls at once, and larger or polished members "
+            "need them. Use one device (mesh=None) or GPUs.")
     if isinstance(max_iter, np.integer):
         max_iter = int(max_iter)
     opts = Options(tol=min(eps_abs, eps_rel), max_iter=max_iter, time_limit=time_limit,
@@ -1130,8 +1153,7 @@ def _aot(bk, name, fn, *args, donate=()):
 
 
 @functools.lru_cache(maxsize=None)
-def _setup_callable(bk, scaling: int, batched: bool, inverse: bool):
-    sp = QP_DENSE_INVERSE if inverse else QP_DENSE
+def _setup_callable(bk, scaling: int, batched: bool, sp: Splitting):
 
     def one(P, q, A, l, u, x0, y0, rho0, st):
         return _setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st, scaling, sp)
@@ -1196,21 +1218,26 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
         args = _jax_inputs(bk, P, q, A, l, u, x0, y0, rho0, batch)
         st = _settings(bk, cfg)
         inverse = batched and q.shape[-1] <= INVERSE_MAX_N
-        setup_fn = _setup_callable(bk, scaling, batched, inverse)
+        sp = (QP_DENSE_INVERSE_XLA if host_devices(mesh) else QP_DENSE_INVERSE) if inverse else \
+            QP_DENSE
+        setup_fn = _setup_callable(bk, scaling, batched, sp)
         finish_fn = _finish_callable(bk, pol[0], pol[2], batched)
         if batched:
-            mesh = mesh if mesh is not None else _one_device_mesh(jax)
+            mesh = mesh if mesh is not None else _one_device_mesh(_default_device(jax))
             pad = -batch % mesh.devices.size
             args = tuple(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
                          for a in args)
             setup_fn = _per_device(bk, mesh, setup_fn, (True,) * 8 + (False,))
             finish_fn = _per_device(bk, mesh, finish_fn, (True, True, False))
-        setup, c1 = _aot(bk, ("setup", scaling, batched, inverse, mesh), setup_fn, *args, st)
+        setup, c1 = _aot(bk, ("setup", scaling, batched, sp, mesh), setup_fn, *args, st)
         t0 = time.perf_counter()
         d, s = setup(*args, st)
+        if batched and pad:  # the padding copies start stopped: they never run, nor count
+            s = s._replace(flag=jax.device_put(s.flag.at[batch:].set(SOLVED), s.flag.sharding))
         bk.block(s.x)
         setup_time = time.perf_counter() - t0
-        alg = (ALG_INVERSE_BATCH if inverse else ALG_DENSE_BATCH) if batched else ALG_DENSE
+        alg = {QP_DENSE_INVERSE: ALG_INVERSE_BATCH, QP_DENSE_INVERSE_XLA: ALG_INVERSE_XLA_BATCH,
+               QP_DENSE: ALG_DENSE_BATCH}[sp] if batched else ALG_DENSE
         dopts = _driver_opts(opts, cfg, jax=True, batched=batched)
         out = _run_batch(alg, bk, s, d, dopts, mesh) if batched else run(alg, bk, s, d, dopts)
         delta = np.asarray(pol[1], dtype=bk.dtype)
@@ -1224,9 +1251,17 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
     return fin, out, setup_time, finish_time, c1 + c2
 
 
+def _default_device(jax):
+    """The device JAX would use (``jax.default_device`` when set)."""
+    dev = jax.config.jax_default_device
+    return dev if isinstance(dev, jax.Device) else jax.devices()[0]
+
+
 @functools.lru_cache(maxsize=None)
-def _one_device_mesh(jax):
-    return jax.sharding.Mesh(np.array(jax.devices()[:1]), ("batch",))
+def _one_device_mesh(device):
+    import jax
+
+    return jax.sharding.Mesh(np.array([device]), ("batch",))
 
 
 def _per_device(bk, mesh, fn, in_batched, out_batched=True):
@@ -1268,18 +1303,22 @@ def _compaction_fns(bk):
 def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, mesh):
     """The driver loop for a batch on the devices of ``mesh``, with compaction.
 
-    Under ``vmap`` every member pays for every iteration until the slowest one stops. So each
-    device runs its block of the batch until at most ``COMPACT_FRACTION`` of the block's members
-    still run (the compiled loop stops there by itself, see `_batch_stopped`); then every block
-    is cut to the same smaller size (a power of two, at least ``MIN_BUCKET``, padded with copies
-    of a stopped member, which stays frozen) holding its running members, and the loop goes on;
-    the stopped members are written back. Members never leave their device. Each block size is
-    compiled once (cached; reported in ``compile_time``).
+    Under ``vmap`` every member pays for every iteration until the slowest one stops. So the
+    devices step their blocks together until at most ``COMPACT_FRACTION`` of the block size
+    holds the running members of the busiest block (the compiled loop stops there by itself:
+    `_batch_stopped`, with the counts of all devices); then every block is cut to the same
+    smaller size (a power of two, at least ``MIN_BUCKET``, padded with copies of a stopped
+    member, which stays frozen) holding its running members, and the loop goes on; the stopped
+    members are written back. Members never leave their device, and every member gets the
+    iterations it would get on one device. Each block size is compiled once (cached; reported
+    in ``compile_time``).
     """
     from cvxkit.solvers.driver import Run, _advance_fn, _Monitor
 
     scatter, gather = _compaction_fns(bk)
-    advance = _advance_fn(alg, bk)
+    jax = bk._jax
+    stopped = functools.partial(_batch_stopped, axis=mesh.axis_names[0])  # the host's test below
+    advance = _advance_fn(alg._replace(converged=stopped), bk)
 
     def advance_monitored(s, d, n):
         s, i = advance(s, d, n)
@@ -1295,7 +1334,7 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, me
 
     def call(name, *args, donate=()):
         nonlocal compile_time
-        key = (name, *(bk._jax.tree_util.tree_leaves(a)[0].shape for a in args[:2]))
+        key = (name, *(jax.tree_util.tree_leaves(a)[0].shape for a in args[:2]))
         if key not in found:
             found[key], c = _aot(bk, (name, alg, mesh), fns[name], *args, donate=donate)
             compile_time += c
@@ -1303,7 +1342,7 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, me
 
     def host(v):
         """Monitor values of all devices combined."""
-        v = bk._jax.device_get(v)
+        v = jax.device_get(v)
         return {k: (int(v[k].sum()) if k == "running" else v[k].max()) for k in v}
 
     n_dev = mesh.devices.size
@@ -1317,7 +1356,7 @@ def _run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, me
     status = mon.check(0, values, values["running"] == 0)
     while status is None:
         s, (i, values) = call("advance", s, d, min(opts.check_every, opts.max_iter - it))
-        it += int(np.max(bk._jax.device_get(i)))
+        it += int(np.max(jax.device_get(i)))  # the same on every device
         values = host(values)
         status = mon.check(it, values, values["running"] == 0)
         flags = np.asarray(s.flag).reshape(n_dev, -1)
