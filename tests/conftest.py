@@ -1,3 +1,7 @@
+import os
+import pathlib
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -28,3 +32,13 @@ def _quiet_cvxpy():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Solution may be inaccurate")
         yield
+
+
+def run_on_host_devices(code: str, devices: int):
+    """Run ``code`` (formatted with ``tests``, this folder) in a fresh Python whose JAX sees
+    ``devices`` CPU devices; it must print OK."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code.format(tests=str(pathlib.Path(__file__).parent))],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]

@@ -1,12 +1,11 @@
 """LinearProgram and the restarted Halpern PDHG (r2HPDHG) against HiGHS and Netlib's optimal values."""
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
+from conftest import run_on_host_devices
 
 from cvxkit.problems import LinearProgram
 from cvxkit.solvers.halpern_pdhg import halpern_pdhg
@@ -273,12 +272,7 @@ print("OK")
 
 @pytest.mark.slow
 def test_sharded_mesh_same_answer():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "JAX_PLATFORMS": "cpu"}
-    code = SHARDED.format(tests=str(pathlib.Path(__file__).parent))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+    run_on_host_devices(SHARDED, 4)
 
 
 # --- all shared Netlib problems (slow; needs ../shared/data/netlib) -----------------------------

@@ -14,6 +14,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import run_on_host_devices
+
 from cvxkit.problems import QuadraticProgram
 from cvxkit.solvers import Status, methods
 from cvxkit.solvers import admm
@@ -533,14 +535,4 @@ print("OK")
 def test_mesh_splits_a_batch_over_devices():
     """Two forced host devices, each solving its own block of an odd-sized batch (padded), with
     compaction on each: the same members, statuses and iterations as on one device."""
-    import os
-    import pathlib
-    import subprocess
-    import sys
-
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu"}
-    code = MESH_BATCH.format(tests=str(pathlib.Path(__file__).parent))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+    run_on_host_devices(MESH_BATCH, 2)
