@@ -10,11 +10,14 @@ its constraint residuals, its CVXPY model and how to hand itself to each solver 
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import dataclasses
 import inspect
 import os
 import sys
+import textwrap
 import time
 from typing import Any
 
@@ -101,6 +104,31 @@ class CheckReport:
         )
 
 
+@functools.lru_cache(maxsize=None)
+def _solver_options(solver) -> tuple[str, ...]:
+    """The keyword-only parameters of a solver function: the options a user may pass."""
+    params = inspect.signature(solver).parameters
+    return tuple(sorted(p for p, v in params.items() if v.kind is v.KEYWORD_ONLY))
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter_sets(cls, adapter: str, solver: str) -> frozenset[str]:
+    """The keyword arguments an adapter passes to ``solver`` itself (read from its source), which
+    a user therefore may not pass to `Problem.solve`."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(cls, adapter))))
+    except (OSError, TypeError):  # no source (frozen installs): nothing is known to be set
+        return frozenset()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            called = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+            if called == solver:
+                names.update(k.arg for k in node.keywords if k.arg is not None)
+    return frozenset(names)
+
+
 class Problem:
     """Base of every problem family (see the module docstring).
 
@@ -138,8 +166,9 @@ class Problem:
         raise NotImplementedError
 
     # --- shared -------------------------------------------------------------------------
-    def solve(self, method: str | None = None, backend: str = "numpy", **options) -> Result:
-        """Solve with ``method`` (default: the family's default) on ``backend``.
+    def solve(self, method: str | None = None, backend: str | None = None, **options) -> Result:
+        """Solve with ``method`` (default: the family's default) on ``backend`` (default: the
+        method's first back end, ``cvxkit.solvers.methods()[method].backends[0]``).
 
         Raises ``ValueError`` naming the valid choices for an unknown method, backend or option.
         """
@@ -150,15 +179,20 @@ class Problem:
                 f"{', '.join(self.methods)}"
             )
         info = get_method(method, backend)
+        backend = info.backends[0] if backend is None else backend
         adapter = getattr(self, self.methods[method])
-        solver_params = inspect.signature(info.load()).parameters
-        allowed = sorted(p for p, v in solver_params.items() if v.kind is v.KEYWORD_ONLY)
-        allowed = [p for p in allowed if p != "backend"]
+        allowed = [p for p in _solver_options(info.load())
+                   if p != "backend" and p not in _adapter_sets(type(self), self.methods[method],
+                                                               info.function)]
+        adapter_params = inspect.signature(adapter).parameters
+        allowed += [p for p, v in adapter_params.items()
+                    if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY) and p != "backend" and p not in allowed]
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ValueError(
-                f"unknown option(s) {', '.join(unknown)} for method {method!r}; valid options: "
-                f"{', '.join(allowed)}"
+                f"unknown option(s) {', '.join(unknown)} for method {method!r} on "
+                f"{type(self).__name__} (the problem sets them itself or the method has none); "
+                f"valid options: {', '.join(sorted(allowed))}"
             )
         return adapter(backend=backend, **options)
 

@@ -43,20 +43,17 @@ class Options:
     dtype: str = "float64"
 
     def __post_init__(self):
-        if not (isinstance(self.tol, (int, float)) and self.tol > 0 and math.isfinite(self.tol)):
-            raise ValueError(f"tol must be a positive finite number, got {self.tol!r}")
-        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if not self.time_limit > 0:
-            raise ValueError(f"time_limit must be positive (seconds), got {self.time_limit!r}")
-        if self.check_every is not None and not (
-            isinstance(self.check_every, int) and self.check_every >= 1
-        ):
-            raise ValueError(f"check_every must be a positive integer, got {self.check_every!r}")
+        from cvxkit.solvers import validate as v
+
+        v.positive("tol", self.tol)
+        v.integer("max_iter", self.max_iter)
+        v.positive("time_limit", self.time_limit, allow_inf=True)
+        v.boolean("verbose", self.verbose)
+        v.integer("check_every", self.check_every, allow_none=True)
+        v.integer("seed", self.seed, minimum=0)
         if self.callback is not None and not callable(self.callback):
-            raise ValueError("callback must be callable")
-        if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+            raise TypeError(f"callback must be callable, got {type(self.callback).__name__}")
+        v.choice("dtype", self.dtype, ("float64", "float32"))
 
 
 class Algorithm(NamedTuple):

@@ -1,20 +1,55 @@
-"""Input checks shared by the problem classes and solvers: one place that turns user data into
-float64 arrays and raises a clear ``ValueError`` (never a crash deep inside numpy)."""
+"""The one input-validation layer shared by the problem classes and solvers.
+
+Every user array and option goes through these functions, which turn it into float64 data or
+raise a ``ValueError`` (``TypeError`` for an option of the wrong type) that names the argument and
+says what is wrong -- never a crash deep inside numpy, scipy, POT or JAX.
+
+* `float_array`: dense numeric arrays (lists, tuples, numpy arrays, JAX arrays; a scipy.sparse
+  input is densified). ``None``, complex, object, ragged, empty (on request) and non-finite
+  (on request) input is refused.
+* `matrix`: a 2-D matrix that may stay sparse: every scipy.sparse format (csr, csc, coo, lil,
+  dok, dia, bsr; ``*_matrix`` and ``*_array``) becomes a float64 ``csc_matrix``.
+* `positive`, `nonnegative`, `integer`, `boolean`, `choice`: option checks.
+"""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
+
+
+def is_sparse(M) -> bool:
+    """True for any scipy.sparse matrix or array (scipy is imported only if already loaded)."""
+    import sys
+
+    sp = sys.modules.get("scipy.sparse")
+    return sp is not None and sp.issparse(M)
 
 
 def reject_complex(name: str, v) -> None:
     """``ValueError`` if ``v`` holds complex numbers (a float conversion would drop their
     imaginary parts silently)."""
-    if np.iscomplexobj(v):
+    dtype = getattr(v, "dtype", None)
+    if dtype is not None:
+        if np.issubdtype(np.dtype(dtype), np.complexfloating):
+            raise ValueError(f"{name} must be real, got complex entries")
+        return
+    if np.iscomplexobj(v) or _has_complex(v):
         raise ValueError(f"{name} must be real, got complex entries")
+
+
+def _has_complex(v, depth: int = 0) -> bool:
+    if isinstance(v, complex):
+        return True
+    if isinstance(v, (list, tuple)) and depth < 4:
+        return any(_has_complex(e, depth + 1) for e in v[:1000])
+    return False
 
 
 def float_array(name: str, v, *, ndim: int | None = None, nonempty: bool = False,
                 finite: bool = False, copy: bool = False) -> np.ndarray:
-    """``v`` as a float64 array, else ``ValueError`` naming ``name``.
+    """``v`` as a float64 ndarray, else ``ValueError`` naming ``name``.
 
     Args:
         ndim: required number of dimensions (``None``: any).
@@ -22,11 +57,23 @@ def float_array(name: str, v, *, ndim: int | None = None, nonempty: bool = False
         finite: refuse NaN and infinite entries.
         copy: always return a new array (the caller may write into it).
     """
+    if v is None:
+        raise ValueError(f"{name} is required, got None")
+    if isinstance(v, (str, bytes, dict, set)):
+        raise ValueError(f"{name} must be a numeric array, got {type(v).__name__}")
     reject_complex(name, v)
+    if is_sparse(v):
+        v = v.toarray()
+    dtype = getattr(v, "dtype", None)
+    if dtype is not None and not (np.issubdtype(np.dtype(dtype), np.number)
+                                  or np.dtype(dtype) == np.bool_):
+        raise ValueError(f"{name} must be a numeric array, got dtype {dtype}")
     try:
         a = np.array(v, dtype=np.float64) if copy else np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a numeric array: {e}") from None
+    except (TypeError, ValueError, OverflowError) as e:
+        reason = "a ragged nested list" if "inhomogeneous" in str(e) or "sequence" in str(e) \
+            else str(e)
+        raise ValueError(f"{name} must be a numeric array, got {reason}") from None
     if (ndim is not None and a.ndim != ndim) or (nonempty and a.size == 0):
         what = f"{ndim}-D array" if ndim is not None else "array"
         raise ValueError(f"{name} must be a {'non-empty ' if nonempty else ''}{what}, "
@@ -34,3 +81,78 @@ def float_array(name: str, v, *, ndim: int | None = None, nonempty: bool = False
     if finite and not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite entries")
     return a
+
+
+def matrix(name: str, M, *, finite: bool = True, nonempty: bool = False, sparse: bool = True):
+    """A 2-D float64 matrix: dense ``ndarray``, or (``sparse=True``) a ``scipy.sparse.csc_matrix``
+    for input in any scipy.sparse format; ``ValueError`` naming ``name`` otherwise.
+
+    ``sparse=False`` densifies sparse input. Batched (3-D) dense input is left to the caller:
+    this function checks 2-D only when the input is sparse.
+    """
+    if is_sparse(M):
+        import scipy.sparse as sp
+
+        reject_complex(name, M)
+        if not np.issubdtype(M.dtype, np.number) and M.dtype != np.bool_:
+            raise ValueError(f"{name} must be numeric, got dtype {M.dtype}")
+        if nonempty and (M.shape[0] == 0 or M.shape[1] == 0):
+            raise ValueError(f"{name} must be a non-empty matrix, got shape {M.shape}")
+        C = sp.csc_matrix(M, dtype=np.float64)  # every format (dok, lil, dia, bsr, coo, ...)
+        C.sum_duplicates()
+        if finite and not np.isfinite(C.data).all():
+            raise ValueError(f"{name} contains NaN or infinite entries")
+        return C if sparse else C.toarray()
+    return float_array(name, M, finite=finite, nonempty=nonempty)
+
+
+def _real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def positive(name: str, v, *, upper: float | None = None, allow_zero: bool = False,
+             allow_inf: bool = False, allow_none: bool = False):
+    """``v`` as a float in ``(0, upper)`` (``[0, upper)`` with ``allow_zero``); ``None`` passes
+    through with ``allow_none``. ``TypeError`` for a non-number, ``ValueError`` out of range."""
+    if v is None and allow_none:
+        return None
+    if not _real(v):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+    v = float(v)
+    ok = (v >= 0 if allow_zero else v > 0) and not math.isnan(v)
+    ok = ok and (math.isfinite(v) or allow_inf) and (upper is None or v < upper)
+    if not ok:
+        lo = "[0" if allow_zero else "(0"
+        hi = f"{upper})" if upper is not None else ("inf]" if allow_inf else "inf)")
+        raise ValueError(f"{name} must lie in {lo}, {hi}, got {v!r}")
+    return v
+
+
+def nonnegative(name: str, v, **kw):
+    """`positive` with zero allowed."""
+    return positive(name, v, allow_zero=True, **kw)
+
+
+def integer(name: str, v, *, minimum: int = 1, allow_none: bool = False):
+    """``v`` as an int ``>= minimum`` (``TypeError`` for non-integers such as 2.5 or True)."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    if v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def boolean(name: str, v) -> bool:
+    """``v`` if it is a bool (numpy bools too), else ``TypeError``."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+    return bool(v)
+
+
+def choice(name: str, v, choices):
+    """``v`` if it is one of ``choices``, else ``ValueError`` listing them."""
+    if not isinstance(v, str) or v not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
+    return v
