@@ -52,7 +52,7 @@ class Options:
         v.integer("check_every", self.check_every, allow_none=True)
         v.integer("seed", self.seed, minimum=0)
         if self.callback is not None and not callable(self.callback):
-            raise TypeError(f"callback must be callable, got {type(self.callback).__name__}")
+            raise v.ArgumentTypeError(f"callback must be callable, got {type(self.callback).__name__}")
         v.choice("dtype", self.dtype, ("float64", "float32"))
 
 

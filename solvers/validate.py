@@ -9,7 +9,8 @@ says what is wrong -- never a crash deep inside numpy, scipy, POT or JAX.
   (on request) input is refused.
 * `matrix`: a 2-D matrix that may stay sparse: every scipy.sparse format (csr, csc, coo, lil,
   dok, dia, bsr; ``*_matrix`` and ``*_array``) becomes a float64 ``csc_matrix``.
-* `positive`, `nonnegative`, `integer`, `boolean`, `choice`: option checks.
+* `positive`, `nonnegative`, `integer`, `boolean`, `choice`: option checks. A wrong type raises
+  `ArgumentTypeError`, which is both a ``TypeError`` and a ``ValueError``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ import math
 import numbers
 
 import numpy as np
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument or option of the wrong type: both a ``TypeError`` and a ``ValueError``, so
+    that code catching either sees it."""
 
 
 def is_sparse(M) -> bool:
@@ -35,7 +41,11 @@ def reject_complex(name: str, v) -> None:
         if np.issubdtype(np.dtype(dtype), np.complexfloating):
             raise ValueError(f"{name} must be real, got complex entries")
         return
-    if np.iscomplexobj(v) or _has_complex(v):
+    try:
+        cplx = np.iscomplexobj(v)
+    except (TypeError, ValueError):  # ragged or odd input: the float conversion reports it
+        cplx = False
+    if cplx or _has_complex(v):
         raise ValueError(f"{name} must be real, got complex entries")
 
 
@@ -117,7 +127,7 @@ def positive(name: str, v, *, upper: float | None = None, allow_zero: bool = Fal
     if v is None and allow_none:
         return None
     if not _real(v):
-        raise TypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+        raise ArgumentTypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
     v = float(v)
     ok = (v >= 0 if allow_zero else v > 0) and not math.isnan(v)
     ok = ok and (math.isfinite(v) or allow_inf) and (upper is None or v < upper)
@@ -138,7 +148,7 @@ def integer(name: str, v, *, minimum: int = 1, allow_none: bool = False):
     if v is None and allow_none:
         return None
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+        raise ArgumentTypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
     if v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
     return int(v)
@@ -147,7 +157,7 @@ def integer(name: str, v, *, minimum: int = 1, allow_none: bool = False):
 def boolean(name: str, v) -> bool:
     """``v`` if it is a bool (numpy bools too), else ``TypeError``."""
     if not isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+        raise ArgumentTypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
     return bool(v)
 
 
