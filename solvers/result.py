@@ -35,6 +35,24 @@ class Status(str, enum.Enum):
         """True only when the tolerance was met (``optimal``)."""
         return self is Status.OPTIMAL
 
+    @property
+    def message(self) -> str:
+        """What this status promises, in words (the default `Result.message`)."""
+        return _MESSAGES[self.value]
+
+
+_MESSAGES = {
+    "optimal": "the stopping criterion holds at the requested tolerance, on the user's data",
+    "optimal_inaccurate": "the solver finished, but a final check on the user's data missed the "
+                          "requested tolerance",
+    "primal_infeasible": "infeasible: a certificate was found and verified on the user's data",
+    "dual_infeasible": "unbounded: a certificate (a ray) was found and verified on the user's data",
+    "max_iter": "the iteration limit was reached before the tolerance was met",
+    "time_limit": "the time limit was reached before the tolerance was met",
+    "numerical_error": "a computed value is not finite, or a factorization failed",
+    "interrupted": "the callback asked to stop",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Result:
@@ -54,6 +72,10 @@ class Result:
         backend: ``"numpy"`` or ``"jax"``.
         method: the registered method name.
         info: solver-specific extras (dual potentials, schedules, certificates ...).
+        dual: the family's natural dual (QP/LP multipliers, OT potentials, ...), ``None`` where
+            the solver does not set it.
+        message: why the solver stopped, in words; empty means the status's default message
+            (`Status.message`), which the constructor fills in.
     """
 
     x: Any
@@ -69,6 +91,15 @@ class Result:
     backend: str = "numpy"
     method: str = ""
     info: dict = dataclasses.field(default_factory=dict)
+    dual: Any = None
+    message: str = ""
+
+    def __post_init__(self):
+        if not self.message:
+            try:
+                object.__setattr__(self, "message", Status(self.status).message)
+            except (TypeError, ValueError):  # a traced or batched status (no single message)
+                pass
 
     @property
     def converged(self) -> bool:
