@@ -34,8 +34,10 @@ norm $\lVert z\rVert_P^2 = \tfrac{\omega}{\eta}\lVert x\rVert^2 + 2y^\top Kx + \
 **Preconditioning.** 10 rounds of Ruiz equilibration of $K$ (infinity norms,
 `cvxkit.solvers.scaling`), then Pock-Chambolle scaling with $\alpha = 1$ (rows by
 $1/\sqrt{\lVert K_{i,:}\rVert_1}$, columns by $1/\sqrt{\lVert K_{:,j}\rVert_1}$), then the bounds
-and the cost are divided by $1 + \lVert b\rVert_2$ and $1 + \lVert c\rVert_2$ (cuPDLPx's
-"bound-objective rescaling").
+and the cost are divided by $\lVert b\rVert_2$ and $\lVert c\rVert_2$ of the equilibrated problem
+(cuPDLPx's "bound-objective rescaling", without its ``1 +``: a vector that is zero is left as it
+is). The scaled problem is therefore the same (up to rounding) when $c$, the bounds or the rows
+are multiplied by a constant, and so are the iterations.
 
 **Restarts** (checked every ``check_every`` iterations, on the fixed-point residual
 $r(z) = \lVert z - T(z)\rVert_P$ of the scaled problem): restart when
@@ -49,28 +51,46 @@ $\log\omega \leftarrow \log\omega - (0.99 e + 0.01 I)$; skipped when a displacem
 $[10^{-10}, 10^{10}]$.
 
 **Termination** (same checks, on the unscaled problem at the PDHG output $(\hat x, \hat y)$,
-Euclidean norms, as cuPDLP/cuPDLPx):
+Euclidean norms). Every test compares a residual with magnitudes of the same units, so that it
+does not change when $c$, the bounds or the rows are multiplied by a constant:
 
-* primal residual $\lVert Kx - \Pi_S(Kx)\rVert \le \epsilon_{abs} + \epsilon_{rel}\lVert b\rVert$,
+* primal residual $\lVert Kx - \Pi_S(Kx)\rVert \le \epsilon_{abs}\lVert Kx\rVert + \epsilon_{rel}\lVert b\rVert$,
   where $b_i$ is the largest finite bound of row $i$ in magnitude (0 if none);
-* dual residual $\lVert \lambda - \Pi_\Lambda(\lambda)\rVert \le \epsilon_{abs} + \epsilon_{rel}\lVert c\rVert$,
+* dual residual $\lVert \lambda - \Pi_\Lambda(\lambda)\rVert \le \epsilon_{abs}\lVert K^\top y\rVert + \epsilon_{rel}\lVert c\rVert$,
   $\lambda = c - K^\top y$, $\Lambda$ the reduced costs the variable bounds allow
   ($\lambda_j \ge 0$ needs a finite $l_{v,j}$, $\lambda_j \le 0$ a finite $u_{v,j}$); $r = \Pi_\Lambda(\lambda)$;
-* gap $\lvert c^\top x - d(y, r)\rvert \le \epsilon_{abs} + \epsilon_{rel}(\lvert c^\top x\rvert + \lvert d\rvert)$
-  with the dual objective $d(y, r) = \sum_i (l_{c,i} y_i^+ - u_{c,i} y_i^-) + \sum_j (l_{v,j} r_j^+ - u_{v,j} r_j^-)$.
+* gap $\lvert c^\top x - d(y, r)\rvert \le \epsilon_{abs}\, t(x, y, r) + \epsilon_{rel}(\lvert c^\top x\rvert + \lvert d\rvert)$
+  with the dual objective $d(y, r) = \sum_i (l_{c,i} y_i^+ - u_{c,i} y_i^-) + \sum_j (l_{v,j} r_j^+ - u_{v,j} r_j^-)$
+  and $t$ the sum of the magnitudes of the terms of $c^\top x$ and of $d$.
 
-With $\epsilon_{abs} = \epsilon_{rel} = \epsilon$ these are cuPDLPx's relative measures
-$\lVert\cdot\rVert/(1 + \text{scale}) \le \epsilon$; ``Result.info`` reports them as
-``rel_primal``, ``rel_dual``, ``rel_gap``.
+``Result.info`` reports ``rel_primal`` $= \lVert\cdot\rVert/(\lVert Kx\rVert + \lVert b\rVert)$,
+``rel_dual`` $= \lVert\cdot\rVert/(\lVert K^\top y\rVert + \lVert c\rVert)$ and ``rel_gap``
+$= \text{gap}/(t + \lvert c^\top x\rvert + \lvert d\rvert)$ (0 for 0/0): with
+$\epsilon_{abs} = \epsilon_{rel} = \epsilon$ (``tol``) the tests hold when all three are at most
+$\epsilon$.
 
 **Infeasibility** (same checks, on the PDHG displacement $T(z) - z$, which tends to the minimal
-displacement vector of an infeasible problem): a dual ray $\delta y$, projected onto the signs the
-row bounds allow, proves primal infeasibility when its objective
-$d(\delta y, \Pi_\Lambda(-K^\top\delta y)) > 0$ and
-$\lVert K^\top\delta y + \Pi_\Lambda(-K^\top \delta y)\rVert \le \epsilon_{pinf}\, d$;
-a primal ray $\delta x$ in the recession cone of $X$ proves dual infeasibility (unboundedness)
-when $-c^\top\delta x > 0$ and the distance of $K\delta x$ to the recession cone of $S$ is at most
-$\epsilon_{dinf}(-c^\top\delta x)$. The certificate is returned in ``Result.info['certificate']``.
+displacement vector of an infeasible problem). A candidate is accepted only when it passes these
+tests on the unscaled data; at the end the accepted one is checked again in float64 with the
+user's own matrix (as is an ``optimal`` point), and if that check fails the iteration goes on
+with a 10 times tighter internal tolerance. With $\kappa_i = \lVert K_{i,:}\rVert_\infty$ and
+the magnitude of $x$ set by the data,
+$\sigma_x = \max(\max_j \lvert l_{v,j}\rvert, \lvert u_{v,j}\rvert, \max_i \lvert b_i\rvert/\kappa_i)$
+(finite bounds only):
+
+* a dual ray $y$ (the $y$ part, projected onto the signs the row bounds allow) proves primal
+  infeasibility when, with $\lambda = -K^\top y$, $r = \Pi_\Lambda(\lambda)$ and $d = d(y, r)$,
+  $d > \epsilon_{pinf}\, t(y, r)$ and $\sigma_x \lVert\lambda - r\rVert_1 \le \epsilon_{pinf}\, d$:
+  then no $x$ with $\lVert x\rVert_\infty \le \sigma_x/\epsilon_{pinf}$ satisfies the constraints
+  (for such an $x$, $0 \ge d - \lVert\lambda - r\rVert_1\lVert x\rVert_\infty > 0$);
+* a primal ray $\delta x$ (the $x$ part, projected onto the recession cone of $X$) proves dual
+  infeasibility (unboundedness) when $-c^\top\delta x > \epsilon_{dinf} \lvert c\rvert^\top\lvert\delta x\rvert$
+  and $\lVert c\rVert_\infty \sum_i v_i/\kappa_i \le \epsilon_{dinf}(-c^\top \delta x)$, $v$ the
+  distance of $K\delta x$ to the recession cone of $S$: then no dual feasible $y$ has
+  $\max_i \kappa_i\lvert y_i\rvert \le \lVert c\rVert_\infty/\epsilon_{dinf}$.
+
+Both tests are unchanged when $c$, the bounds or any row (with its bounds) is multiplied by a
+positive constant. The certificate is returned in ``Result.info['certificate']``.
 
 **Back ends.** numpy: scipy.sparse CSR products (threaded when large). JAX: ``jax.experimental.sparse``
 BCOO products (dense arrays for dense data), the whole block of ``check_every`` iterations and the
@@ -88,7 +108,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from cvxkit.solvers import kkt
-from cvxkit.solvers.admm import _as_matrix, _positive, _vector
+from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
@@ -100,7 +120,7 @@ _FLAG_STATUS = {OPTIMAL: Status.OPTIMAL, PRIMAL_INFEASIBLE: Status.PRIMAL_INFEAS
                 DUAL_INFEASIBLE: Status.DUAL_INFEASIBLE, DIVERGED: Status.NUMERICAL_ERROR}
 #: bounds at or beyond this magnitude are infinite
 INF_BOUND = 1e20
-#: residuals beyond this mean divergence
+#: scaled iterates beyond this (the scaled data have unit norms) mean divergence
 DIVERGED_AT = 1e30
 #: displacements outside [WEIGHT_MIN_MOVE, WEIGHT_MAX_MOVE] skip the primal-weight update
 WEIGHT_MIN_MOVE, WEIGHT_MAX_MOVE = 1e-10, 1e10
@@ -157,6 +177,9 @@ class Data(NamedTuple):
     ucf: Any
     bnorm: Any
     cnorm: Any
+    krow: Any  # infinity norms of K's rows (unscaled; 1 for an empty row)
+    cinf: Any  # ||c||_inf
+    xscale: Any  # sigma_x of the module docstring
     settings: Settings
 
 
@@ -241,13 +264,24 @@ def _reduced(xp, d: Data, lam):
                                                  xp.where(d.uvf, xp.minimum(lam, 0.0), 0.0)))
 
 
+def _dual_terms(xp, d: Data, y, r):
+    """The terms ``l_c y+, -u_c y-, l_v r+, -u_v r-`` of the dual objective over the finite
+    bounds (unscaled): returns their sum ``d(y, r)`` and the sum of their magnitudes."""
+    z = 0.0
+    parts = (xp.where(d.lcf, d.lc0, z) * xp.maximum(y, z), xp.where(d.ucf, d.uc0, z) * xp.minimum(y, z),
+             xp.where(d.lvf, d.lv0, z) * xp.maximum(r, z), xp.where(d.uvf, d.uv0, z) * xp.minimum(r, z))
+    return sum(xp.sum(t) for t in parts), sum(xp.sum(xp.abs(t)) for t in parts)
+
+
 def _dual_objective(xp, d: Data, y, r):
     """``sum(l_c y+ - u_c y-) + sum(l_v r+ - u_v r-)`` over the finite bounds (unscaled)."""
-    z = 0.0
-    return (xp.sum(xp.where(d.lcf, d.lc0, z) * xp.maximum(y, z))
-            + xp.sum(xp.where(d.ucf, d.uc0, z) * xp.minimum(y, z))
-            + xp.sum(xp.where(d.lvf, d.lv0, z) * xp.maximum(r, z))
-            + xp.sum(xp.where(d.uvf, d.uv0, z) * xp.minimum(r, z)))
+    return _dual_terms(xp, d, y, r)[0]
+
+
+def _ratio(xp, a, b):
+    """``a / b``, 0 for 0 / 0 (every denominator here is 0 only when its numerator is)."""
+    pos = b > 0
+    return xp.where(pos, a / xp.where(pos, b, 1.0), xp.where(a > 0, xp.inf, 0.0))
 
 
 class Metrics(NamedTuple):
@@ -257,49 +291,62 @@ class Metrics(NamedTuple):
     pobj: Any
     dobj: Any
     ok: Any
+    rel_prim: Any
+    rel_dual: Any
+    rel_gap: Any
 
 
 def metrics(bk: Backend, d: Data, Kxh, Ktyh, xh, yh) -> Metrics:
-    """Unscaled residuals, objectives and the optimality test at the scaled ``(xh, yh)`` given
-    the scaled products ``K xh`` and ``K^T yh``."""
+    """Unscaled residuals, objectives and the optimality test (module docstring) at the scaled
+    ``(xh, yh)`` given the scaled products ``K xh`` and ``K^T yh``."""
     xp, st = bk.xp, d.settings
     x, y = d.xs * xh, d.ys * yh
     Kx = d.kxs * Kxh
+    Kty = d.kys * Ktyh
     prim = _norm(xp, Kx - xp.clip(Kx, d.lc0, d.uc0))
-    lam = d.c0 - d.kys * Ktyh
+    lam = d.c0 - Kty
     r = _reduced(xp, d, lam)
     dual = _norm(xp, lam - r)
-    pobj = xp.sum(d.c0 * x)
-    dobj = _dual_objective(xp, d, y, r)
+    cx = d.c0 * x
+    pobj = xp.sum(cx)
+    dobj, dterms = _dual_terms(xp, d, y, r)
     gap = xp.abs(pobj - dobj)
-    ok = ((prim <= st.eps_abs + st.eps_rel * d.bnorm) & (dual <= st.eps_abs + st.eps_rel * d.cnorm)
-          & (gap <= st.eps_abs + st.eps_rel * (xp.abs(pobj) + xp.abs(dobj))))
-    return Metrics(prim, dual, gap, pobj, dobj, ok)
+    nKx, nKty = _norm(xp, Kx), _norm(xp, Kty)
+    terms = xp.sum(xp.abs(cx)) + dterms
+    objs = xp.abs(pobj) + xp.abs(dobj)
+    ok = ((prim <= st.eps_abs * nKx + st.eps_rel * d.bnorm)
+          & (dual <= st.eps_abs * nKty + st.eps_rel * d.cnorm)
+          & (gap <= st.eps_abs * terms + st.eps_rel * objs))
+    return Metrics(prim, dual, gap, pobj, dobj, ok, _ratio(xp, prim, nKx + d.bnorm),
+                   _ratio(xp, dual, nKty + d.cnorm), _ratio(xp, gap, terms + objs))
 
 
 def primal_infeasible(bk: Backend, d: Data, ray):
     """Does the scaled dual ray ``ray`` (projected onto the allowed signs) prove that no ``x``
-    satisfies the constraints? Returns ``(bool, unscaled projected ray)``."""
-    xp = bk.xp
+    satisfies the constraints (module docstring)? Returns ``(bool, unscaled projected ray)``."""
+    xp, eps = bk.xp, d.settings.eps_pinf
     ray = xp.where((~d.lcf & (ray > 0)) | (~d.ucf & (ray < 0)), 0.0, ray)
     lam = -d.kys * (d.Kt @ ray)
     r = _reduced(xp, d, lam)
     yu = d.ys * ray
-    obj = _dual_objective(xp, d, yu, r)
-    return (obj > 0) & (_norm(xp, lam - r) <= d.settings.eps_pinf * obj), yu
+    obj, terms = _dual_terms(xp, d, yu, r)
+    ok = (obj > eps * terms) & (d.xscale * xp.sum(xp.abs(lam - r)) <= eps * obj)
+    return ok, yu
 
 
 def dual_infeasible(bk: Backend, d: Data, ray):
     """Does the scaled primal ray ``ray`` (projected onto the recession cone of the variable
-    bounds) prove the LP unbounded? Returns ``(bool, unscaled projected ray)``."""
-    xp = bk.xp
+    bounds) prove the LP unbounded (module docstring)? Returns ``(bool, unscaled projected ray)``."""
+    xp, eps = bk.xp, d.settings.eps_dinf
     ray = xp.where((d.lvf & (ray < 0)) | (d.uvf & (ray > 0)), 0.0, ray)
     Kx = d.kxs * (d.K @ ray)
-    viol = xp.where(d.lcf & d.ucf, Kx, xp.where(d.lcf, xp.minimum(Kx, 0.0),
-                                                xp.where(d.ucf, xp.maximum(Kx, 0.0), 0.0)))
+    viol = xp.where(d.lcf & d.ucf, xp.abs(Kx), xp.where(d.lcf, xp.maximum(-Kx, 0.0),
+                                                        xp.where(d.ucf, xp.maximum(Kx, 0.0), 0.0)))
     xu = d.xs * ray
-    obj = -xp.sum(d.c0 * xu)
-    return (obj > 0) & (_norm(xp, viol) <= d.settings.eps_dinf * obj), xu
+    cx = d.c0 * xu
+    obj = -xp.sum(cx)
+    ok = (obj > eps * xp.sum(xp.abs(cx))) & (d.cinf * xp.sum(viol / d.krow) <= eps * obj)
+    return ok, xu
 
 
 def _weight_update(bk: Backend, d: Data, s: State, xh, yh):
@@ -333,8 +380,8 @@ def evaluate(bk: Backend, d: Data, s: State) -> State:
     fpr = fixed_point_residual(bk, d, s.omega, s.x - xh, s.y - yh, Kxh - Kxbar)
     pinf, ray_y = primal_infeasible(bk, d, yh - s.y)
     dinf, ray_x = dual_infeasible(bk, d, xh - s.x)
-    finite = xp.isfinite(m.prim) & xp.isfinite(m.dual) & xp.isfinite(m.gap) & (m.prim < DIVERGED_AT) \
-        & (m.dual < DIVERGED_AT)
+    size = xp.maximum(xp.max(xp.abs(xh), initial=0.0), xp.max(xp.abs(yh), initial=0.0))
+    finite = xp.isfinite(m.prim) & xp.isfinite(m.dual) & xp.isfinite(m.gap) & (size < DIVERGED_AT)
     flag = xp.where(~finite, DIVERGED, xp.where(m.ok, OPTIMAL, xp.where(
         pinf, PRIMAL_INFEASIBLE, xp.where(dinf, DUAL_INFEASIBLE, RUNNING))))
     it = s.it + 1
@@ -350,8 +397,7 @@ def evaluate(bk: Backend, d: Data, s: State) -> State:
         err_prev=xp.where(restart, err, s.err_prev), r0=xp.where(restart, fpr, s.r0), r_prev=fpr,
         fpr=fpr, restarts=s.restarts + xp.where(restart, 1, 0), restarted=restart, flag=flag,
         prim=m.prim, dual=m.dual, gap=m.gap, pobj=m.pobj, dobj=m.dobj,
-        rel_prim=m.prim / (1.0 + d.bnorm), rel_dual=m.dual / (1.0 + d.cnorm),
-        rel_gap=m.gap / (1.0 + xp.abs(m.pobj) + xp.abs(m.dobj)), ray_x=ray_x, ray_y=ray_y)
+        rel_prim=m.rel_prim, rel_dual=m.rel_dual, rel_gap=m.rel_gap, ray_x=ray_x, ray_y=ray_y)
     if bk.name == "jax":
         s = s._replace(flag=xp.asarray(s.flag, dtype=xp.int32), k=xp.asarray(s.k, dtype=xp.int32),
                        restarts=xp.asarray(s.restarts, dtype=xp.int32))
@@ -382,9 +428,15 @@ ALGORITHM = Algorithm("halpern_pdhg", lambda bk, s, d: block(bk, d, s), _monitor
 # Setup: validation, preconditioning, step size
 # ============================================================================================
 def _bounds(name, v, size, fill):
-    v = _vector(name, v, size, fill)
+    """A bound vector: ``None`` is ``size`` copies of ``fill``, a number is broadcast; entries of
+    magnitude >= 1e20 are infinite (HiGHS's convention)."""
+    if v is None:
+        return np.full(size, fill)
+    v = validate.float_array(name, v)
+    if v.ndim == 0:
+        v = np.full(size, float(v))
     if v.shape != (size,):
-        raise ValueError(f"{name} must have shape ({size},), got {v.shape}")
+        raise ValueError(f"{name} must be a number or have shape ({size},), got {v.shape}")
     if np.isnan(v).any():
         raise ValueError(f"{name} contains NaN entries")
     return np.where(v <= -INF_BOUND, -np.inf, np.where(v >= INF_BOUND, np.inf, v))
@@ -392,23 +444,22 @@ def _bounds(name, v, size, fill):
 
 def validate_cost(c) -> np.ndarray:
     """``c`` as a finite float64 vector of shape (n,), n >= 1, else ``ValueError``."""
-    c = _vector("c", c, 0)
+    c = validate.float_array("c", c, finite=True)
     if c.ndim != 1 or c.size == 0:
         raise ValueError(f"c must have shape (n,) with n >= 1, got {c.shape}")
-    if not np.isfinite(c).all():
-        raise ValueError("c contains NaN or infinite entries")
     return c
 
 
 def validate_lp(c, K, lc, uc, lv, uv):
     """Check and normalize bound-form LP data; returns ``(c, K, lc, uc, lv, uv)`` as float64
-    arrays (``K`` dense or scipy.sparse CSR). Raises ``ValueError`` with the reason."""
+    arrays (``K`` dense or scipy.sparse CSR, from any scipy.sparse format). Raises
+    ``ValueError`` with the reason."""
     c = validate_cost(c)
     n = c.shape[0]
-    K = _as_matrix("K", np.zeros((0, n)) if K is None else K)
+    K = validate.matrix("K", np.zeros((0, n)) if K is None else K)
     if K.ndim != 2 or K.shape[1] != n:
         raise ValueError(f"K must have shape (m, n) with n = {n}, got {K.shape}")
-    if kkt.is_sparse(K):
+    if validate.is_sparse(K):
         K = K.tocsr()
     m = K.shape[0]
     lc, uc = _bounds("lc", lc, m, -np.inf), _bounds("uc", uc, m, np.inf)
@@ -421,6 +472,21 @@ def validate_lp(c, K, lc, uc, lv, uv):
             i = int(bad[0])
             raise ValueError(f"{what} bounds cross at index {i}: lower {lo[i]:.6g} > upper {hi[i]:.6g}")
     return c, K, lc, uc, lv, uv
+
+
+def data_scales(c, K, lc, uc, lv, uv):
+    """The unscaled magnitudes of the tests (module docstring): ``(b, ||b||, ||c||, kappa,
+    ||c||_inf, sigma_x)`` with ``b_i`` the largest finite bound of row ``i`` in magnitude and
+    ``kappa_i`` the infinity norm of row ``i`` (1 for an empty row)."""
+    b = np.maximum(np.where(np.isfinite(lc), np.abs(lc), 0.0), np.where(np.isfinite(uc), np.abs(uc), 0.0))
+    if validate.is_sparse(K):
+        kappa = abs(K).max(axis=1).toarray().ravel()
+    else:
+        kappa = np.abs(K).max(axis=1, initial=0.0)
+    kappa = np.where(kappa > 0, kappa, 1.0)
+    bounds = np.concatenate([np.abs(lv[np.isfinite(lv)]), np.abs(uv[np.isfinite(uv)]), b / kappa])
+    return (b, float(np.linalg.norm(b)), float(np.linalg.norm(c)), kappa,
+            float(np.abs(c).max(initial=0.0)), float(bounds.max(initial=0.0)))
 
 
 def _abs_sums(K, axis):
@@ -449,8 +515,8 @@ def precondition(c, K, lc, uc, lv, uv, ruiz_iters=10, pock_chambolle=True, resca
     if rescale:
         b = np.maximum(np.where(np.isfinite(lc), np.abs(lc), 0.0),
                        np.where(np.isfinite(uc), np.abs(uc), 0.0)) * E
-        beta_b = 1.0 + float(np.linalg.norm(b))
-        beta_c = 1.0 + float(np.linalg.norm(c * D))
+        beta_b = float(np.linalg.norm(b)) or 1.0
+        beta_c = float(np.linalg.norm(c * D)) or 1.0
     return sp.csr_matrix(Ks), D, E, beta_b, beta_c
 
 
@@ -657,18 +723,18 @@ def algorithm(mesh=None) -> Algorithm:
     return _MESH_ALGORITHMS[mesh]
 
 
-def make_data(bk: Backend, c, lc, uc, lv, uv, sc: _Scaled, cfg, mesh=None) -> Data:
-    """The `Data` of the scaled problem on back end ``bk``."""
+def make_data(bk: Backend, c, K_user, lc, uc, lv, uv, sc: _Scaled, cfg, mesh=None) -> Data:
+    """The `Data` of the scaled problem ``sc`` of the LP ``(c, K_user, ...)`` on back end ``bk``."""
     K, Kt = _matrices(bk, sc.K, mesh, cfg["sparse_format"])
     f = bk.asarray
-    bvec = np.maximum(np.where(np.isfinite(lc), np.abs(lc), 0.0), np.where(np.isfinite(uc), np.abs(uc), 0.0))
+    _, bnorm, cnorm, kappa, cinf, xscale = data_scales(c, K_user, lc, uc, lv, uv)
     xs, ys = sc.beta_b * sc.D, sc.beta_c * sc.E
     kxs, kys = sc.beta_b / sc.E, sc.beta_c / sc.D
     mask = (lambda v: bk.xp.asarray(v)) if bk.name == "jax" else np.asarray
     d = Data(K, Kt, f(sc.c), f(sc.lv), f(sc.uv), f(sc.lc), f(sc.uc), f(sc.eta), f(xs), f(ys), f(kxs),
              f(kys), f(c), f(lv), f(uv), f(lc), f(uc), mask(np.isfinite(lv)), mask(np.isfinite(uv)),
-             mask(np.isfinite(lc)), mask(np.isfinite(uc)), f(np.linalg.norm(bvec)),
-             f(np.linalg.norm(c)), _settings(bk, cfg))
+             mask(np.isfinite(lc)), mask(np.isfinite(uc)), f(bnorm), f(cnorm), f(kappa), f(cinf),
+             f(xscale), _settings(bk, cfg))
     if mesh is not None:
         shard = {name: _shard_vector(bk, getattr(d, name), mesh) for name in Data._fields
                  if name not in ("K", "Kt", "settings") and np.ndim(getattr(d, name)) == 1}
@@ -699,31 +765,49 @@ def _init_state(bk: Backend, d: Data, x, y, omega) -> State:
     b = (lambda v: xp.asarray(v)) if bk.name == "jax" else bool
     zero = f(0.0)
     return State(x, y, x, y, xh, yh, i(0), i(0), omega, zero, zero, r0, r0, r0, i(0), b(False),
-                 i(RUNNING), m.prim, m.dual, m.gap, m.pobj, m.dobj, m.prim / (1.0 + d.bnorm),
-                 m.dual / (1.0 + d.cnorm), m.gap / (1.0 + xp.abs(m.pobj) + xp.abs(m.dobj)),
+                 i(RUNNING), m.prim, m.dual, m.gap, m.pobj, m.dobj, m.rel_prim, m.rel_dual, m.rel_gap,
                  xp.zeros_like(x), xp.zeros_like(y))
 
 
 # ============================================================================================
 # Public entry point
 # ============================================================================================
+_WARM_EXPECTED = ("warm_start must be a Result of halpern_pdhg, a dict {'x': (n,), 'y': (m,)} "
+                  "or a pair (x, y) of finite arrays of shapes (n,) and (m,)")
+
+
 def _warm(warm_start, n, m):
-    """``(x, y)`` (unscaled) from a Result, a dict or a pair; zeros if None."""
+    """``(x, y)`` (unscaled) from a Result, a dict or a pair; zeros if None (or for a missing
+    part). Anything else, or parts of the wrong shape or with NaN/inf entries, raise
+    ``ValueError`` saying what is expected."""
     if warm_start is None:
         return np.zeros(n), np.zeros(m)
     if isinstance(warm_start, Result):
-        x, y = warm_start.x, warm_start.info.get("y")
-    elif isinstance(warm_start, dict):
+        x, y = warm_start.x, (warm_start.info or {}).get("y")
+    elif isinstance(warm_start, dict) and set(warm_start) <= {"x", "y"}:
         x, y = warm_start.get("x"), warm_start.get("y")
     elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
         x, y = warm_start
     else:
-        raise ValueError("warm_start must be a Result, a dict with 'x' (and 'y'), or a pair (x, y)")
-    x = np.zeros(n) if x is None else np.asarray(x, dtype=np.float64)
-    y = np.zeros(m) if y is None else np.asarray(y, dtype=np.float64)
-    if x.shape != (n,) or y.shape != (m,):
-        raise ValueError(f"warm_start has shapes x {x.shape}, y {y.shape}; expected ({n},), ({m},)")
-    return np.where(np.isfinite(x), x, 0.0), np.where(np.isfinite(y), y, 0.0)
+        raise ValueError(f"{_WARM_EXPECTED}; got {type(warm_start).__name__}")
+    out = []
+    for part, v, size in (("x", x, n), ("y", y, m)):
+        if v is None:
+            out.append(np.zeros(size))
+            continue
+        try:
+            v = validate.float_array(f"warm_start {part}", v)
+        except ValueError as e:
+            raise ValueError(f"{_WARM_EXPECTED}: {e}") from None
+        if v.shape != (size,):
+            raise ValueError(f"{_WARM_EXPECTED}; got {part} of shape {v.shape}, expected ({size},)")
+        if not np.isfinite(v).all():
+            if isinstance(warm_start, Result):  # an infeasibility status has x = NaN: start at 0
+                v = np.where(np.isfinite(v), v, 0.0)
+            else:
+                raise ValueError(f"{_WARM_EXPECTED}; got NaN or infinite entries in {part}")
+        out.append(v)
+    return out[0], out[1]
 
 
 def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="numpy", tol=1e-4,
@@ -764,30 +848,37 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
     t0 = time.perf_counter()
     c, K, lc, uc, lv, uv = validate_lp(c, K, lc, uc, lv, uv)
     n, m = c.shape[0], K.shape[0]
-    opts = Options(tol=_positive("tol", tol), max_iter=max_iter, time_limit=time_limit,
-                   verbose=verbose, callback=callback, seed=seed, dtype=dtype)
-    if not (isinstance(check_every, int) and check_every >= 1):
-        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
-    if not (isinstance(reflection, (int, float)) and 0.0 <= reflection <= 1.0):
+    tol = validate.positive("tol", tol)
+    max_iter = validate.integer("max_iter", max_iter)
+    check_every = validate.integer("check_every", check_every)
+    sync_every = validate.integer("sync_every", sync_every, allow_none=True)
+    opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
+                   callback=callback, seed=seed, dtype=dtype)
+    reflection = validate.nonnegative("reflection", reflection)
+    if reflection > 1.0:
         raise ValueError(f"reflection must be in [0, 1], got {reflection!r}")
     if mesh is not None and backend != "jax":
         raise ValueError("mesh needs backend='jax'")
-    if sparse_format not in ("auto", "segment", "bcoo"):
-        raise ValueError(f"sparse_format must be 'auto', 'segment' or 'bcoo', got {sparse_format!r}")
-    cfg = dict(eps_abs=_positive("eps_abs", eps_abs if eps_abs is not None else tol),
-               eps_rel=_positive("eps_rel", eps_rel if eps_rel is not None else tol),
-               eps_pinf=_positive("eps_primal_infeasible", eps_primal_infeasible),
-               eps_dinf=_positive("eps_dual_infeasible", eps_dual_infeasible),
-               reflection=float(reflection), adapt_weight=bool(adaptive_primal_weight),
-               block=check_every, max_iter=max_iter, ruiz_iters=int(ruiz_iters),
-               pock_chambolle=bool(pock_chambolle), rescale=bool(rescale), seed=seed,
-               primal_weight=None if primal_weight is None else _positive("primal_weight", primal_weight),
+    validate.choice("sparse_format", sparse_format, ("auto", "segment", "bcoo"))
+    cfg = dict(eps_abs=validate.positive("eps_abs", tol if eps_abs is None else eps_abs, allow_zero=True),
+               eps_rel=validate.positive("eps_rel", tol if eps_rel is None else eps_rel, allow_zero=True),
+               eps_pinf=validate.positive("eps_primal_infeasible", eps_primal_infeasible),
+               eps_dinf=validate.positive("eps_dual_infeasible", eps_dual_infeasible),
+               reflection=reflection, adapt_weight=validate.boolean("adaptive_primal_weight",
+                                                                    adaptive_primal_weight),
+               block=check_every, max_iter=max_iter,
+               ruiz_iters=validate.integer("ruiz_iters", ruiz_iters, minimum=0),
+               pock_chambolle=validate.boolean("pock_chambolle", pock_chambolle),
+               rescale=validate.boolean("rescale", rescale), seed=seed,
+               primal_weight=validate.positive("primal_weight", primal_weight, allow_none=True),
                sparse_format=sparse_format)
+    if cfg["eps_abs"] == 0 and cfg["eps_rel"] == 0:
+        raise ValueError("eps_abs and eps_rel cannot both be 0")
     xw, yw = _warm(warm_start, n, m)
     bk = get_backend(backend, dtype)
     sc = scale_problem(c, K, lc, uc, lv, uv, cfg)
     with bk.precision():
-        d = make_data(bk, c, lc, uc, lv, uv, sc, cfg, mesh)
+        d = make_data(bk, c, K, lc, uc, lv, uv, sc, cfg, mesh)
         t_init = time.perf_counter()
         s = bk.block(init_state(bk, d, xw / (sc.beta_b * sc.D), yw / (sc.beta_c * sc.E), sc.omega0,
                                 mesh))
@@ -796,16 +887,93 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
         setup_time = time.perf_counter() - t0 - t_init
         if sync_every is None:
             sync_every = 1 if (verbose or callback is not None) else max(1, 1024 // check_every)
-        dopts = Options(tol=opts.tol, max_iter=-(-max_iter // check_every) + 1,
-                        time_limit=time_limit, verbose=verbose, callback=callback,
-                        check_every=sync_every if bk.name == "jax" else 1, seed=seed, dtype=dtype)
-        out = run(algorithm(mesh), bk, s, d, dopts)
-        s = out.state
-        fin = {k: np.asarray(bk.to_numpy(getattr(s, k))) for k in State._fields}
-    return _result(c, fin, sc, out, setup_time, t_init, bk.name)
+        user = _UserCheck(c, K, lc, uc, lv, uv, cfg)
+        runs, t_start = [], time.perf_counter()
+        while True:
+            done = int(np.asarray(bk.to_numpy(s.it)))
+            left = time_limit - (time.perf_counter() - t_start)
+            dopts = Options(tol=opts.tol, max_iter=-(-(max_iter - done) // check_every) + 1,
+                            time_limit=max(left, 1e-9), verbose=verbose, callback=callback,
+                            check_every=sync_every if bk.name == "jax" else 1, seed=seed, dtype=dtype)
+            out = run(algorithm(mesh), bk, s, d, dopts)
+            runs.append(out)
+            s = out.state
+            fin = {k: np.asarray(bk.to_numpy(getattr(s, k))) for k in State._fields}
+            flag = int(fin["flag"])
+            if flag in (RUNNING, DIVERGED) or user.confirms(flag, fin, sc):
+                break
+            fin["flag"] = np.asarray(RUNNING)  # not confirmed: no status of it is reported
+            if fin["it"] >= max_iter or out.status in (Status.TIME_LIMIT, Status.INTERRUPTED):
+                break
+            # the float64 check on the user's data failed: go on with a tighter internal test
+            d = d._replace(settings=user.tighten(bk, d.settings, flag))
+            s = s._replace(flag=bk.xp.asarray(RUNNING, dtype=bk.xp.int32) if bk.name == "jax" else RUNNING)
+    return _result(c, fin, sc, _merge(runs), setup_time, t_init, bk.name, user.rejected)
 
 
-def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend) -> Result:
+class _UserCheck:
+    """The final tests of an ``optimal`` point or an infeasibility certificate, in float64 on the
+    user's own (unscaled) data, with the same formulas as the loop's; ``tighten`` divides the
+    loop's tolerance of a test that this check rejected by 10."""
+
+    def __init__(self, c, K, lc, uc, lv, uv, cfg):
+        self.bk = get_backend("numpy", "float64")
+        self.lp, self.cfg, self._d = (c, K, lc, uc, lv, uv), cfg, None
+        self.rejected = []  # (iteration, status) of each rejected candidate
+
+    @property
+    def d(self) -> Data:
+        """The user's data as a `Data` with unit scaling (built on first use)."""
+        if self._d is None:
+            import scipy.sparse as sp
+
+            c, K, lc, uc, lv, uv = self.lp
+            ident = _Scaled(sp.csr_matrix(K), c, lv, uv, lc, uc, np.ones(c.shape[0]),
+                            np.ones(K.shape[0]), 1.0, 1.0, 1.0, 1.0)
+            self._d = make_data(self.bk, c, K, lc, uc, lv, uv, ident, self.cfg)
+        return self._d
+
+    def confirms(self, flag, fin, sc) -> bool:
+        bk, d = self.bk, self.d
+        if flag == OPTIMAL:
+            x = sc.beta_b * sc.D * fin["xh"].astype(np.float64)
+            y = sc.beta_c * sc.E * fin["yh"].astype(np.float64)
+            ok = bool(metrics(bk, d, d.K @ x, d.Kt @ y, x, y).ok)
+        elif flag == PRIMAL_INFEASIBLE:
+            ok = bool(primal_infeasible(bk, d, fin["ray_y"].astype(np.float64))[0])
+        elif flag == DUAL_INFEASIBLE:
+            ok = bool(dual_infeasible(bk, d, fin["ray_x"].astype(np.float64))[0])
+        else:
+            return True
+        if not ok:
+            self.rejected.append((int(fin["it"]), _FLAG_STATUS[flag].value))
+        return ok
+
+    @staticmethod
+    def tighten(bk, st: Settings, flag) -> Settings:
+        f = bk.asarray
+        if flag == OPTIMAL:
+            return st._replace(eps_abs=f(0.1 * st.eps_abs), eps_rel=f(0.1 * st.eps_rel))
+        if flag == PRIMAL_INFEASIBLE:
+            return st._replace(eps_pinf=f(0.1 * st.eps_pinf))
+        return st._replace(eps_dinf=f(0.1 * st.eps_dinf))
+
+
+def _merge(runs):
+    """One driver `Run` from the runs of the loop above (histories concatenated)."""
+    if len(runs) == 1:
+        return runs[0]
+    last, hist, t = runs[-1], {}, 0.0
+    for r in runs:
+        for k, v in r.history.items():
+            v = list(v)
+            hist.setdefault(k, []).extend([e + t for e in v] if k == "time" else v)
+        t += r.solve_time
+    return last._replace(history=hist, solve_time=t, iterations=sum(r.iterations for r in runs),
+                         compile_time=sum(r.compile_time for r in runs))
+
+
+def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend, rejected=()) -> Result:
     flag = int(s["flag"])
     if flag != RUNNING:
         status = _FLAG_STATUS[flag]
@@ -826,7 +994,8 @@ def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend) -> Res
             "rel_dual": float(s["rel_dual"]), "rel_gap": float(s["rel_gap"]),
             "gap": float(s["gap"]), "restarts": int(s["restarts"]),
             "restart_iterations": restart_its, "primal_weight": float(s["omega"]),
-            "step_size": float(sc.eta), "fixed_point_residual": float(s["fpr"])}
+            "step_size": float(sc.eta), "fixed_point_residual": float(s["fpr"]),
+            "rejected": list(rejected)}
     cert = None
     if status is Status.PRIMAL_INFEASIBLE:
         cert = s["ray_y"].astype(np.float64)
