@@ -253,14 +253,15 @@ _LINPROG_STATUS = {0: Status.OPTIMAL, 1: Status.MAX_ITER, 2: Status.PRIMAL_INFEA
 
 
 def _lp_matrix(name, A, b, n, b_name, allow_inf):
-    """``(A, b)`` checked against ``n`` columns; ``A=None`` gives an empty (0, n) block."""
-    from cvxkit.solvers.admm import _as_matrix
+    """``(A, b)`` checked against ``n`` columns; ``A=None`` gives an empty (0, n) block. ``A``
+    is dense or in any scipy.sparse format (`cvxkit.solvers.validate.matrix`)."""
+    from cvxkit.solvers import validate
 
     if A is None:
-        if b is not None and np.size(b) > 0:
+        if b is not None and float_array(b_name, b).size > 0:
             raise ValueError(f"{b_name} is given without {name}")
         return np.zeros((0, n)), np.zeros(0)
-    A = _as_matrix(name, A)
+    A = validate.matrix(name, A)
     if A.ndim != 2 or A.shape[1] != n:
         raise ValueError(f"{name} must have shape (m, n) with n = len(c) = {n}, got {A.shape}")
     if b is None:
@@ -279,16 +280,60 @@ def _lp_matrix(name, A, b, n, b_name, allow_inf):
 def _lp_bound(name, v, n, default):
     if v is None:
         return np.full(n, default)
-    try:
-        v = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a number or an array of shape (n,): {e}") from None
+    v = float_array(name, v)
     v = np.full(n, float(v)) if v.ndim == 0 else v
     if v.shape != (n,):
         raise ValueError(f"{name} must be a number or have shape ({n},), got {v.shape}")
     if np.isnan(v).any():
         raise ValueError(f"{name} contains NaN entries")
     return v
+
+
+def _mps_numbers_ok(path) -> None:
+    """Check the numeric fields of an MPS file (HiGHS 1.16 reads a malformed number such as
+    ``four`` as 0 without a word): in COLUMNS, RHS and RANGES the last field of each
+    ``name value`` pair, in BOUNDS the value of UP/LO/FX/LI/UI/SC bounds. A field that is not a
+    number in the free-format reading nor at the fixed-format columns (25-36, 50-61) raises
+    ``ValueError`` naming the line."""
+    import gzip
+
+    def number(tok):
+        try:
+            float(tok.replace("D", "E").replace("d", "e"))
+            return True
+        except ValueError:
+            return False
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    section = None
+    with opener(path, "rt", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n\r")
+            if not line.strip() or line.startswith("*"):
+                continue
+            if not line[0].isspace():
+                section = line.split()[0].upper()
+                continue
+            t = line.split()
+            if section in ("COLUMNS", "RHS", "RANGES"):
+                if "'MARKER'" in line.upper():
+                    continue
+                free = [t[-1]] + ([t[-3]] if len(t) >= 4 else [])
+            elif section == "BOUNDS" and t[0].upper() in ("UP", "LO", "FX", "LI", "UI", "SC") \
+                    and len(t) >= 3:
+                free = [t[-1]]
+            else:
+                continue
+            if all(number(v) for v in free):
+                continue
+            fixed = [line[24:36].strip()] + ([line[49:61].strip()] if line[49:61].strip() else [])
+            if section == "BOUNDS":
+                fixed = [line[24:36].strip()]
+            if all(v and number(v) for v in fixed):
+                continue
+            bad = next(v for v in free if not number(v))
+            raise ValueError(f"{path}, line {lineno} ({section} section): {bad!r} is not a number: "
+                             f"{line.strip()!r}")
 
 
 class LinearProgram(Problem):
@@ -315,8 +360,6 @@ class LinearProgram(Problem):
 
     family = "lp"
     methods = {"halpern_pdhg": "_solve_halpern_pdhg"}
-    #: the relative gap of `check` is |obj - ref| / max(|ref|, 1)
-    objective_scale = 1.0
     #: the objective's constant term (from `from_cvxpy` / `from_mps`); `objective` excludes it
     offset: float = 0.0
 
@@ -338,6 +381,14 @@ class LinearProgram(Problem):
             raise ValueError(f"lb > ub at index {i}: {self.lb[i]:.6g} > {self.ub[i]:.6g}")
         self.m_ub, self.m_eq = self.A_ub.shape[0], self.A_eq.shape[0]
         self._cvxpy = None
+        #: the floor of the relative gap of `check`, |obj - ref| / max(|ref|, objective_scale):
+        #: 1e-9 ||c||_inf sigma_x, sigma_x the magnitude of x that the bounds and rows set
+        #: (`cvxkit.solvers.halpern_pdhg.data_scales`), so that it scales with the data
+        from cvxkit.solvers.halpern_pdhg import data_scales
+
+        _, K, lc, uc, lv, uv = self.bound_form()
+        _, _, _, _, cinf, xscale = data_scales(self.c, K, lc, uc, lv, uv)
+        self.objective_scale = max(1e-9 * cinf * (xscale or 1.0), 1e-300)
 
     # --- the bound form of the solvers ----------------------------------------------------
     def bound_form(self):
@@ -426,12 +477,17 @@ class LinearProgram(Problem):
 
         Ranged rows become two inequalities; a maximization is turned into the minimization of
         the negated objective; the objective constant goes to ``offset``. Integrality markers
-        are ignored (the LP relaxation). Raises ``ValueError`` if the file cannot be read.
+        are ignored (the LP relaxation). Raises ``ValueError`` (with HiGHS's message) if the
+        file cannot be read, names a row or column that is not defined, or holds a malformed
+        number, and for a ``path`` that is not a path.
         """
         import os
 
         import scipy.sparse as sp
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"from_mps needs the path of an MPS file (str or os.PathLike), "
+                             f"got {type(path).__name__}")
         try:
             import highspy
         except ImportError:
@@ -440,9 +496,19 @@ class LinearProgram(Problem):
         if not os.path.isfile(path):
             raise ValueError(f"no such MPS file: {path}")
         h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        if h.readModel(str(path)) == highspy.HighsStatus.kError:
-            raise ValueError(f"HiGHS could not read the model in {path}")
+        h.setOptionValue("log_to_console", False)
+        log = []
+        h.cbLogging.subscribe(lambda e: log.append(str(e.message).strip()))
+        status = h.readModel(str(path))
+        h.cbLogging.clear()
+        # HiGHS reads a row or column name it does not know with a warning only: refuse it
+        problems = [line for line in log if line and (
+            line.upper().startswith(("WARNING", "ERROR")) or "not defined" in line
+            or "not in" in line or "ignored" in line)]
+        if status == highspy.HighsStatus.kError or problems:
+            why = "; ".join(problems) or f"HiGHS status {status.name}"
+            raise ValueError(f"HiGHS could not read the model in {path}: {why}")
+        _mps_numbers_ok(path)
         lp = h.getLp()
         n, m = lp.num_col_, lp.num_row_
         a = lp.a_matrix_
