@@ -19,17 +19,28 @@ Methods: ``"vr_halpern"`` (`cvxkit.solvers.halpern.vr_halpern`, default ``varian
 paper's method for monotone Lipschitz operators) and ``"halpern"`` (deterministic: the Halpern
 iteration on the extragradient map with step $1/L_F$, $2n$ component evaluations per iteration).
 
+Scale: every tolerance is relative to the payoff scale $\alpha = \max_{i,j,l}|(A_i)_{jl}|$
+(1 if $A = 0$). The solvers run on the normalized payoffs $A/\alpha$, so ``tol`` bounds the
+forward-backward residual of the normalized game,
+$r(z) = \|z - P(z - F(z)/\alpha)\| \le$ ``tol`` ($P$ the projection onto
+$\Delta_m\times\Delta_k$), and $A \cdot 10^k$ gives the same status, the same strategies and
+the value times $10^k$. At such a $z$ the duality gap is at most
+$\alpha\, r(z)\,(2 + 2L_F/\alpha + \sqrt m + \sqrt k)$ (``info["gap_bound"]``).
+
 Certificates for $z = (x, y)$: the duality gap $\max_j (\bar A^\top x)_j - \min_i (\bar A y)_i \ge 0$
 (zero exactly at equilibria) and the forward-backward operator residual
 $\|z - P(z - F(z))\|$. Reference: the LP $\min t$ s.t. $\bar A^\top x \le t\mathbf 1$,
 $\bar A y \ge t\mathbf 1$, $x \in \Delta_m$, $y \in \Delta_k$, whose only feasible $t$ is the game
-value and whose feasible points are the equilibria, solved by HiGHS through CVXPY.
+value and whose feasible points are the equilibria, solved by HiGHS through CVXPY (its
+constraints on $\bar A/\alpha$, its objective $\alpha t$: every feasible point is optimal, so
+HiGHS's absolute tolerances act on normalized data).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from cvxkit.problems.base import Problem
+from cvxkit.solvers import validate
 from cvxkit.solvers.halpern import namespace_of
 from cvxkit.solvers.result import Result
 
@@ -67,7 +78,7 @@ def policeman_burglar(m: int, theta: float = 0.8, seed: int = 1) -> np.ndarray:
 def noisy_components(M, n: int, noise: float = 0.1, seed: int = 0) -> np.ndarray:
     r"""``A`` (n, m, k) with $A_i = M + \sigma\|M\|_\infty N_i$, the $N_i$ centred (their mean is 0),
     so that $\bar A = M$ exactly."""
-    M = np.asarray(M, dtype=np.float64)
+    M = validate.float_array("M", M, ndim=2, nonempty=True, finite=True)
     rng = np.random.default_rng(seed)
     N = rng.standard_normal((n,) + M.shape)
     N -= N.mean(axis=0, keepdims=True)
@@ -78,62 +89,96 @@ class FiniteSumMatrixGame(Problem):
     r"""$\min_{x\in\Delta_m}\max_{y\in\Delta_k} x^\top \bar A y$, $\bar A = \frac1n\sum_i A_i$ (module docstring).
 
     Args:
-        A: (n, m, k) finite payoffs, n components (a single (m, k) matrix is one component).
+        A: (n, m, k) finite real payoffs, n components (a single (m, k) matrix, dense or any
+            scipy.sparse format, is one component).
 
     The solution ``Result.x`` is $z = (x, y)$, shape (m + k,); `strategies` splits it.
     `objective` is $\max_j(\bar A^\top x)_j$, the loss the row strategy guarantees (the game value
-    at an equilibrium); `residuals` gives the duality gap and the simplex violations.
+    at an equilibrium); `residuals` gives the duality gap and the simplex violations. ``payoff_scale`` is
+    $\alpha = \max|A|$, the unit of every tolerance (module docstring).
     """
 
     family = "finite_sum"
     methods = {"vr_halpern": "_solve_vr_halpern", "halpern": "_solve_halpern"}
 
     def __init__(self, A):
-        A = np.asarray(A, dtype=np.float64)
+        A = validate.matrix("A", A, finite=False, sparse=False)
         if A.ndim == 2:
             A = A[None]
-        if A.ndim != 3 or min(A.shape) < 1:
-            raise ValueError(f"A must have shape (n, m, k) (or (m, k)), got {A.shape}")
+        if A.ndim != 3 or A.size == 0:
+            raise ValueError(f"A must be a non-empty array of shape (n, m, k) (or (m, k)), "
+                             f"got shape {A.shape}")
         if not np.isfinite(A).all():
             raise ValueError("A has non-finite entries (NaN or inf)")
         self.A = A
         self.n, self.m, self.k = A.shape
         self.A_bar = A.mean(axis=0)
-        self.lipschitz = float(np.sqrt(np.mean(np.linalg.norm(A, 2, axis=(1, 2)) ** 2)))
-        self.lipschitz_full = float(np.linalg.norm(self.A_bar, 2))
-        self.objective_scale = 1e-9 * max(1.0, float(np.abs(self.A_bar).max()))
+        amax = float(np.abs(A).max())
+        self.payoff_scale = amax if amax > 0 else 1.0
+        An = A / self.payoff_scale  # norms of normalized data: no overflow for huge payoffs
+        self.lipschitz = self.payoff_scale * float(
+            np.sqrt(np.mean(np.linalg.norm(An, 2, axis=(1, 2)) ** 2)))
+        self.lipschitz_full = self.payoff_scale * float(np.linalg.norm(An.mean(axis=0), 2))
+        # values and gaps are compared in units of the payoff scale
+        self.objective_scale = 1e-9 * self.payoff_scale
 
     # --- the operator view --------------------------------------------------------------
-    def operator(self):
-        """The `FiniteSumOperator` $F$, and the resolvent of $G$ (projection onto the simplices).
+    def operator(self, normalized: bool = False):
+        """The `FiniteSumOperator` $F$ and the resolvent of $G$ (projection onto the simplices);
+        with ``normalized``, $F/\alpha$ (payoffs $A/\alpha$: what the solvers run on).
 
         Built once per instance, so that repeated JAX solves reuse their compiled loops."""
         from cvxkit.solvers.halpern import FiniteSumOperator, simplex_product_resolvent
 
-        if getattr(self, "_operator", None) is None:
-            op = FiniteSumOperator(_game_component, self.n, self.m + self.k, (self.A,),
-                                   lipschitz=max(self.lipschitz, 1e-300),
-                                   lipschitz_full=max(self.lipschitz_full, 1e-300))
-            self._operator = (op, simplex_product_resolvent((self.m, self.k)))
-        return self._operator
+        cache = getattr(self, "_operators", None)
+        if cache is None:
+            cache = self._operators = {}
+        if normalized not in cache:
+            s = self.payoff_scale if normalized else 1.0
+            op = FiniteSumOperator(_game_component, self.n, self.m + self.k, (self.A / s,),
+                                   lipschitz=max(self.lipschitz / s, 1e-300),
+                                   lipschitz_full=max(self.lipschitz_full / s, 1e-300))
+            cache[normalized] = (op, simplex_product_resolvent((self.m, self.k)))
+        return cache[normalized]
 
     def start(self) -> np.ndarray:
         """The uniform strategies (the paper's starting point), (m + k,)."""
         return np.concatenate([np.full(self.m, 1.0 / self.m), np.full(self.k, 1.0 / self.k)])
 
+    def _strategy_vector(self, z, name: str = "z") -> np.ndarray:
+        z = validate.float_array(name, z)
+        if z.shape != (self.m + self.k,):
+            raise ValueError(f"{name} must have shape ({self.m + self.k},) (the strategies x, y "
+                             f"stacked), got {z.shape}")
+        return z
+
     def strategies(self, z) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` from ``z`` (m + k,)."""
-        z = np.asarray(z, dtype=np.float64)
-        if z.shape != (self.m + self.k,):
-            raise ValueError(f"z must have shape ({self.m + self.k},), got {z.shape}")
+        z = self._strategy_vector(z)
         return z[:self.m], z[self.m:]
 
-    def operator_residual(self, z, step: float = 1.0) -> float:
-        r"""$\|z - P(z - sF(z))\|/s$, $P$ the projection onto $\Delta_m\times\Delta_k$."""
+    def operator_residual(self, z, step: float | None = None) -> float:
+        r"""$\|z - P(z - sF(z))\|/s$, $P$ the projection onto $\Delta_m\times\Delta_k$; the
+        default step $s = 1/\alpha$ makes it $\alpha$ times the residual that ``tol`` bounds."""
         from cvxkit.solvers.halpern import forward_backward_residual
 
+        step = 1.0 / self.payoff_scale if step is None else validate.positive("step", step)
         op, J = self.operator()
-        return float(forward_backward_residual(op, J, np.asarray(z, dtype=np.float64), step))
+        z = self._strategy_vector(z)
+        return float(forward_backward_residual(op, J, z, step))
+
+    def relative_residual(self, z) -> float:
+        r"""$\|z - P(z - F(z)/\alpha)\|$: the scale-free residual that ``tol`` bounds."""
+        from cvxkit.solvers.halpern import forward_backward_residual
+
+        op, J = self.operator(normalized=True)
+        return float(forward_backward_residual(op, J, self._strategy_vector(z), 1.0))
+
+    def gap_bound(self, residual: float) -> float:
+        r"""The duality-gap bound $\alpha r(2 + 2L_F/\alpha + \sqrt m + \sqrt k)$ at a point whose
+        relative residual is $r$ (module docstring)."""
+        a = self.payoff_scale
+        return a * residual * (2 + 2 * self.lipschitz_full / a + np.sqrt(self.m) + np.sqrt(self.k))
 
     def duality_gap(self, z) -> float:
         r"""$\max_j(\bar A^\top x)_j - \min_i(\bar A y)_i$ for the simplex projections of ``x``, ``y``."""
@@ -163,27 +208,53 @@ class FiniteSumMatrixGame(Problem):
         return {"solver": "HIGHS"}
 
     def to_cvxpy(self):
+        """``(problem, z)``: the reference LP (module docstring), in the user's units."""
         import cvxpy as cp
 
         z = cp.Variable(self.m + self.k)
-        t = cp.Variable()
+        t = cp.Variable()  # the value over the payoff scale
         x, y = z[:self.m], z[self.m:]
-        cons = [x >= 0, cp.sum(x) == 1, y >= 0, cp.sum(y) == 1,
-                self.A_bar.T @ x <= t, self.A_bar @ y >= t]
-        return cp.Problem(cp.Minimize(t), cons), z
+        An = self.A_bar / self.payoff_scale
+        cons = [x >= 0, cp.sum(x) == 1, y >= 0, cp.sum(y) == 1, An.T @ x <= t, An @ y >= t]
+        return cp.Problem(cp.Minimize(self.payoff_scale * t), cons), z
 
     # --- adapters -----------------------------------------------------------------------
-    def _solve_vr_halpern(self, backend="numpy", variant="forb", **options) -> Result:
+    def _start_from(self, warm_start) -> np.ndarray:
+        """The first iterate: uniform strategies, or ``warm_start`` (a Result of this game or a
+        (m + k,) point) projected onto the simplices."""
+        from cvxkit.solvers.halpern import project_simplex
+
+        if warm_start is None:
+            return self.start()
+        expect = f"a Result of this game or an array of shape ({self.m + self.k},)"
+        if isinstance(warm_start, Result):
+            if warm_start.x is None:
+                raise ValueError(f"warm_start is a Result without x; expected {expect}")
+            v = warm_start.x
+        elif isinstance(warm_start, (dict, str, bytes)) or callable(warm_start):
+            raise ValueError(f"warm_start must be {expect}, got {type(warm_start).__name__}")
+        else:
+            v = warm_start
+        v = validate.float_array("warm_start", v)
+        if v.shape != (self.m + self.k,):
+            raise ValueError(f"warm_start must be {expect}, got shape {v.shape}")
+        if not np.isfinite(v).all():
+            raise ValueError("warm_start has non-finite entries (NaN or inf)")
+        return np.concatenate([project_simplex(v[:self.m]), project_simplex(v[self.m:])])
+
+    def _solve_vr_halpern(self, backend="numpy", variant="forb", warm_start=None,
+                          **options) -> Result:
         from cvxkit.solvers.halpern import vr_halpern
 
-        op, J = self.operator()
-        res = vr_halpern(op, self.start(), J, backend=backend, variant=variant, **options)
+        op, J = self.operator(normalized=True)
+        res = vr_halpern(op, self._start_from(warm_start), J, backend=backend, variant=variant,
+                         **options)
         return self._finish(res)
 
-    def _solve_halpern(self, backend="numpy", **options) -> Result:
+    def _solve_halpern(self, backend="numpy", warm_start=None, **options) -> Result:
         from cvxkit.solvers.halpern import extragradient_map, forward_backward_residual, halpern
 
-        op, J = self.operator()
+        op, J = self.operator(normalized=True)
         eta = 1.0 / op.lipschitz_full
         if getattr(self, "_halpern_maps", None) is None:  # once, for compiled-loop reuse
 
@@ -192,11 +263,15 @@ class FiniteSumMatrixGame(Problem):
 
             self._halpern_maps = (extragradient_map(op, J, eta), fb_residual)
         T, fb_residual = self._halpern_maps
-        res = halpern(T, self.start(), backend=backend, data=op.data, residual_scale=eta,
-                      evals_per_call=2 * self.n, monitor_fn=fb_residual, **options)
+        res = halpern(T, self._start_from(warm_start), backend=backend, data=op.data,
+                      residual_scale=eta, evals_per_call=2 * self.n, monitor_fn=fb_residual,
+                      **options)
         return self._finish(res)
 
     def _finish(self, res: Result) -> Result:
-        info = {**res.info, "duality_gap": self.duality_gap(res.x),
-                "operator_residual": self.operator_residual(res.x)}
+        """User units: the objective and duality gap in payoff units; the residuals relative."""
+        r = self.relative_residual(res.x)
+        info = {**res.info, "duality_gap": self.duality_gap(res.x), "relative_residual": r,
+                "operator_residual": self.operator_residual(res.x), "gap_bound": self.gap_bound(r),
+                "payoff_scale": self.payoff_scale}
         return res.replace(objective=self.objective(res.x), info=info)

@@ -64,6 +64,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
@@ -112,15 +113,14 @@ class FiniteSumOperator:
                  lipschitz: float | None = None, lipschitz_full: float | None = None):
         if not callable(component):
             raise ValueError("component must be callable: component(data, z, idx) -> (d,)")
-        if not (isinstance(n, (int, np.integer)) and n >= 1):
-            raise ValueError(f"n (number of components) must be a positive integer, got {n!r}")
-        if not (isinstance(dim, (int, np.integer)) and dim >= 1):
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        for name, L in (("lipschitz", lipschitz), ("lipschitz_full", lipschitz_full)):
-            if L is not None and not (np.isfinite(L) and L > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {L!r}")
-        self.component, self.n, self.dim = component, int(n), int(dim)
-        self.data = tuple(np.asarray(a, dtype=np.float64) for a in data)
+        n = validate.integer("n (number of components)", n)
+        dim = validate.integer("dim", dim)
+        lipschitz = validate.positive("lipschitz", lipschitz, allow_none=True)
+        lipschitz_full = validate.positive("lipschitz_full", lipschitz_full, allow_none=True)
+        if not isinstance(data, (tuple, list)):
+            raise ValueError(f"data must be a tuple of arrays, got {type(data).__name__}")
+        self.component, self.n, self.dim = component, n, dim
+        self.data = tuple(validate.float_array(f"data[{i}]", a) for i, a in enumerate(data))
         for i, a in enumerate(self.data):
             if not np.isfinite(a).all():
                 raise ValueError(f"operator data[{i}] has non-finite entries (NaN or inf)")
@@ -133,11 +133,11 @@ class FiniteSumOperator:
         $F$ is monotone when $\bar M = \frac1n\sum_i M_i$ has a positive semidefinite symmetric part.
         $L = (\frac1n\sum_i\|M_i\|_2^2)^{1/2}$, $L_F = \|\bar M\|_2$.
         """
-        M = np.asarray(M, dtype=np.float64)
-        if M.ndim != 3 or M.shape[1] != M.shape[2]:
+        M = validate.float_array("M", M)
+        if M.ndim != 3 or M.shape[1] != M.shape[2] or M.size == 0:
             raise ValueError(f"M must have shape (n, d, d), got {M.shape}")
         n, d = M.shape[0], M.shape[1]
-        q = np.zeros((n, d)) if q is None else np.asarray(q, dtype=np.float64)
+        q = np.zeros((n, d)) if q is None else validate.float_array("q", q)
         if q.shape == (d,):
             q = np.broadcast_to(q, (n, d)).copy()
         if q.shape != (n, d):
@@ -266,29 +266,35 @@ def _maybe_restart(bk: Backend, res, res_anchor, z, anchor, k, restarts, factor)
             restarts + xp.where(hit, 1, 0))
 
 
-def _validate_z0(z0, dim: int | None = None) -> np.ndarray:
-    z0 = np.asarray(z0, dtype=np.float64)
-    if z0.ndim != 1 or z0.size == 0:
-        raise ValueError(f"z0 must be a nonempty 1-D array, got shape {z0.shape}")
-    if dim is not None and z0.shape != (dim,):
-        raise ValueError(f"z0 must have shape ({dim},), got {z0.shape}")
-    if not np.isfinite(z0).all():
-        raise ValueError("z0 has non-finite entries (NaN or inf)")
-    return z0
+def _start_point(z0, warm_start, dim: int | None = None) -> np.ndarray:
+    """The first iterate: ``warm_start`` (a `Result` of this method, or a point) when given,
+    else ``z0``; a finite (d,) float array, else ``ValueError`` saying what is expected."""
+    if warm_start is None:
+        return _point("z0", z0, dim)
+    if isinstance(warm_start, Result):
+        if warm_start.x is None:
+            raise ValueError("warm_start is a Result without a solution x; expected a Result of "
+                             f"this method or an array of shape ({dim or 'd'},)")
+        return _point("warm_start (its x)", warm_start.x, dim)
+    if isinstance(warm_start, (dict, str, bytes)) or callable(warm_start):
+        raise ValueError(f"warm_start must be a Result of this method or an array of shape "
+                         f"({dim or 'd'},), got {type(warm_start).__name__}")
+    return _point("warm_start", warm_start, dim)
 
 
-def _positive(name, v, allow_none=True):
-    if v is None and allow_none:
-        return None
-    if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return float(v)
+def _point(name: str, z, dim: int | None) -> np.ndarray:
+    z = validate.float_array(name, z, finite=False)
+    want = f"({dim},)" if dim is not None else "(d,) with d >= 1"
+    if z.ndim != 1 or z.size == 0 or (dim is not None and z.shape != (dim,)):
+        raise ValueError(f"{name} must be a 1-D array of shape {want}, got shape {z.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    return z
 
 
 def _restart_factor(v):
-    if not (isinstance(v, (int, float)) and 0 <= v < 1):
-        raise ValueError(f"restart_factor must lie in [0, 1) (0 = no restarts), got {v!r}")
-    return float(v)
+    """``restart_factor`` in [0, 1) (0 = no restarts)."""
+    return validate.nonnegative("restart_factor", v, upper=1.0)
 
 
 def _status(out, res: float, tol: float) -> Status:
@@ -376,13 +382,15 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
     t0 = time.perf_counter()
     if not callable(T):
         raise ValueError("T must be callable: T(z, *data) -> array of z's shape")
-    if warm_start is not None:
-        z0 = warm_start.x if isinstance(warm_start, Result) else warm_start
-    z0 = _validate_z0(z0)
-    scale = _positive("residual_scale", residual_scale)
+    z0 = _start_point(z0, warm_start)
+    scale = validate.positive("residual_scale", residual_scale)
     factor = _restart_factor(restart_factor)
-    if not (isinstance(evals_per_call, (int, np.integer)) and evals_per_call >= 1):
-        raise ValueError(f"evals_per_call must be a positive integer, got {evals_per_call!r}")
+    evals_per_call = validate.integer("evals_per_call", evals_per_call)
+    if monitor_fn is not None and not callable(monitor_fn):
+        raise ValueError("monitor_fn must be callable: monitor_fn(z, *data) -> scalar")
+    if not isinstance(data, (tuple, list)):
+        raise ValueError(f"data must be a tuple of arrays, got {type(data).__name__}")
+    data = tuple(validate.float_array(f"data[{i}]", a) for i, a in enumerate(data))
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, seed=seed, dtype=dtype)
     bk = get_backend(backend, dtype)
@@ -581,21 +589,17 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
     t0 = time.perf_counter()
     if not isinstance(op, FiniteSumOperator):
         raise ValueError("op must be a FiniteSumOperator (see FiniteSumOperator, from_matrices)")
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; valid choices: {', '.join(VARIANTS)}")
+    validate.choice("variant", variant, VARIANTS)
     if not callable(resolvent):
         raise ValueError("resolvent must be callable: resolvent(z, step) -> array of z's shape")
-    if warm_start is not None:
-        z0 = warm_start.x if isinstance(warm_start, Result) else warm_start
-    z0 = _validate_z0(z0, op.dim)
+    z0 = _start_point(z0, warm_start, op.dim)
     n = op.n
-    eta = _positive("eta", eta)
-    inner_step = _positive("inner_step", inner_step)
-    inner_factor = _positive("inner_factor", inner_factor, allow_none=False)
-    res_step = _positive("residual_step", residual_step)
+    eta = validate.positive("eta", eta, allow_none=True)
+    inner_step = validate.positive("inner_step", inner_step, allow_none=True)
+    inner_factor = validate.positive("inner_factor", inner_factor)
+    res_step = validate.positive("residual_step", residual_step)
     factor = _restart_factor(restart_factor)
-    if not (max_evals == math.inf or (isinstance(max_evals, (int, float)) and max_evals > 0)):
-        raise ValueError(f"max_evals must be positive, got {max_evals!r}")
+    max_evals = validate.positive("max_evals", max_evals, allow_inf=True)
     need_L = eta is None or (variant == "forb" and inner_step is None)
     if need_L and op.lipschitz is None:
         raise ValueError("op.lipschitz (average Lipschitz constant) is needed for the default "
@@ -604,10 +608,10 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
     b = 0
     gamma = 0.0
     if variant == "page":
-        b = max(1, int(math.isqrt(n))) if batch_size is None else batch_size
-        if not (isinstance(b, (int, np.integer)) and 1 <= b <= n):
+        b = max(1, int(math.isqrt(n))) if batch_size is None else validate.integer(
+            "batch_size", batch_size)
+        if b > n:
             raise ValueError(f"batch_size must be an integer in [1, n={n}], got {batch_size!r}")
-        b = int(b)
         eta = 1.0 / L if eta is None else eta
         every = check_every or max(1, math.ceil(math.sqrt(n) / 2))
     else:
