@@ -26,7 +26,10 @@ from cvxkit.problems.base import Problem, user_callables
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn
 from cvxkit.solvers.network_simplex import network_simplex
-from cvxkit.solvers.sinkhorn import finite_array, sinkhorn, validate_marginals, validate_reg
+from cvxkit.solvers.sinkhorn import (finite_array, sinkhorn, validate_marginals, validate_ot,
+                                     validate_reg)
+from cvxkit.solvers import validate
+from cvxkit.solvers.validate import float_array
 
 
 def marginal_residuals(P, a, b) -> dict[str, float]:
@@ -41,7 +44,7 @@ def marginal_residuals(P, a, b) -> dict[str, float]:
 
 def check_shape(P, shape) -> np.ndarray:
     """``P`` as a float array of the given shape, else ``ValueError``."""
-    P = np.asarray(P, dtype=np.float64)
+    P = float_array("plan", P)
     if P.shape != shape:
         raise ValueError(f"plan must have shape {shape}, got {P.shape}")
     return P
@@ -78,18 +81,27 @@ class OptimalTransport(_PolytopeProblem):
 
     Args:
         a: source weights, shape (n,), nonnegative.
-        b: target weights, shape (m,), nonnegative, same total as ``a``.
-        C: cost matrix, shape (n, m), finite.
+        b: target weights, shape (m,), nonnegative, same total as ``a`` (up to a relative
+            1e-8; ``b`` is then rescaled to ``sum(a)``).
+        C: cost matrix, shape (n, m), finite, any sign (scipy.sparse is densified: an absent
+            entry costs 0).
         reg: entropic regularization (units of ``C``), or ``None`` for exact OT.
 
     The solution ``Result.x`` is the transport plan (n, m); ``Result.info['transport_cost']``
-    is $\\langle C, P\\rangle$ (for exact OT it equals ``Result.objective``).
+    is $\\langle C, P\\rangle$ (for exact OT it equals ``Result.objective``); ``Result.dual``
+    holds the potentials.
+
+    Tolerances (``tol``) are relative, so that scaling the mass, or ``C`` (and ``reg``), by any
+    factor gives the same status and the scaled answer: for both methods ``tol`` bounds the
+    relative L1 marginal error ``(||P1 - a||_1 + ||P^T 1 - b||_1) / sum(a)``, checked in float64
+    on the data given here; ``network_simplex`` also bounds the dual violation and the duality
+    gap relative to ``max C - min C`` (see `cvxkit.solvers.network_simplex`).
     """
 
     methods = {"network_simplex": "_solve_network_simplex", "sinkhorn": "_solve_sinkhorn"}
 
     def __init__(self, a, b, C, reg: float | None = None):
-        self.a, self.b, self.C = validate_marginals(a, b, C)
+        self.a, self.b, self.C = validate_ot(a, b, C)
         self.reg = None if reg is None else validate_reg(reg)
         self.objective_scale = 1e-9 * self.a.sum() * max(float(np.abs(self.C).max()), 1e-300)
 
@@ -164,7 +176,7 @@ class TransportPolytopeProblem(_PolytopeProblem):
 
     Method ``"mirror_sinkhorn"`` (numpy or JAX). ``Result.x`` is the rounded averaged plan (exact
     marginals); ``Result.dual_residual`` a certified bound on ``F(x) - min F``; with ``tol`` the
-    status is ``optimal`` only once that bound is below ``tol * max(1, |<grad F(x), x>|)``.
+    status is ``optimal`` only once that bound is below ``tol * sum(a) * max|grad F(x)|``.
     """
 
     methods = {"mirror_sinkhorn": "_solve_mirror_sinkhorn"}
@@ -202,7 +214,7 @@ class TransportPolytopeProblem(_PolytopeProblem):
     @classmethod
     def linear(cls, a, b, C) -> "TransportPolytopeProblem":
         """Exact OT as a polytope problem: ``F(P) = <C, P>`` (gradient ``C``; the LP reference)."""
-        a, b, C = validate_marginals(a, b, C)
+        a, b, C = validate_ot(a, b, C)
 
         def F(P):
             import jax.numpy as jnp
@@ -398,10 +410,10 @@ class OnlineTransport(_PolytopeProblem):
     def _jax_cost_fn(self, P, t, key):
         return self._cost_fn(t)
 
-    def _solve_mirror_sinkhorn(self, backend="numpy", **options):
+    def _solve_mirror_sinkhorn(self, backend="numpy", max_iter=None, **options):
         _reserved(options, extra=("tol", "record_steps"))
-        T = options.pop("max_iter", self.horizon)
-        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 1 <= T <= self.horizon:
+        T = self.horizon if max_iter is None else validate.integer("max_iter", max_iter)
+        if T > self.horizon:
             raise ValueError(f"max_iter (rounds to play) must be an integer in [1, {self.horizon}], got {T!r}")
         if options.get("warm_start") is not None:
             raise ValueError("OnlineTransport does not resume runs (warm_start); play the rounds in one call")

@@ -66,7 +66,9 @@ claimed when certified):
 * ``tol=None`` (default): run ``max_iter`` steps; status ``max_iter`` (or ``time_limit`` /
   ``interrupted``), never ``optimal``.
 * ``tol`` given: stop with status ``optimal`` as soon as the certified gap bound of the rounded
-  average ``x`` satisfies ``gap <= tol * max(1, |<G(x), x>|)``, where ``G = exact gradient`` and
+  average ``x`` satisfies ``gap <= tol * sum(a) * max_ij |G(x)_ij|`` (over the support; a bound
+  on ``|<G(x), x>|`` that scales with the mass and the gradient, so the status does not depend
+  on their units), where ``G = exact gradient`` and
   ``gap = <G(x), x> - (<f, a> + <g, b>)`` for dual-feasible ``(f, g)`` (``f_i + g_j <= G_ij``)
   obtained by two c-transforms of ``(alpha, beta) * eps_t``. Since ``x`` is exactly feasible and
   ``F`` convex, ``F(x) - F* <= <G(x), x - P*> <= gap``: an upper bound, not an estimate. It needs
@@ -92,7 +94,8 @@ import numpy as np
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
-from cvxkit.solvers.sinkhorn import finite_array, marginal_error, positive_number, validate_marginals
+from cvxkit.solvers import validate
+from cvxkit.solvers.sinkhorn import marginal_error, validate_cost, validate_marginals
 
 __all__ = ["mirror_sinkhorn", "round_to_polytope", "step_size_delta"]
 
@@ -126,7 +129,7 @@ class State(NamedTuple):
     etas: Any  # step sizes of this run, (record_steps,)
     losses: Any  # per-step losses of this run, (record_steps,) or (0,)
     gap: Any  # certified gap bound of the rounded average (last refresh)
-    lin: Any  # <G(x), x> at the rounded average (last refresh)
+    gscale: Any  # sum(a) * max |G(x)| over the support at the rounded average (last refresh)
     merr: Any  # L1 marginal error of the unrounded average (last refresh)
     obj: Any  # objective at the rounded average (last refresh)
 
@@ -188,7 +191,7 @@ def _mask(cfg: _Config, bk: Backend, d: Data, G, fill):
 
 
 def _certificate(cfg: _Config, bk: Backend, avg, alpha, beta, H, d: Data, like):
-    """``(gap, lin, merr, obj)`` at the rounded average (see the module docstring)."""
+    """``(gap, gscale, merr, obj)`` at the rounded average (see the module docstring)."""
     xp = bk.xp
     merr = marginal_error(avg, d.a, d.b, xp)
     x = round_to_polytope(bk, avg, d.a, d.b)
@@ -220,7 +223,8 @@ def _certificate(cfg: _Config, bk: Backend, avg, alpha, beta, H, d: Data, like):
         return dual(f, xp.where(d.bmask, xp.min(Gi - f[:, None], axis=0), 0.0))
 
     lower = xp.maximum(from_f(f0), from_g(g0))
-    return lin - lower, lin, merr, obj
+    gscale = xp.sum(d.a) * xp.max(xp.abs(_mask(cfg, bk, d, G, 0.0)))
+    return lin - lower, gscale, merr, obj
 
 
 def _make_algorithm(cfg: _Config) -> Algorithm:
@@ -267,11 +271,11 @@ def _make_algorithm(cfg: _Config) -> Algorithm:
             return _certificate(cfg, bk, *ops, d, s.gap)
 
         def keep(ops):
-            return s.gap, s.lin, s.merr, s.obj
+            return s.gap, s.gscale, s.merr, s.obj
 
         due = ((i + 1) % d.every == 0) | (k == d.t_end)
-        gap, lin, merr, obj = bk.cond(due, refresh, keep, (avg, alpha, beta, H))
-        return State(k, logP, avg, alpha, beta, H, gmax, etas, losses, gap, lin, merr, obj)
+        gap, gscale, merr, obj = bk.cond(due, refresh, keep, (avg, alpha, beta, H))
+        return State(k, logP, avg, alpha, beta, H, gmax, etas, losses, gap, gscale, merr, obj)
 
     def monitor(bk: Backend, s: State, d: Data) -> dict:
         out = {"marginal_err": s.merr}
@@ -284,7 +288,7 @@ def _make_algorithm(cfg: _Config) -> Algorithm:
     def converged(bk: Backend, s: State, d: Data):
         if not cfg.has_tol:
             return bk.xp.asarray(False)
-        return s.gap <= d.tol * bk.xp.maximum(1.0, bk.xp.abs(s.lin))
+        return s.gap <= d.tol * s.gscale
 
     return Algorithm("mirror_sinkhorn", step, monitor, converged)
 
@@ -315,10 +319,6 @@ def step_size_delta(a, b) -> float:
     return float(np.max(np.abs(la)) + np.max(np.abs(lb)))
 
 
-def _positive(name, v, allow_none=False):
-    return None if (v is None and allow_none) else positive_number(name, v)
-
-
 _RECORD_DEFAULT = 10**6
 
 _RESUME_KEYS = ("t", "log_plan", "average", "alpha", "beta", "H", "grad_bound")
@@ -332,8 +332,12 @@ def _resume_state(warm_start, n, m):
     st = warm_start.info.get("state")
     if st is None or any(k not in st for k in _RESUME_KEYS):
         raise ValueError("warm_start Result has no resumable state (info['state'])")
-    if np.shape(st["log_plan"]) != (n, m):
-        raise ValueError(f"warm_start plan has shape {np.shape(st['log_plan'])}, expected {(n, m)}")
+    shapes = {"log_plan": (n, m), "average": (n, m), "alpha": (n,), "beta": (m,), "t": (),
+              "H": (), "grad_bound": ()}
+    for k, shape in shapes.items():
+        if np.shape(st[k]) != shape:
+            raise ValueError(f"warm_start state {k!r} has shape {np.shape(st[k])}, expected {shape} "
+                             "(a Result of mirror_sinkhorn on the same a and b)")
     return st
 
 
@@ -352,7 +356,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
             ``key`` is a ``numpy.random.Generator`` (numpy) or a ``jax.random`` key (JAX), a
             deterministic function of ``(seed, t)``.
         tol: ``None`` (run ``max_iter`` steps, status ``max_iter``), or stop with status
-            ``optimal`` once the certified gap ``<= tol * max(1, |<G(x), x>|)`` (needs the exact
+            ``optimal`` once the certified gap ``<= tol * sum(a) * max|G(x)|`` (needs the exact
             gradient: a fixed ``C`` or ``exact_gradient``).
         max_iter: number of steps ``T`` (of this call; a resumed run adds to the previous ones).
         check_every: steps between checks and certificate refreshes (default ``max_iter // 100``,
@@ -392,9 +396,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
     n, m = a.size, b.size
     fixed = not callable(gradient)
     if fixed:
-        C = finite_array("gradient (cost matrix)", gradient, 2)
-        if C.shape != (n, m):
-            raise ValueError(f"cost matrix must have shape (len(a), len(b)) = {(n, m)}, got {C.shape}")
+        C = validate_cost(gradient, (n, m), name="gradient (cost matrix)")
     else:
         C = np.zeros((0, 0))
     for name, f in (("objective", objective), ("exact_gradient", exact_gradient)):
@@ -406,19 +408,18 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         raise ValueError("grad_args must be a tuple of arrays")
     if fixed and len(grad_args):
         raise ValueError("grad_args are only used with a callable gradient")
-    tol = _positive("tol", tol, allow_none=True)
-    step_scale = _positive("step_scale", step_scale)
-    grad_bound = _positive("grad_bound", grad_bound, allow_none=True)
-    if not isinstance(round, (bool, np.bool_)):
-        raise ValueError(f"round must be True or False, got {round!r}")
+    tol = validate.positive("tol", tol, allow_none=True)
+    step_scale = validate.positive("step_scale", step_scale)
+    grad_bound = validate.positive("grad_bound", grad_bound, allow_none=True)
+    round = validate.boolean("round", round)
     certify = fixed or exact_gradient is not None
     if tol is not None and not certify:
         raise ValueError(
             "tol needs a certificate, hence the exact gradient: give a fixed cost matrix or "
             "exact_gradient=P -> grad F(P) (or tol=None to run max_iter steps)"
         )
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a nonnegative integer, got {seed!r}")
+    seed = validate.integer("seed", seed, minimum=0)
+    max_iter = validate.integer("max_iter", max_iter)
     if check_every is None and isinstance(max_iter, (int, np.integer)) and max_iter >= 1:
         check_every = min(max(1, int(max_iter) // 100), 1_000)
     opts = Options(tol=tol if tol is not None else 1.0, max_iter=max_iter, time_limit=time_limit,
@@ -426,8 +427,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
                    dtype=dtype)
     if record_steps is None:
         record_steps = min(int(max_iter), _RECORD_DEFAULT)
-    if isinstance(record_steps, bool) or not isinstance(record_steps, (int, np.integer)) or record_steps < 0:
-        raise ValueError(f"record_steps must be a nonnegative integer, got {record_steps!r}")
+    record_steps = validate.integer("record_steps", record_steps, minimum=0)
     resume = _resume_state(warm_start, n, m)
 
     amask, bmask = a > 0, b > 0
@@ -470,11 +470,11 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
             gmax = bk.asarray(grad_bound if grad_bound is not None else resume["grad_bound"])
         t = xp.asarray(t0, dtype=itype) if bk.name == "jax" else t0
         like = bk.asarray(0.0)
-        gap, lin, merr, obj = _certificate(cfg, bk, avg, alpha, beta, H, d, like)
+        gap, gscale, merr, obj = _certificate(cfg, bk, avg, alpha, beta, H, d, like)
         nrec = min(int(record_steps), max_iter)
         etas = xp.zeros(nrec, dtype=like.dtype)
         losses = xp.zeros(nrec if loss is not None else 0, dtype=like.dtype)
-        state = State(t, logP, avg, alpha, beta, H, gmax, etas, losses, gap, lin, merr, obj)
+        state = State(t, logP, avg, alpha, beta, H, gmax, etas, losses, gap, gscale, merr, obj)
         setup_time = time.perf_counter() - t_setup
         if verbose and tol is None:
             print(f"cvxkit mirror_sinkhorn: no tol given, running {max_iter} steps "
@@ -482,7 +482,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         with np.errstate(divide="ignore", invalid="ignore"):  # -inf rows/columns off the support
             out = run(alg, bk, state, d, opts)
         s = out.state
-        gap, lin, merr, obj = (float(v) for v in _certificate(cfg, bk, s.avg, s.alpha, s.beta, s.H, d, like))
+        gap, gscale, merr, obj = (float(v) for v in _certificate(cfg, bk, s.avg, s.alpha, s.beta, s.H, d, like))
         avg = bk.to_numpy(s.avg).astype(np.float64)
         log_plan = bk.to_numpy(s.logP)
         H = float(s.H)

@@ -19,8 +19,14 @@ iterations cost two matrix-vector products. Epsilon scaling starts at a large ``
 divides it by ``1/eps_decay`` each time the marginal error falls below ``stage_tol``, which
 warm-starts the potentials of each stage from the previous one.
 
-Stopping rule: ``||P 1 - a||_1 + ||P^T 1 - b||_1 <= tol`` at the target ``eps`` (after each
-iteration the columns are exact, so this is the row error, computed for free).
+Scale: the iterations run on a normalized instance (mass 1, costs shifted by ``min C`` and
+divided by ``max C - min C``, ``reg`` divided by the same), and the plan, objective and
+potentials are mapped back, so scaling the mass, or ``C`` and ``reg`` together, by any factor
+gives the same iterates, the same status and the scaled answer.
+
+Stopping rule: ``(||P 1 - a||_1 + ||P^T 1 - b||_1) / sum(a) <= tol`` at the target ``eps`` (after
+each iteration the columns are exact, so this is the row error, computed for free); the status
+``optimal`` is confirmed by recomputing this relative error in float64 on the user's data.
 """
 from __future__ import annotations
 
@@ -33,49 +39,78 @@ import numpy as np
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run, while_solve
 from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
 
-def validate_marginals(a, b, C=None, *, mass_rtol: float = 1e-8):
-    """Check histograms ``a`` (n,), ``b`` (m,) and cost ``C`` (n, m); return float64 arrays.
+def validate_marginals(a, b, *, mass_rtol: float = 1e-8):
+    """Check histograms ``a`` (n,), ``b`` (m,); return them as float64 arrays.
 
-    Raises ``ValueError`` for wrong shapes, non-finite or negative entries, zero total mass,
-    or totals that differ (the message names both sums).
+    Raises ``ValueError`` (naming the argument) for missing, ragged, complex, empty, non-finite or
+    negative input, zero or overflowing total mass, or totals that differ by more than
+    ``mass_rtol`` relative (the message names both sums). Totals within ``mass_rtol`` are taken
+    as round-off: ``b`` is rescaled to ``sum(a)`` (every solver and residual uses that ``b``).
     """
-    a = finite_array("a", a, 1)
-    b = finite_array("b", b, 1)
+    a = finite_array("a", a, 1, nonempty=True)
+    b = finite_array("b", b, 1, nonempty=True)
     for name, h in (("a", a), ("b", b)):
-        if h.size == 0:
-            raise ValueError(f"{name} is empty")
         if (h < 0).any():
             raise ValueError(f"{name} has negative entries (min {h.min():.3g}); histograms must be >= 0")
     sa, sb = a.sum(), b.sum()
+    if not (math.isfinite(sa) and math.isfinite(sb)):
+        raise ValueError(f"the total mass of a and b overflows: sum(a)={sa}, sum(b)={sb}")
     if sa <= 0 or sb <= 0:
         raise ValueError(f"a and b must have positive total mass, got sum(a)={sa:.6g}, sum(b)={sb:.6g}")
     if abs(sa - sb) > mass_rtol * max(sa, sb):
         raise ValueError(
             f"a and b must have the same total mass: sum(a)={sa:.12g}, sum(b)={sb:.12g}"
         )
+    if sa != sb:
+        b = b * (sa / sb)
+    return a, b
+
+
+def validate_cost(C, shape: tuple[int, int], name: str = "C") -> np.ndarray:
+    """The cost matrix as a dense float64 ``ndarray`` of ``shape`` with finite entries, else
+    ``ValueError`` naming ``name``. Any scipy.sparse format is densified: an absent entry is a
+    cost of 0 (not a forbidden pair)."""
     if C is None:
-        return a, b
-    C = finite_array("C", C, 2)
-    if C.shape != (a.size, b.size):
-        raise ValueError(f"C must have shape (len(a), len(b)) = {(a.size, b.size)}, got {C.shape}")
-    return a, b, C
+        raise ValueError(f"{name} is required: a cost matrix of shape {shape}, got None")
+    C = validate.matrix(name, C, finite=True, sparse=False)
+    if C.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape (len(a), len(b)) = {tuple(shape)}, got {C.shape}")
+    return C
 
 
-def positive_number(name: str, value) -> float:
-    """``value`` as a float, else ``ValueError`` unless it is a positive finite real number."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+def validate_ot(a, b, C):
+    """`validate_marginals` and `validate_cost`: ``(a, b, C)`` as float64 arrays."""
+    a, b = validate_marginals(a, b)
+    return a, b, validate_cost(C, (a.size, b.size))
+
+
+def normalize_cost(C, fallback: float = 1.0) -> tuple[np.ndarray, float, float]:
+    r"""``(Cn, shift, scale)`` with $C = \text{scale}\cdot C_n + \text{shift}$, ``Cn`` in [0, 1].
+
+    ``shift = min(C)``, ``scale = max(C) - min(C)`` (``fallback`` for a constant ``C``). Solvers
+    work on ``Cn`` so that neither the sign nor the magnitude of the costs matters.
+    """
+    lo, hi = float(C.min()), float(C.max())
+    spread = hi - lo
+    if spread == 0:
+        return np.zeros_like(C), lo, float(fallback)
+    if math.isfinite(spread):
+        return (C - lo) / spread, lo, spread
+    # |max - min| overflows float64: scale first, then shift
+    big = max(abs(lo), abs(hi))
+    Cs = C / big
+    lo_s = float(Cs.min())
+    spread_s = float(Cs.max()) - lo_s
+    return (Cs - lo_s) / spread_s, lo_s * big, spread_s * big
 
 
 def validate_reg(reg) -> float:
-    """The entropic regularization as a float (`positive_number`)."""
-    return positive_number("reg", reg)
+    """The entropic regularization as a positive finite float (``validate.positive``)."""
+    return validate.positive("reg", reg)
 
 
 def marginal_error(P, a, b, xp=np):
@@ -83,9 +118,9 @@ def marginal_error(P, a, b, xp=np):
     return xp.sum(xp.abs(xp.sum(P, axis=1) - a)) + xp.sum(xp.abs(xp.sum(P, axis=0) - b))
 
 
-def finite_array(name, x, ndim):
+def finite_array(name, x, ndim, nonempty: bool = False):
     """``x`` as a float64 array with ``ndim`` dimensions and finite entries, else ``ValueError``."""
-    return float_array(name, x, ndim=ndim, finite=True)
+    return float_array(name, x, ndim=ndim, finite=True, nonempty=nonempty)
 
 
 class Data(NamedTuple):
@@ -165,13 +200,13 @@ ALGORITHM = Algorithm("sinkhorn", _step, _monitor, _converged)
 
 
 def _setup(bk: Backend, a, b, C, reg, tol, eps_init, eps_decay, stage_tol, warm):
-    mass = float(np.sum(a))
+    """Data and first state on a normalized instance (unit mass, costs in [0, 1])."""
     spread = float(np.max(C) - np.min(C))
     if eps_init is None:
         eps_init = max(reg, spread)
     eps0 = reg if warm is not None else max(float(eps_init), reg)
     big = 1e100 if bk.dtype == "float64" else 1e15
-    st = max(tol, stage_tol * mass)
+    st = max(tol, stage_tol * float(np.sum(a)))
     d = Data(*(bk.asarray(x) for x in (a, b, C, np.log(a), np.log(b))),
              *(bk.asarray(x) for x in (reg, eps_decay, st, tol, big)))
     if warm is None:
@@ -181,16 +216,83 @@ def _setup(bk: Backend, a, b, C, reg, tol, eps_init, eps_decay, stage_tol, warm)
     return d, bk.jit(_rebuild, static_argnums=(0, 5))(bk, f0, g0, bk.asarray(eps0), d, False)
 
 
-def _warm_potentials(warm_start, n, m):
-    """Accept a previous Result (its ``info['f']``, ``info['g']``) or a pair ``(f, g)``."""
+class _Normalized(NamedTuple):
+    r"""The instance on its support (``a > 0``, ``b > 0``) with unit mass and costs in [0, 1].
+
+    With ``M = sum(a)``, ``C = scale * Cn + shift`` and ``eps = reg / scale``, the plan of the
+    user's problem is ``M * Pn`` and its potentials are
+    ``f = scale * fn + shift + reg * log(M)``, ``g = scale * gn`` (so that
+    $P_{ij} = \exp((f_i + g_j - C_{ij})/\mathrm{reg})$). Sinkhorn's iterates, tolerances and
+    thresholds therefore do not depend on the mass or on the units and sign of the costs.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    C: np.ndarray
+    reg: float  # reg / scale
+    mass: float
+    shift: float
+    scale: float
+    rows: np.ndarray
+    cols: np.ndarray
+    full: bool
+
+
+def _normalize(a, b, C, reg) -> _Normalized:
+    rows, cols = a > 0, b > 0
+    full = bool(rows.all() and cols.all())
+    Cs = C if full else C[np.ix_(rows, cols)]
+    mass = float(a.sum())
+    Cn, shift, scale = normalize_cost(Cs, fallback=reg)
+    reg_n = reg / scale
+    if not (reg_n > 1e-250 and reg_n < 1e250):
+        raise ValueError(f"reg={reg!r} is out of range relative to the cost spread "
+                         f"max(C) - min(C) = {scale:.3g} (ratio {reg_n:.3g})")
+    return _Normalized(a[rows] / mass, b[cols] / mass, Cn, reg_n, mass, shift, scale, rows, cols,
+                       full)
+
+
+def _to_user(nz: _Normalized, P, f, g, eps):
+    """Plan and potentials (at the normalized ``eps``) in the user's units, on the full grid."""
+    eps_user = nz.scale * eps
+    P = nz.mass * np.asarray(P, dtype=np.float64)
+    f = nz.scale * np.asarray(f, dtype=np.float64) + nz.shift + eps_user * math.log(nz.mass)
+    g = nz.scale * np.asarray(g, dtype=np.float64)
+    if not nz.full:
+        P_full = np.zeros((nz.rows.size, nz.cols.size))
+        P_full[np.ix_(nz.rows, nz.cols)] = P
+        P, f, g = P_full, _embed(f, nz.rows), _embed(g, nz.cols)
+    return P, f, g
+
+
+def _warm_potentials(warm_start, nz: _Normalized, reg: float):
+    """Normalized potentials from a previous sinkhorn `Result` (``info['f']``, ``info['g']``) or
+    a pair ``(f, g)`` in the user's units; ``ValueError`` saying what is expected otherwise."""
     if warm_start is None:
         return None
+    n, m = nz.rows.size, nz.cols.size
+    expected = (f"warm_start must be a Result of method 'sinkhorn' or a pair (f, g) of dual "
+                f"potentials with shapes ({n},) and ({m},)")
     if isinstance(warm_start, Result):
-        warm_start = (warm_start.info["f"], warm_start.info["g"])
-    f, g = (np.asarray(w, dtype=np.float64) for w in warm_start)
+        info = warm_start.info if isinstance(warm_start.info, dict) else {}
+        if warm_start.method != "sinkhorn" or "f" not in info or "g" not in info:
+            raise ValueError(f"{expected}; got a Result of method {warm_start.method!r}")
+        pair = (info["f"], info["g"])
+    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
+        pair = warm_start
+    else:
+        raise ValueError(f"{expected}; got {type(warm_start).__name__}")
+    try:
+        f = float_array("warm_start f", pair[0], ndim=1)
+        g = float_array("warm_start g", pair[1], ndim=1)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{expected}; {e}") from None
     if f.shape != (n,) or g.shape != (m,):
-        raise ValueError(f"warm_start potentials must have shapes ({n},), ({m},); got {f.shape}, {g.shape}")
-    return f, g
+        raise ValueError(f"{expected}; got shapes {f.shape} and {g.shape}")
+    f, g = f[nz.rows], g[nz.cols]
+    if not (np.isfinite(f).all() and np.isfinite(g).all()):
+        raise ValueError(f"{expected}, finite where a > 0 and b > 0")
+    return (f - nz.shift - reg * math.log(nz.mass)) / nz.scale, g / nz.scale
 
 
 def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_limit=math.inf,
@@ -200,53 +302,54 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
 
     Args:
         a, b: nonnegative weights with equal totals (zero entries are allowed).
-        C: cost matrix, same units as ``reg``.
-        reg: entropic regularization ``eps > 0`` (units of ``C``).
-        tol: stop when the L1 marginal error ``||P1-a||_1 + ||P^T 1-b||_1 <= tol``.
-        eps_init: first ``eps`` of the scaling schedule (default: ``max(C) - min(C)``);
-            set ``eps_init=reg`` to switch epsilon scaling off.
+        C: cost matrix (any real values; scipy.sparse is densified), same units as ``reg``.
+        reg: entropic regularization ``eps > 0`` (units of ``C``: scaling ``C`` and ``reg``
+            together leaves the plan unchanged and scales the objective).
+        tol: stop when the relative L1 marginal error
+            ``(||P1-a||_1 + ||P^T 1-b||_1) / sum(a) <= tol``. The final status is decided on
+            this error recomputed in float64 on the user's data: a ``tol`` the working ``dtype``
+            cannot reach ends ``optimal_inaccurate`` or ``max_iter``, never ``optimal``.
+        eps_init: first ``eps`` of the scaling schedule, in units of ``C`` (default:
+            ``max(C) - min(C)``); set ``eps_init=reg`` to switch epsilon scaling off.
         eps_decay: factor in (0, 1) applied to ``eps`` at each stage.
-        stage_tol: relative marginal error (times the total mass) that ends a stage.
-        warm_start: a previous `Result` or a pair of potentials ``(f, g)``.
+        stage_tol: relative marginal error that ends a stage.
+        warm_start: a previous sinkhorn `Result` or a pair of potentials ``(f, g)``.
         Other options: see `cvxkit.solvers.driver`.
+
+    The iterations run on the normalized instance (unit mass, costs in [0, 1], see
+    `_Normalized`), so the mass and the units of ``C`` change neither the iterates nor the status.
 
     Returns:
         `Result` with ``x`` the plan (n, m), ``objective`` the entropic objective
-        ``<C,P> + reg*sum(P log P)``, ``primal_residual`` the L1 marginal error, and in ``info``:
-        ``transport_cost`` ``<C,P>``, potentials ``f`` (n,), ``g`` (m,), ``dual_objective``
-        ``<f,a> + <g,b>`` (equal to the primal objective at an exact solution).
+        ``<C,P> + reg*sum(P log P)``, ``primal_residual`` the L1 marginal error (absolute, in
+        units of mass), ``dual`` the potentials ``(f, g)``, and in ``info``: ``transport_cost``
+        ``<C,P>``, potentials ``f`` (n,), ``g`` (m,), ``dual_objective`` ``<f,a> + <g,b>``
+        (equal to the primal objective at an exact solution), ``relative_marginal_error``.
     """
     t_setup = time.perf_counter()
-    a, b, C = validate_marginals(a, b, C)
+    a, b, C = validate_ot(a, b, C)
     reg = validate_reg(reg)
-    if not 0 < eps_decay < 1:
-        raise ValueError(f"eps_decay must lie in (0, 1), got {eps_decay!r}")
+    eps_decay = validate.positive("eps_decay", eps_decay, upper=1.0)
+    stage_tol = validate.positive("stage_tol", stage_tol)
+    eps_init = validate.positive("eps_init", eps_init, allow_none=True)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, seed=seed, dtype=dtype)
-    warm = _warm_potentials(warm_start, a.size, b.size)
-    # rows/columns of zero mass carry no plan entries: solve on the support, embed back
-    rows, cols = a > 0, b > 0
-    full = rows.all() and cols.all()
-    if not full:
-        C_s = C[np.ix_(rows, cols)]
-        warm = None if warm is None else (warm[0][rows], warm[1][cols])
+    nz = _normalize(a, b, C, reg)
+    warm = _warm_potentials(warm_start, nz, reg)
     bk = get_backend(backend, dtype)
     with bk.precision():
-        d, state = _setup(bk, a[rows], b[cols], C if full else C_s, float(reg), tol,
-                          eps_init, eps_decay, stage_tol, warm)
+        d, state = _setup(bk, nz.a, nz.b, nz.C, nz.reg, float(opts.tol),
+                          None if eps_init is None else eps_init / nz.scale, eps_decay,
+                          stage_tol, warm)
         setup_time = time.perf_counter() - t_setup
         out = run(ALGORITHM, bk, state, d, opts)
         s = out.state
         f = bk.to_numpy(s.f + s.eps * bk.xp.log(s.u))
         g = bk.to_numpy(s.g + s.eps * bk.xp.log(s.v))
         P = bk.to_numpy(s.u[:, None] * s.K * s.v[None, :])
-    if not full:
-        P_full = np.zeros((a.size, b.size))
-        P_full[np.ix_(rows, cols)] = P
-        P = P_full
-        f = _embed(f, rows)
-        g = _embed(g, cols)
-    return _result(P, f, g, a, b, C, float(reg), out, setup_time, bk.name)
+        eps = float(s.eps)
+    P, f, g = _to_user(nz, P, f, g, eps)
+    return _result(P, f, g, a, b, C, reg, float(opts.tol), dtype, out, setup_time, bk.name)
 
 
 def _embed(x, mask):
@@ -255,22 +358,32 @@ def _embed(x, mask):
     return y
 
 
-def _result(P, f, g, a, b, C, reg, out, setup_time, backend) -> Result:
+def _result(P, f, g, a, b, C, reg, tol, dtype, out, setup_time, backend) -> Result:
+    """The `Result`, its status confirmed on the user's data in float64."""
     P = np.asarray(P, dtype=np.float64)
+    mass = float(a.sum())
     err = float(marginal_error(P, a, b))
-    cost = float(np.vdot(C, P))
-    ent = float(np.sum(P * np.log(np.where(P > 0, P, 1.0))))
-    status = out.status
+    rel = err / mass
+    status, message = out.status, ""
+    with np.errstate(all="ignore"):
+        cost = float(np.vdot(C, P))
+        ent = float(np.sum(P * np.log(np.where(P > 0, P, 1.0))))
     if not np.isfinite(P).all():
         status = Status.NUMERICAL_ERROR
+        message = "the plan has non-finite entries"
+    elif status is Status.OPTIMAL and not rel <= tol:
+        status = Status.OPTIMAL_INACCURATE
+        message = (f"the relative marginal error recomputed in float64 on the user's data is "
+                   f"{rel:.2e} > tol={tol:.1e} (the {dtype} iterations cannot reach this tol)")
     fin_f, fin_g = np.isfinite(f), np.isfinite(g)
     dual = float(np.dot(f[fin_f], a[fin_f]) + np.dot(g[fin_g], b[fin_g]))
     return Result(
         x=P, status=status, objective=cost + reg * ent, primal_residual=err,
         iterations=out.iterations, solve_time=out.solve_time, setup_time=setup_time,
         compile_time=out.compile_time, history=as_numpy_history(out.history), backend=backend,
-        method="sinkhorn",
-        info={"transport_cost": cost, "f": f, "g": g, "dual_objective": dual, "reg": reg},
+        method="sinkhorn", dual=(f, g), message=message,
+        info={"transport_cost": cost, "f": f, "g": g, "dual_objective": dual, "reg": reg,
+              "relative_marginal_error": rel},
     )
 
 
@@ -279,38 +392,53 @@ def sinkhorn_batch(a, b, C, reg, *, tol=1e-9, max_iter=100_000, dtype="float64",
     """Solve a batch of entropic OT problems in one JAX call (``jax.vmap`` of one while loop).
 
     Args:
-        a: (B, n), b: (B, m), C: (B, n, m) or (n, m) shared; reg: one float for all problems.
+        a: (B, n), b: (B, m), C: (B, n, m) or (n, m) shared; reg: one float for all problems;
+        tol: relative L1 marginal error, as in `sinkhorn`.
     Returns:
-        ``(P, iterations, marginal_err)``: plans (B, n, m) and per-problem numpy arrays. All
-        weights must be positive (no zero-mass rows or columns).
+        ``(P, iterations, marginal_err)``: plans (B, n, m) and per-problem numpy arrays
+        (``marginal_err`` relative to each problem's mass, recomputed in float64). All weights
+        must be positive (no zero-mass rows or columns).
     """
     import jax
 
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    C = np.asarray(C, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+    a = float_array("a", a, ndim=2, finite=True, nonempty=True)
+    b = float_array("b", b, ndim=2, finite=True, nonempty=True)
+    C = float_array("C", C, finite=True)
+    if a.shape[0] != b.shape[0]:
         raise ValueError(f"a and b must have shapes (B, n) and (B, m); got {a.shape}, {b.shape}")
     if C.ndim == 2:
         C = np.broadcast_to(C, (a.shape[0],) + C.shape)
+    if C.shape != (a.shape[0], a.shape[1], b.shape[1]):
+        raise ValueError(f"C must have shape (n, m) or (B, n, m) = {(a.shape[0], a.shape[1], b.shape[1])}"
+                         f", got {C.shape}")
+    reg = validate_reg(reg)
+    tol = validate.positive("tol", tol)
+    max_iter = validate.integer("max_iter", max_iter)
+    validate.choice("dtype", dtype, ("float64", "float32"))
+    eps_decay = validate.positive("eps_decay", eps_decay, upper=1.0)
+    stage_tol = validate.positive("stage_tol", stage_tol)
+    eps_init = validate.positive("eps_init", eps_init, allow_none=True)
+    nzs = []
     for i in range(a.shape[0]):
-        validate_marginals(a[i], b[i], C[i])
         if (a[i] <= 0).any() or (b[i] <= 0).any():
-            raise ValueError("sinkhorn_batch needs strictly positive weights")
+            raise ValueError("sinkhorn_batch needs strictly positive weights a and b")
+        ai, bi = validate_marginals(a[i], b[i])
+        nzs.append(_normalize(ai, bi, C[i], reg))
     bk = get_backend("jax", dtype)
     with bk.precision():
-        def one(ai, bi, Ci):
-            d, s = _setup(bk, ai, bi, Ci, float(reg), tol, eps_init, eps_decay, stage_tol, None)
-            return d, s
-
         ds, ss = [], []
-        for i in range(a.shape[0]):
-            d_i, s_i = one(a[i], b[i], C[i])
+        for nz in nzs:
+            d_i, s_i = _setup(bk, nz.a, nz.b, nz.C, nz.reg, tol,
+                              None if eps_init is None else eps_init / nz.scale, eps_decay,
+                              stage_tol, None)
             ds.append(d_i)
             ss.append(s_i)
         stack = lambda xs: jax.tree_util.tree_map(lambda *z: bk.xp.stack(z), *xs)  # noqa: E731
         d, s = stack(ds), stack(ss)
         solve = jax.jit(jax.vmap(lambda s, d: while_solve(ALGORITHM, bk, s, d, max_iter)))
         s, its = solve(s, d)
-        P = s.u[:, :, None] * s.K * s.v[:, None, :]
-        return np.asarray(P), np.asarray(its), np.asarray(s.err)
+        P = np.asarray(s.u[:, :, None] * s.K * s.v[:, None, :], dtype=np.float64)
+    P = P * np.array([nz.mass for nz in nzs])[:, None, None]
+    err = np.array([marginal_error(P[i], nz.mass * nz.a, nz.mass * nz.b) / nz.mass
+                    for i, nz in enumerate(nzs)])
+    return P, np.asarray(its), err

@@ -108,14 +108,14 @@ def test_quadratic_matches_cvxpy(backend):
     P0 = 0.05 * rng.normal(size=(8, 10))  # some entries of the projection are 0
     prob = TransportPolytopeProblem.quadratic(a, b, P0)
     ref = prob.reference()
-    tol = 1e-3
+    tol = 1e-2
     res = prob.solve(backend=backend, tol=tol, max_iter=50_000, check_every=100)
     assert res.status is Status.OPTIMAL and res.iterations < 50_000
-    # the stopping rule certifies F(x) - F* <= gap <= tol * max(1, |<grad F(x), x>|)
-    lin = abs(np.vdot(prob.gradient(res.x), res.x))
-    assert res.dual_residual <= tol * max(1.0, lin)
+    # the stopping rule certifies F(x) - F* <= gap <= tol * sum(a) * max|grad F(x)|
+    bound = tol * a.sum() * np.abs(prob.gradient(res.x)).max()
+    assert res.dual_residual <= bound
     assert -1e-9 <= res.objective - ref.objective <= res.dual_residual + 1e-9
-    rep = prob.check(res, rtol=tol * max(1.0, lin) / ref.objective, atol=1e-12)
+    rep = prob.check(res, rtol=bound / ref.objective, atol=1e-12)
     assert rep.ok, rep
     assert np.isclose(res.objective, prob.objective(res.x), rtol=1e-12)
     # the history records what was monitored at each check
@@ -259,7 +259,7 @@ def test_status_semantics_and_options(capsys):
     # tol met -> optimal, with the certificate below it
     r = mirror_sinkhorn(a, b, C, tol=1e-2, max_iter=100_000, check_every=50)
     assert r.status is Status.OPTIMAL and r.iterations < 100_000 and r.iterations % 50 == 0
-    assert r.dual_residual <= 1e-2 * max(1.0, abs(r.objective))
+    assert r.dual_residual <= 1e-2 * a.sum() * np.abs(C).max()
     assert 0 <= r.objective - ot.emd2(a, b, C) <= r.dual_residual
     # an unreachable tol within the budget -> max_iter, never a silent "optimal"
     r = mirror_sinkhorn(a, b, C, tol=1e-9, max_iter=200)
@@ -354,7 +354,9 @@ def test_linear_problem_matches_exact_ot():
     assert res.status is Status.OPTIMAL
     ref = prob.reference()
     assert ref.objective == pytest.approx(ot.emd2(a, b, C), rel=1e-9)
-    rep = prob.check(res, rtol=5e-3 * max(1.0, res.objective) / ref.objective, atol=1e-12)
+    # optimal certifies F(x) - F* <= gap <= tol * sum(a) * max|C|
+    assert res.dual_residual <= 5e-3 * a.sum() * np.abs(C).max()
+    rep = prob.check(res, rtol=5e-3 * a.sum() * np.abs(C).max() / ref.objective, atol=1e-12)
     assert rep.ok, rep
     f, g = res.info["potentials"]
     assert np.isfinite(f).all() and np.isfinite(g).all()
