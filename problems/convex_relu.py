@@ -31,7 +31,6 @@ solution ``Result.x`` is (2, P, d) (``v``, ``w``) for ReLU, (P, d) for gated.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -45,6 +44,7 @@ from cvxkit.solvers.relu_admm import (
     robust_objective,
 )
 from cvxkit.solvers.result import Result
+from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
 VARIANTS = ("relu", "gated")
@@ -52,10 +52,46 @@ VARIANTS = ("relu", "gated")
 
 def _data(X, y):
     X = float_array("X (n samples, d features)", X, ndim=2, nonempty=True, finite=True)
-    y = float_array("y", y, finite=True)
+    y = float_array("y", y, nonempty=True, finite=True)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"y must have shape ({X.shape[0]},) to match X {X.shape}, got {y.shape}")
     return X, y
+
+
+def _new_data(X, d: int) -> np.ndarray:
+    """New samples ``X`` (n, d) as a finite float64 array, else ``ValueError`` naming ``X``."""
+    X = float_array("X", X, ndim=2, finite=True)
+    if X.shape[1] != d:
+        raise ValueError(f"X must have {d} features (columns), as the model was trained with, "
+                         f"got shape {X.shape}")
+    return X
+
+
+def _targets(y, n: int) -> np.ndarray:
+    """Numeric targets ``y`` (n,), else ``ValueError`` naming ``y``."""
+    y = float_array("y", y, ndim=1, finite=True)
+    if y.shape[0] != n:
+        raise ValueError(f"y must have length {n} (one target per row of X), got {y.shape[0]}")
+    return y
+
+
+def _labels(y, n: int | None = None) -> np.ndarray:
+    """Class labels ``y`` (n,): numbers, strings or bools in a 1-D array, else ``ValueError``."""
+    if y is None:
+        raise ValueError("y is required, got None")
+    validate.reject_complex("y", y)
+    try:
+        y = np.asarray(y)
+    except ValueError:
+        raise ValueError("y must be a 1-D array of labels, got a ragged nested list") from None
+    if y.ndim != 1 or y.dtype == object:
+        raise ValueError(f"y must be a 1-D array of labels (numbers or strings), got "
+                         f"{'dtype object' if y.dtype == object else f'shape {y.shape}'}")
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinite labels")
+    if n is not None and y.shape[0] != n:
+        raise ValueError(f"y must have length {n} (one label per row of X), got {y.shape[0]}")
+    return y
 
 
 def sample_patterns(X, n_patterns: int, seed: int = 0, gates=None):
@@ -64,13 +100,15 @@ def sample_patterns(X, n_patterns: int, seed: int = 0, gates=None):
     ``gates`` (d, m) given: ``D = 1[X G >= 0]``; else ``n_patterns`` gates ``N(0, I)`` drawn with
     ``seed``. Duplicate patterns (first kept) and the all-zero pattern are removed.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = float_array("X", X, ndim=2, nonempty=True, finite=True)
     if gates is None:
+        n_patterns = validate.integer("n_patterns", n_patterns)
+        seed = validate.integer("seed", seed, minimum=0)
         G = np.random.default_rng(seed).standard_normal((X.shape[1], n_patterns))
     else:
-        G = np.asarray(gates, dtype=np.float64)
-        if G.ndim != 2 or G.shape[0] != X.shape[1] or not np.isfinite(G).all():
-            raise ValueError(f"gates must be a finite ({X.shape[1]}, m) array, got shape {G.shape}")
+        G = float_array("gates", gates, ndim=2, nonempty=True, finite=True)
+        if G.shape[0] != X.shape[1]:
+            raise ValueError(f"gates must be a ({X.shape[1]}, m) array, got shape {G.shape}")
     D = (X @ G >= 0).astype(np.float64)
     _, first = np.unique(D, axis=1, return_index=True)
     keep = np.sort(first)
@@ -96,14 +134,16 @@ class TwoLayerNetwork:
         return self.W1.shape[0]
 
     def predict(self, X) -> np.ndarray:
-        """(n,) outputs for ``X`` (n, d)."""
-        H = np.asarray(X, dtype=np.float64) @ self.W1.T
+        """(n,) outputs for ``X`` (n, d); ``ValueError`` naming ``X`` for another shape."""
+        X = _new_data(X, self.W1.shape[1])
+        H = X @ self.W1.T
         act = np.maximum(H, 0.0) if self.gates is None else (X @ self.gates.T >= 0) * H
         return act @ self.w2
 
     def regularized_loss(self, X, y, beta: float, loss: str = "squared") -> float:
         r"""Training loss plus weight decay $\tfrac\beta2(\lVert W_1\rVert_F^2 + \lVert w_2\rVert^2)$."""
-        return loss_value(loss, self.predict(X), np.asarray(y, float)) + 0.5 * beta * float(
+        y = _targets(y, len(self.predict(X)))
+        return loss_value(loss, self.predict(X), y) + 0.5 * beta * float(
             np.sum(self.W1 ** 2) + np.sum(self.w2 ** 2))
 
 
@@ -131,16 +171,12 @@ class ConvexReLU(Problem):
     def __init__(self, X, y, n_patterns: int = 50, beta: float = 1e-3, loss: str = "squared",
                  variant: str = "relu", seed: int = 0, gates=None, epsilon: float = 0.0):
         self.X, self.y = _data(X, y)
-        if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
-            raise ValueError(f"n_patterns (P) must be an integer >= 1, got {n_patterns!r}")
-        if not (isinstance(beta, (int, float, np.floating)) and beta >= 0 and math.isfinite(beta)):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        if not (isinstance(epsilon, (int, float, np.floating)) and epsilon >= 0 and math.isfinite(epsilon)):
-            raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
-        if loss not in LOSS_KINDS:
-            raise ValueError(f"unknown loss {loss!r}; valid choices: {', '.join(LOSS_KINDS)}")
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; valid choices: {', '.join(VARIANTS)}")
+        n_patterns = validate.integer("n_patterns (P)", n_patterns)
+        beta = validate.nonnegative("beta", beta)
+        epsilon = validate.nonnegative("epsilon", epsilon)
+        validate.choice("loss", loss, LOSS_KINDS)
+        validate.choice("variant", variant, VARIANTS)
+        seed = validate.integer("seed", seed, minimum=0)
         if loss != "squared" and not np.isin(self.y, (-1.0, 1.0)).all():
             raise ValueError(f"the {loss} loss needs labels y in {{-1, +1}}")
         if epsilon > 0 and variant != "relu":
@@ -151,14 +187,16 @@ class ConvexReLU(Problem):
         self.D, self.gates = sample_patterns(self.X, int(n_patterns), seed, gates)
         self.P = self.D.shape[1]
         self.shape = (2, self.P, self.d) if variant == "relu" else (self.P, self.d)
-        self.objective_scale = 1e-9 * max(1.0, float(np.abs(self.y).sum()))
+        # denominator floor of check's relative gap: 1e-9 of the objective at zero weights (the
+        # loss of a zero prediction), so that it scales with the data (y -> s y: s^2)
+        self.objective_scale = max(1e-9 * loss_value(loss, np.zeros(self.n), self.y), 1e-300)
 
     def default_method(self) -> str:
         return "relu_admm"
 
     # --- the model --------------------------------------------------------------------------
     def _weights(self, W) -> np.ndarray:
-        W = np.asarray(W, dtype=np.float64)
+        W = float_array("weights", W)
         if W.size != int(np.prod(self.shape)):
             raise ValueError(f"weights must have {self.shape} entries, got shape {W.shape}")
         return W.reshape(self.shape)
@@ -188,7 +226,7 @@ class ConvexReLU(Problem):
         W = self._weights(W)
         if X is None:
             return relu_predict(self.X, self.D, W)
-        return self.network(W).predict(X)
+        return self.network(W).predict(_new_data(X, self.d))
 
     def network(self, W) -> TwoLayerNetwork:
         r"""The two-layer network of the convex weights: for each nonzero block $u$ a neuron with
@@ -306,24 +344,35 @@ class ConvexReLUNet:
             setattr(self, k, v)
         return self
 
-    def _features(self, X):
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n samples, d features), got shape {X.shape}")
+    def _features(self, X, fitted: bool = True):
+        """``X`` (n, d) checked (finite, 2-D; after ``fit`` the same d), ones column appended."""
+        if fitted:
+            X = _new_data(X, self.n_features_in_)
+        else:
+            X = float_array("X (n samples, d features)", X, ndim=2, nonempty=True, finite=True)
         return np.hstack([X, np.ones((X.shape[0], 1))]) if self.fit_intercept else X
 
     def fit(self, X, y) -> "ConvexReLUNet":
-        y = np.asarray(y)
+        validate.boolean("fit_intercept", self.fit_intercept)
+        if not (self.solver_options is None or isinstance(self.solver_options, dict)):
+            raise TypeError(f"solver_options must be a dict or None, got "
+                            f"{type(self.solver_options).__name__}")
+        F = self._features(X, fitted=False)
         if self.loss != "squared":
+            y = _labels(y, F.shape[0])
             self.classes_ = np.unique(y)
             if self.classes_.size != 2:
-                raise ValueError(f"classification needs exactly two classes, got {self.classes_.size}")
+                raise ValueError(f"classification needs exactly two classes in y, got "
+                                 f"{self.classes_.size}")
             y = np.where(y == self.classes_[1], 1.0, -1.0)
-        self.problem_ = ConvexReLU(self._features(X), y, n_patterns=self.n_patterns, beta=self.beta,
+        else:
+            y = _targets(y, F.shape[0])
+        self.problem_ = ConvexReLU(F, y, n_patterns=self.n_patterns, beta=self.beta,
                                    loss=self.loss, variant=self.variant, seed=self.seed,
                                    epsilon=self.epsilon)
         self.result_ = self.problem_.solve(self.method, backend=self.backend,
                                            **(self.solver_options or {}))
+        self.n_features_in_ = F.shape[1] - int(self.fit_intercept)
         self.network_ = self.problem_.network(self.result_.x)
         return self
 
@@ -344,9 +393,8 @@ class ConvexReLUNet:
 
     def score(self, X, y) -> float:
         """R^2 (squared loss) or accuracy (classification)."""
-        y = np.asarray(y)
         pred = self.predict(X)
         if self.loss != "squared":
-            return float(np.mean(pred == y))
-        y = y.astype(float)
+            return float(np.mean(pred == _labels(y, pred.shape[0])))
+        y = _targets(y, pred.shape[0])
         return 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))

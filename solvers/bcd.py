@@ -63,6 +63,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, as_numpy_history
@@ -312,6 +313,21 @@ def _algorithm(rule, penalty, update, K, every) -> Algorithm:
     return _ALGS[key]
 
 
+def _warm_start(ws, shape) -> np.ndarray:
+    """The start point of ``warm_start``: a `Result` (its ``x``) or an array, of shape ``shape``
+    (that of ``Result.x``) and finite; ``ValueError`` saying what is expected otherwise."""
+    expected = (f"warm_start must be a Result of this problem or an array of shape {shape} "
+                f"(the shape of Result.x)")
+    w = ws.x if isinstance(ws, Result) else ws
+    try:
+        w = validate.float_array("warm_start", w, finite=True)
+    except ValueError as e:
+        raise ValueError(f"{expected}; {e}") from None
+    if w.shape != tuple(shape):
+        raise ValueError(f"{expected}; got shape {w.shape}")
+    return w
+
+
 def as_blocks(A, block_size: int) -> np.ndarray:
     """(n, p) -> (B, n, s) with ``p`` padded by zero columns to a multiple of ``block_size``."""
     A = np.asarray(A, dtype=np.float64)
@@ -340,7 +356,8 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
         update: ``"exact"`` (group lasso, or lasso with ``block_size=1``) or ``"prox_gradient"``.
         tol: stopping tolerance on the proximal-gradient mapping (module docstring).
         max_iter: sweeps (``B`` block updates each).
-        warm_start: a previous `Result` (its ``x``) or an array of ``x``'s shape.
+        warm_start: a previous `Result` (its ``x``) or an array, of the shape of ``Result.x``
+            ((p,) for a 2-D ``A``, (B, s) for blocks) and finite; else ``ValueError``.
         accelerate: ``"anderson"`` (Anderson extrapolation of the sweeps, module docstring;
             the cyclic rule only, as it needs a fixed sweep map: with ``random``, ``gs`` or
             ``gsl`` it raises ``ValueError``), ``None`` (off) or ``"auto"`` (the default:
@@ -351,65 +368,71 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
         backend, time_limit, verbose, callback, check_every, seed, dtype: see
             `cvxkit.solvers.driver`.
 
+    Every option is type-checked (``TypeError`` for a wrong type, ``ValueError`` out of range,
+    naming it); ``A`` and ``y`` must be real, finite and of matching shapes (``ValueError``
+    naming them; a scipy.sparse ``A`` is densified). The stopping test is relative to
+    $\lVert A^\top y\rVert_\infty$, so scaling ``y`` and ``lam`` by ``s`` scales ``x`` by ``s``
+    with the same sweeps and status.
+
     Returns:
         `Result` with ``x`` (B, s) (2-D input: the (p,) vector), ``objective``, ``dual_residual``
         the final mapping measure relative to $\lVert A^\top y\rVert_\infty$, ``iterations`` sweeps;
         ``info["extrapolations"]`` the accepted Anderson extrapolations.
     """
     t0 = time.perf_counter()
-    for name, v, ok in (("rule", rule, RULES), ("update", update, UPDATES),
-                        ("penalty", penalty, PENALTIES)):
-        if v not in ok:
-            raise ValueError(f"unknown {name} {v!r}; valid choices: {', '.join(ok)}")
-    if accelerate not in ACCELERATIONS:
-        raise ValueError(f"unknown accelerate {accelerate!r}; valid choices: "
-                         f"{', '.join(map(repr, ACCELERATIONS))}")
+    # every option first (`cvxkit.solvers.validate`): TypeError for a wrong type, ValueError
+    # out of range, naming the option
+    validate.choice("rule", rule, RULES)
+    validate.choice("update", update, UPDATES)
+    validate.choice("penalty", penalty, PENALTIES)
+    if accelerate is not None:
+        validate.choice("accelerate", accelerate, [a for a in ACCELERATIONS if a is not None])
     if accelerate == "anderson" and rule != "cyclic":
         raise ValueError(f"accelerate='anderson' needs rule='cyclic' (a fixed sweep map); rule "
                          f"{rule!r} changes the block order between sweeps: use accelerate=None")
-    for name, v in (("anderson_memory", anderson_memory), ("anderson_every", anderson_every)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    validate.integer("anderson_memory", anderson_memory)
+    validate.integer("anderson_every", anderson_every)
+    validate.integer("block_size", block_size, allow_none=True)
+    lam = validate.nonnegative("lam", lam)
+    opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
+                   callback=callback, check_every=check_every, seed=seed, dtype=dtype)
     K = int(anderson_memory) if rule == "cyclic" and accelerate in ("auto", "anderson") else 0
-    if not (isinstance(lam, (int, float)) and lam >= 0 and math.isfinite(lam)):
-        raise ValueError(f"lam must be a nonnegative finite number, got {lam!r}")
-    A_in = np.asarray(A, dtype=np.float64)
+    A_in = validate.float_array("A", A, nonempty=True, finite=True)  # sparse A: densified
     flat = A_in.ndim == 2
     if flat:
-        if not (isinstance(block_size, int) and block_size >= 1):
+        if block_size is None:
             raise ValueError("block_size (a positive integer) is required for a 2-D A")
         p = A_in.shape[1]
         Ab = as_blocks(A_in, block_size)
     elif A_in.ndim == 3:
         Ab = np.ascontiguousarray(A_in)
+        if block_size is not None and block_size != Ab.shape[2]:
+            raise ValueError(f"block_size {block_size} contradicts the blocks of A, of shape "
+                             f"{A_in.shape} (B, n, s): leave it out")
     else:
         raise ValueError(f"A must be (n, p) or (B, n, s), got shape {A_in.shape}")
     B, n, s_ = Ab.shape
-    y = np.asarray(y, dtype=np.float64)
+    y = validate.float_array("y", y, finite=True)
     if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},), got {y.shape}")
-    if not (np.isfinite(Ab).all() and np.isfinite(y).all()):
-        raise ValueError("A and y must be finite (no NaN or inf)")
+        raise ValueError(f"y must have shape ({n},) to match A {A_in.shape}, got {y.shape}")
     if update == "exact" and penalty == "l1" and s_ != 1:
         raise ValueError("update='exact' for the l1 penalty needs block_size=1 "
                          "(use update='prox_gradient' for larger blocks)")
     if rule in ("gs", "gsl") and (B * s_) ** 2 > GRAM_MAX:
         raise ValueError(f"the greedy rules keep the gradient through the Gram matrix; p = {B * s_}"
                          f" is too large (p^2 > {GRAM_MAX:.0e}): use rule='cyclic' or 'random'")
+    x_shape = (p,) if flat else (B, s_)
+    x0 = np.zeros((B, s_))
+    if warm_start is not None:
+        w = _warm_start(warm_start, x_shape)
+        x0 = np.concatenate([w, np.zeros(B * s_ - p)]).reshape(B, s_) if flat else w.copy()
     Q = np.matmul(Ab.transpose(0, 2, 1), Ab)
     qv, V = np.linalg.eigh(Q)
     qv = np.maximum(qv, 0.0)
     L = np.maximum(qv[:, -1], 1e-12)
     scale = max(float(np.abs(_ATr(np, Ab, y)).max()), 1e-300)
     Gram = (np.einsum("ans,bnt->bast", Ab, Ab) if rule in ("gs", "gsl") else None)
-    x0 = np.zeros((B, s_))
-    if warm_start is not None:
-        w = np.asarray(warm_start.x if isinstance(warm_start, Result) else warm_start, float)
-        x0 = np.concatenate([w.ravel(), np.zeros(B * s_ - w.size)]).reshape(B, s_) if flat \
-            else w.reshape(B, s_).copy()
     bk = get_backend(backend, dtype)
-    opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, check_every=check_every, seed=seed, dtype=dtype)
     with bk.precision():
         f = bk.asarray
         d = Data(f(Ab), f(y), f(L), f(lam), f(scale), f(qv), f(V),

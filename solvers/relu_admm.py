@@ -45,6 +45,10 @@ $r_d = \rho\lVert A^\top(z - z_{prev})\rVert$; stop when
 $r_p \le \epsilon_{abs} + \epsilon_{rel}\max(\lVert Ax\rVert, \lVert z\rVert)$ and
 $r_d \le \epsilon_{abs} + \epsilon_{rel}\rho\max_j\lVert A_j^\top\lambda_j\rVert$ (the largest
 single term: their sum vanishes at an optimum when the objective is all in the $g_j$).
+**Units.** The default absolute tolerance is ``tol * max|y|``: scaling the targets and the
+penalty, $(y, \beta) \to (sy, s\beta)$, scales the optimal weights, the iterates, the scaled
+duals and both residuals by $s$ (all are homogeneous of degree one), so the run and its status
+are the same for every $s$ and the answer is $s$ times the unscaled one.
 **Adaptive penalty** (OSQP's estimate, not in the paper): $\hat\rho = \rho\sqrt{\hat r_p/\hat r_d}$
 from the normalized residuals; when it differs from $\rho$ by more than ``rho_tolerance`` (5x),
 $\rho$ moves halfway (geometrically) towards it, $\rho \leftarrow \sqrt{\rho\hat\rho}$, $\lambda$ is
@@ -59,7 +63,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from cvxkit.solvers import kkt
+from cvxkit.solvers import kkt, validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
@@ -269,6 +273,31 @@ def make_algorithm(op: Operator, kinds: tuple) -> Algorithm:
     return Algorithm("relu_admm", step, monitor, lambda bk, s, d: s.done)
 
 
+def _check_options(*, tol, eps_abs, eps_rel, max_iter, time_limit, verbose, callback,
+                   check_every, rho, gamma, alpha, adaptive_rho, rho_tolerance, dtype, seed=0):
+    """Type and range checks of every option (`cvxkit.solvers.validate`): ``TypeError`` for a
+    wrong type, ``ValueError`` out of range, each naming the option. Returns
+    ``(tol, max_iter, check_every)`` as float, int, int."""
+    tol = validate.positive("tol", tol)
+    validate.nonnegative("eps_abs", eps_abs, allow_none=True)
+    validate.nonnegative("eps_rel", eps_rel, allow_none=True)
+    max_iter = validate.integer("max_iter", max_iter)
+    validate.positive("time_limit", time_limit, allow_inf=True)
+    validate.boolean("verbose", verbose)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    check_every = validate.integer("check_every", check_every)
+    validate.positive("rho", rho, allow_none=True)
+    validate.positive("gamma (the dual step over rho)", gamma, upper=(1 + math.sqrt(5)) / 2)
+    validate.positive("alpha (over-relaxation)", alpha, upper=2.0)
+    validate.boolean("adaptive_rho", adaptive_rho)
+    if validate.positive("rho_tolerance", rho_tolerance) < 1:
+        raise ValueError(f"rho_tolerance must be >= 1, got {rho_tolerance!r}")
+    validate.choice("dtype", dtype, ("float64", "float32"))
+    validate.integer("seed", seed, minimum=0)
+    return tol, max_iter, check_every
+
+
 def prox_admm(op: Operator, kinds: tuple, lin, params: tuple, x0, *, backend="numpy", tol=1e-6,
               eps_abs=None, eps_rel=None, max_iter=10_000, time_limit=math.inf, verbose=False,
               callback=None, check_every=10, rho=1.0, gamma=1.0, alpha=1.6, adaptive_rho=True,
@@ -279,19 +308,10 @@ def prox_admm(op: Operator, kinds: tuple, lin, params: tuple, x0, *, backend="nu
     ``bk.precision()`` by the caller); ``kinds`` the term kinds, one per entry of ``params``.
     ``warm_start``: a previous `State` (its ``x``, ``z``, ``lam``, ``rho``).
     """
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 2):
-        raise ValueError(f"alpha (over-relaxation) must lie in (0, 2), got {alpha!r}")
-    for name, v in (("tol", tol), ("rho", rho), ("gamma", gamma)):
-        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    if not (isinstance(rho_tolerance, (int, float)) and rho_tolerance >= 1):
-        raise ValueError(f"rho_tolerance must be >= 1, got {rho_tolerance!r}")
-    if gamma >= (1 + math.sqrt(5)) / 2:
-        raise ValueError("gamma (the dual step over rho) must be below the golden ratio 1.618")
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not (isinstance(check_every, int) and check_every >= 1):
-        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
+    tol, max_iter, check_every = _check_options(
+        tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter, time_limit=time_limit,
+        verbose=verbose, callback=callback, check_every=check_every, rho=rho, gamma=gamma,
+        alpha=alpha, adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype)
     # one driver step = check_every ADMM iterations
     opts = Options(tol=tol, max_iter=-(-max_iter // check_every), time_limit=time_limit,
                    verbose=verbose, callback=callback, check_every=1, dtype=dtype)
@@ -484,10 +504,22 @@ def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True
         rho: initial penalty (default 1).
         gamma: dual step over rho (the paper's $\gamma_a/\rho$), in (0, 1.618).
         alpha: over-relaxation in (0, 2) (1.6; 1 is the paper's plain ADMM).
-        seed: unused (the method is deterministic); accepted for a uniform interface.
-        tol, eps_abs, eps_rel, check_every, adaptive_rho, rho_tolerance: see the module docstring.
-        warm_start: a previous `Result` of this solver.
+        seed: has no effect (the method is deterministic); accepted (a nonnegative integer)
+            because ``seed`` belongs to the options every method takes.
+        tol: sets ``eps_rel = tol`` and ``eps_abs = tol * max|y|`` (the absolute tolerance in
+            the units of ``y``, so that scaling ``y`` and ``beta`` by ``s`` scales the answer
+            by ``s`` and changes neither status nor iteration count).
+        eps_abs, eps_rel: override those (``eps_abs`` then absolute, in the units of ``y``).
+        check_every, adaptive_rho, rho_tolerance: see the module docstring.
+        warm_start: a previous `Result` of this solver on a problem of the same shapes (its
+            iterates and penalty), or weights of the shape of ``Result.x`` (an array, or another
+            method's `Result`), from which the ADMM starts with zero duals; anything else raises
+            ``ValueError``.
         max_iter, time_limit, verbose, callback, dtype: see `cvxkit.solvers.driver`.
+
+    Every option is type-checked (``TypeError`` for a wrong type, ``ValueError`` out of range),
+    and ``X``, ``y``, ``D`` are validated (finite, real, matching shapes; sparse ``X``
+    densified): ``ValueError`` naming the argument.
 
     Returns:
         `Result` with ``x`` the weights (2, P, d) (``v``, ``w``; gated: (P, d)) taken from the
@@ -495,44 +527,112 @@ def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True
         ``objective`` at ``x``; ``info``: ``rho``, ``rho_updates``, ``state`` (for warm starts).
     """
     t0 = time.perf_counter()
-    if loss not in LOSS_KINDS:
-        raise ValueError(f"unknown loss {loss!r}; valid choices: {', '.join(LOSS_KINDS)}")
-    if not (isinstance(beta, (int, float)) and beta >= 0 and math.isfinite(beta)):
-        raise ValueError(f"beta must be a nonnegative finite number, got {beta!r}")
+    X, y, D = _check_data(X, y, D, loss)
+    validate.choice("loss", loss, LOSS_KINDS)
+    validate.boolean("cones", cones)
+    beta = validate.nonnegative("beta", beta)
+    epsilon = validate.nonnegative("epsilon", epsilon)
+    _check_options(tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter,
+                   time_limit=time_limit, verbose=verbose, callback=callback,
+                   check_every=check_every, rho=rho, gamma=gamma, alpha=alpha,
+                   adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype, seed=seed)
+    # the absolute tolerance in the units of y: x, z, the scaled duals and both residuals are
+    # homogeneous of degree 1 in (y, beta), so the iterates of (s y, s beta) are s times those of
+    # (y, beta) and stop at the same iteration (module docstring)
+    eps_abs = tol * _y_scale(y) if eps_abs is None else eps_abs
+    kw = dict(tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter,
+              time_limit=time_limit, verbose=verbose, callback=callback,
+              check_every=check_every, rho=1.0 if rho is None else rho, gamma=gamma,
+              alpha=alpha, adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype)
     if epsilon > 0:
         if not cones:
-            raise ValueError("the robust program (epsilon > 0) is formulated for the ReLU variant")
+            raise ValueError("the robust program (epsilon > 0) is formulated for the ReLU variant "
+                             "(cones=True)")
         return _robust_admm(X, y, D, beta=beta, loss=loss, epsilon=epsilon, backend=backend,
-                            tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter,
-                            time_limit=time_limit, verbose=verbose, callback=callback,
-                            check_every=check_every, rho=rho, gamma=gamma, alpha=alpha,
-                            adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype,
-                            warm_start=warm_start, t0=t0)
+                            warm_start=warm_start, t0=t0, **kw)
     loss_term = loss != "squared"
     bk = get_backend(backend, dtype)
-    X, y, D = np.asarray(X, float), np.asarray(y, float), np.asarray(D, float)
     P, d = D.shape[1], X.shape[1]
-    m = 2 * P if cones else P
+    shape = (2, P, d) if cones else (P, d)
+    op = relu_operator(loss_term, cones)
     with bk.precision():
         lin = relu_lin(bk, X, D, y, cones, loss_term)
         f = bk.asarray
         params = ((f(1.0), f(y)),) if loss_term else ()
         params = params + (f(beta),) + ((f(0.0),) if cones else ())
         kinds = ((loss,) if loss_term else ()) + ("group",) + (("nonneg",) if cones else ())
-        x0 = f(np.zeros((m, d)))
-    op = relu_operator(loss_term, cones)
-    ws = warm_start.info["state"] if warm_start is not None else None
+        x0, ws = _warm_start(warm_start, bk, op, lin, shape,
+                             lambda W: W.reshape(-1, d))
     setup = time.perf_counter() - t0
-    state, out = prox_admm(op, kinds, lin, params, x0, backend=bk, tol=tol, eps_abs=eps_abs,
-                           eps_rel=eps_rel, max_iter=max_iter, time_limit=time_limit,
-                           verbose=verbose, callback=callback, check_every=check_every,
-                           rho=1.0 if rho is None else rho, gamma=gamma, alpha=alpha,
-                           adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype,
-                           warm_start=ws)
+    state, out = prox_admm(op, kinds, lin, params, x0, backend=bk, warm_start=ws, **kw)
     U = np.asarray(state.z[1 if loss_term else 0])
-    W = U.reshape(2, P, d) if cones else U
+    W = U.reshape(shape)
     obj = relu_objective(X, y, D, W, beta, loss)
-    return result_from_run(state, out, W, obj, bk.name, setup, {})
+    return result_from_run(state, out, W, obj, bk.name, setup, {"eps_abs": float(eps_abs)})
+
+
+def _y_scale(y) -> float:
+    """$\\lVert y\\rVert_\\infty$ (1 for ``y = 0``): the unit of the absolute tolerance."""
+    m = float(np.max(np.abs(y)))
+    return m if m > 0 else 1.0
+
+
+def _check_data(X, y, D, loss):
+    """``X`` (n, d), ``y`` (n,), ``D`` (n, P) 0/1 as float64 arrays (`cvxkit.solvers.validate`;
+    sparse input is densified), else ``ValueError`` naming the argument."""
+    X = validate.float_array("X", X, ndim=2, nonempty=True, finite=True)
+    n = X.shape[0]
+    y = validate.float_array("y", y, finite=True)
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) to match X {X.shape}, got {y.shape}")
+    D = validate.float_array("D (activation patterns)", D, ndim=2, finite=True)
+    if D.shape[0] != n or D.shape[1] == 0:
+        raise ValueError(f"D (activation patterns) must have shape ({n}, P) with P >= 1, "
+                         f"got {D.shape}")
+    if not np.isin(D, (0.0, 1.0)).all():
+        raise ValueError("D (activation patterns) must hold 0/1 entries")
+    if loss in ("logistic", "hinge") and not np.isin(y, (-1.0, 1.0)).all():
+        raise ValueError(f"y must hold labels -1/+1 for the {loss} loss")
+    return X, y, D
+
+
+def _warm_start(ws, bk, op, lin, shape, to_x):
+    """``(x0, state)`` from ``warm_start``: ``(zeros, None)`` for ``None``; the run's `State` for
+    a `Result` of `relu_admm` on a problem of the same shapes; ``(to_x(W), None)`` for weights
+    ``W`` of shape ``shape`` (an array, or the ``x`` of another method's `Result`). Anything
+    else: ``ValueError`` saying what is expected."""
+    xp = bk.xp
+    expected = (f"warm_start must be a Result of relu_admm on this problem, or weights of "
+                f"shape {shape} (an array or another method's Result with that x)")
+    x_zero = bk.asarray(np.zeros(np.shape(to_x(np.zeros(shape)))))
+    if ws is None:
+        return x_zero, None
+    if isinstance(ws, Result):
+        state = ws.info.get("state") if isinstance(ws.info, dict) else None
+        if isinstance(state, State):
+            z_ref = op.forward(bk, lin, x_zero)
+            same = (np.shape(state.x) == x_zero.shape and len(state.z) == len(z_ref)
+                    and len(state.lam) == len(z_ref)
+                    and all(np.shape(a) == b.shape for a, b in zip(state.z, z_ref))
+                    and all(np.shape(a) == b.shape for a, b in zip(state.lam, z_ref)))
+            if not same:
+                raise ValueError(f"{expected}; got a Result of relu_admm on a problem of "
+                                 f"other shapes (weights {np.shape(ws.x)})")
+            leaves = (state.x, *state.z, *state.lam, state.rho)
+            if not all(np.isfinite(np.asarray(v)).all() for v in leaves):
+                raise ValueError(f"{expected}; got a Result whose iterates are not finite")
+            g = lambda v: bk.asarray(np.asarray(v))  # noqa: E731 - any back end -> this one
+            z = tuple(g(v) for v in state.z)
+            return g(state.x), state._replace(x=g(state.x), z=z, lam=tuple(g(v) for v in state.lam),
+                                              z_prev=z, rho=g(state.rho))
+        ws = ws.x
+    try:
+        W = validate.float_array("warm_start", ws, finite=True)
+    except ValueError as e:
+        raise ValueError(f"{expected}; {e}") from None
+    if W.shape != tuple(shape):
+        raise ValueError(f"{expected}; got shape {W.shape}")
+    return bk.asarray(to_x(W)), None
 
 
 def relu_predict(X, D, W):
@@ -671,22 +771,31 @@ def robust_operator(X, y, D, beta: float, loss: str, epsilon: float):
     return tuple(kinds), blocks, params, N, Pm, q, (m, d, nU)
 
 
-def _robust_admm(X, y, D, *, beta, loss, epsilon, backend, rho, warm_start, t0, **kw) -> Result:
-    X, y, D = np.asarray(X, float), np.asarray(y, float), np.asarray(D, float)
+def _robust_admm(X, y, D, *, beta, loss, epsilon, backend, warm_start, t0, **kw) -> Result:
     kinds, blocks, params, N, Pm, q, (m, d, nU) = robust_operator(X, y, D, beta, loss, epsilon)
+    P = m // 2
     bk = get_backend(backend, kw["dtype"])
+
+    def to_x(W):
+        """x = (U, T, S[, Q]) of weights W (2, P, d): the tightest T, S, Q (feasible)."""
+        U = W.reshape(m, d)
+        a = np.einsum("kp,pq->kq", D, U[:P] - U[P:])
+        parts = [U.ravel(), np.abs(U).ravel(), np.abs(a).ravel()]
+        if loss == "squared":
+            parts.append(np.abs(np.sum(X * a, axis=1) - y) + epsilon * np.abs(a).sum(axis=1))
+        return np.concatenate(parts)
+
     with bk.precision():
         f = bk.asarray
         lin = DenseLin(tuple(f(A) for A in blocks), f(Pm), f(q), f(0.0))
         ps = tuple((f(p[0]), f(p[1])) if isinstance(p, tuple) else f(p) for p in params)
-        x0 = f(np.zeros(N))
-    ws = warm_start.info["state"] if warm_start is not None else None
+        x0, ws = _warm_start(warm_start, bk, DENSE, lin, (2, P, d), to_x)
     setup = time.perf_counter() - t0
-    state, out = prox_admm(DENSE, kinds, lin, ps, x0, backend=bk, rho=1.0 if rho is None else rho,
-                           warm_start=ws, **kw)
-    W = np.asarray(state.z[0]).reshape(2, m // 2, d)
+    state, out = prox_admm(DENSE, kinds, lin, ps, x0, backend=bk, warm_start=ws, **kw)
+    W = np.asarray(state.z[0]).reshape(2, P, d)
     obj = robust_objective(X, y, D, W, beta, loss, epsilon)
-    return result_from_run(state, out, W, obj, bk.name, setup, {"epsilon": epsilon})
+    return result_from_run(state, out, W, obj, bk.name, setup,
+                           {"epsilon": epsilon, "eps_abs": float(kw["eps_abs"])})
 
 
 def robust_objective(X, y, D, W, beta, loss, epsilon) -> float:
