@@ -91,8 +91,9 @@ from cvxkit.solvers import kkt
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
-from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse
-from cvxkit.solvers.validate import float_array, reject_complex
+from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse, units_dense, units_sparse
+from cvxkit.solvers import validate
+from cvxkit.solvers.validate import float_array
 
 RHO_MIN, RHO_MAX = 1e-6, 1e6
 RHO_EQ_OVER_INEQ = 1e3
@@ -138,7 +139,10 @@ class Splitting(NamedTuple):
     * ``support(bk, d, y)``: the support function $\\sigma_C(y) = \\sup_{z\\in C} y^\\top z$ for
       ``y`` in that domain;
     * ``in_recession(bk, d, v, tol) -> bool``: ``v`` lies in the recession cone of ``C`` up to
-      ``tol``.
+      ``tol`` (a scalar or one tolerance per row);
+    * ``support_mag(bk, d, y)``: the magnitude of the terms of the support function,
+      $\\sum_i |y_i|\\,|b_i|$ with $b_i$ the side of $C$ that $y_i$ selects (for relative
+      tests of $\\sigma_C(y) < 0$).
     """
 
     rho_vec: Callable
@@ -148,6 +152,7 @@ class Splitting(NamedTuple):
     polar: Callable
     support: Callable
     in_recession: Callable
+    support_mag: Callable
 
 
 class Settings(NamedTuple):
@@ -166,11 +171,28 @@ class Settings(NamedTuple):
     max_iter: Any  # int
 
 
+class Norms(NamedTuple):
+    """What the tests need besides the scaled data (module docstring, "Checks").
+
+    ``ue`` (m), ``ud`` (n), ``uc``: the Ruiz part of the scaling (total scaling over the units
+    of `cvxkit.solvers.scaling`): a scaled row residual times ``ue`` is in normalized units, a
+    scaled dual residual times ``ud * uc`` too. ``wA`` (m) $= E a$, ``wP`` (n) $= cD\\,
+    \\max_k|P_{jk}|$, ``wC`` (n) $= D\\max_i |A_{ij}|/a_i$: the weights that turn the
+    relative certificate tests (on the user's data) into tests on the scaled data."""
+
+    ue: Any
+    ud: Any
+    uc: Any
+    wA: Any
+    wP: Any
+    wC: Any
+
+
 class Data(NamedTuple):
     """Scaled problem data: ``P``, ``q``, ``A`` (with ``At`` = A^T where it is stored apart, else
     None), the set data ``cset``, the scaling (``x = D xbar``, ``y = E ybar / c``,
     ``z = zbar / E``), the per-row penalty weights ``rho_w`` (0 on free rows), the linear-system
-    data ``lin`` and the `Settings`."""
+    data ``lin``, the `Settings` and the `Norms`."""
 
     P: Any
     q: Any
@@ -183,6 +205,7 @@ class Data(NamedTuple):
     rho_w: Any
     lin: Any
     settings: Settings
+    norms: Norms
 
 
 class State(NamedTuple):
@@ -247,11 +270,12 @@ class Residuals(NamedTuple):
 
 
 def residuals(bk: Backend, sp: Splitting, d: Data, x, z, y) -> Residuals:
-    """Unscaled residuals, tolerances and objective of the scaled point ``(x, z, y)``."""
+    """Residuals and tolerances in normalized units (module docstring) and the user's objective,
+    of the scaled point ``(x, z, y)``."""
     xp, st = bk.xp, d.settings
     Ax, Px, Aty = d.A @ x, d.P @ x, _rmatvec(d, y)
     rp, rd = Ax - z, Px + d.q + Aty
-    Ei, Di, ci = 1.0 / d.E, 1.0 / d.D, 1.0 / d.c
+    Ei, Di, ci = d.norms.ue, d.norms.ud, d.norms.uc
     prim = _norm(xp, Ei * rp)
     eps_p = st.eps_abs + st.eps_rel * xp.maximum(_norm(xp, Ei * Ax), _norm(xp, Ei * z))
     dual = ci * _norm(xp, Di * rd)
@@ -264,33 +288,35 @@ def residuals(bk: Backend, sp: Splitting, d: Data, x, z, y) -> Residuals:
     prim_rel = _norm(xp, rp) / (xp.maximum(_norm(xp, Ax), _norm(xp, z)) + DIVISION_TOL)
     dual_rel = _norm(xp, rd) / (xp.maximum(xp.maximum(_norm(xp, d.q), _norm(xp, Aty)),
                                            _norm(xp, Px)) + DIVISION_TOL)
-    polar_violation = ci * _norm(xp, d.E * (y - yp))
-    return Residuals(prim, dual, gap, eps_p, eps_d, eps_g, ci * (0.5 * xPx + qx), prim_rel,
+    polar_violation = ci * _norm(xp, (y - yp) / Ei)
+    return Residuals(prim, dual, gap, eps_p, eps_d, eps_g, (0.5 * xPx + qx) / d.c, prim_rel,
                      dual_rel, polar_violation)
 
 
 def _primal_infeasible(bk, sp, d, dy):
-    r"""OSQP's test on ``dy`` (scaled), in unscaled units: ``dy`` projected onto the polar cone
-    has $\sigma_C(\delta y) < 0$ and $\lVert A^\top\delta y\rVert < \epsilon_{pinf}
-    \lVert\delta y\rVert$ (the common factor $1/c$ of the unscaled $\delta y$ cancels)."""
-    xp = bk.xp
+    r"""The primal infeasibility test on ``dy`` (scaled) projected onto the polar cone: the
+    relative tests of the module docstring on the user's data, written on the scaled data (each
+    side carries the same scaling factors)."""
+    xp, w = bk.xp, d.norms
     dy = sp.polar(bk, d, dy)
-    norm_dy = _norm(xp, d.E * dy)
-    atdy = _norm(xp, _rmatvec(d, dy) / d.D)
-    return (norm_dy > DIVISION_TOL) & (sp.support(bk, d, dy) < 0.0) & \
-        (atdy < d.settings.eps_pinf * norm_dy)
+    norm_dy = _norm(xp, w.wA * dy)  # max_i a_i |y_i| (user units, up to the factor 1/c)
+    eps = d.settings.eps_pinf
+    atdy = xp.abs(_rmatvec(d, dy))
+    return (norm_dy > DIVISION_TOL) & \
+        (sp.support(bk, d, dy) < -eps * sp.support_mag(bk, d, dy)) & \
+        xp.all(atdy <= eps * w.wC * norm_dy)
 
 
 def _dual_infeasible(bk, sp, d, dx):
-    r"""OSQP's test on ``dx`` (scaled), in unscaled units: $q^\top\delta x < 0$,
-    $\lVert P\delta x\rVert < \epsilon_{dinf}\lVert\delta x\rVert$ and $A\delta x$ in the
-    recession cone of $C$ up to the same tolerance."""
-    xp = bk.xp
-    norm_dx = _norm(xp, d.D * dx)
-    tol = d.settings.eps_dinf * norm_dx
-    pdx = _norm(xp, (d.P @ dx) / d.D) / d.c
-    return (norm_dx > DIVISION_TOL) & (d.q @ dx < 0.0) & (pdx < tol) & \
-        sp.in_recession(bk, d, (d.A @ dx) / d.E, tol)
+    r"""The dual infeasibility (unboundedness) test on ``dx`` (scaled): the relative tests of the
+    module docstring on the user's data, written on the scaled data."""
+    xp, w = bk.xp, d.norms
+    norm_dx = _norm(xp, d.D * dx)  # ||dx|| in user units
+    eps = d.settings.eps_dinf
+    qdx = d.q @ dx
+    return (norm_dx > DIVISION_TOL) & (qdx < -eps * (xp.abs(d.q) @ xp.abs(dx))) & \
+        xp.all(xp.abs(d.P @ dx) <= eps * w.wP * norm_dx) & \
+        sp.in_recession(bk, d, d.A @ dx, eps * w.wA * norm_dx)
 
 
 def termination_flag(bk, sp, d, s: State, r: Residuals, relax=1.0):
@@ -485,6 +511,13 @@ def _box_support(bk, d, y):
     return xp.sum(up + lo)
 
 
+def _box_support_mag(bk, d, y):
+    xp, b = bk.xp, d.cset
+    up = xp.where(b.ufin & (y > 0), xp.abs(xp.where(b.ufin, b.u, 0.0)), 0.0)
+    lo = xp.where(b.lfin & (y < 0), xp.abs(xp.where(b.lfin, b.l, 0.0)), 0.0)
+    return xp.sum((up + lo) * xp.abs(y))
+
+
 def _box_in_recession(bk, d, v, tol):
     xp, b = bk.xp, d.cset
     return xp.all(xp.where(b.ufin, v <= tol, True) & xp.where(b.lfin, v >= -tol, True))
@@ -547,7 +580,7 @@ def _inverse_solve(bk, d, F, x, z, y, rho_vec):
 
 
 _BOX = dict(rho_vec=_qp_rho_vec, project=_box_project, polar=_box_polar, support=_box_support,
-            in_recession=_box_in_recession)
+            in_recession=_box_in_recession, support_mag=_box_support_mag)
 #: OSQP with the reduced system and a dense Cholesky factorization (numpy or JAX)
 QP_DENSE = Splitting(factorize=_dense_factorize, solve=_dense_solve, **_BOX)
 #: OSQP with the full KKT system and a sparse LDL^T factorization (numpy)
@@ -609,10 +642,20 @@ def _init_state(bk, sp, d, x0, y0, rho0, factorize=None):
     return check(bk, sp, d, s)._replace(flag=i32(RUNNING))
 
 
+def _norms(xp, sc, un, prow, colhat) -> Norms:
+    """`Norms` from the scaling ``sc``, the units ``un``, the row maxima of ``|P|`` and the column
+    maxima of the row-normalized ``|A|``."""
+    return Norms(un.E0 / sc.E, un.D0 / sc.D, un.c0 / sc.c, sc.E * un.a,
+                 sc.c * sc.D * prow, sc.D * colhat)
+
+
 def _setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp=None):
     """Scale, build the reduced matrices and the first state (dense data, either back end)."""
     xp = bk.xp
-    sc = ruiz_dense(xp, P, q, A, scaling, loop=bk.fori if bk.name == "jax" else None)
+    un = units_dense(xp, P, q, A, l, u)
+    sc = ruiz_dense(xp, P, q, A, scaling, loop=bk.fori if bk.name == "jax" else None, start=un)
+    prow = xp.max(xp.abs(P), axis=-1, initial=0.0)
+    colhat = xp.max(xp.abs(A) / un.a[..., :, None], axis=-2, initial=0.0)
     ls, us = sc.E * l, sc.E * u
     w = _row_weights(xp, ls, us)
     free = (w == 0).astype(P.dtype)
@@ -620,7 +663,7 @@ def _setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp
     G0 = sc.P + st.sigma * xp.eye(n, dtype=P.dtype) + RHO_MIN * (sc.A.T * free) @ sc.A
     G1 = (sc.A.T * w) @ sc.A
     d = Data(sc.P, sc.q, sc.A, None, Box(ls, us, xp.isfinite(ls), xp.isfinite(us)), sc.D, sc.E,
-             sc.c, w, DenseLin(G0, G1), st)
+             sc.c, w, DenseLin(G0, G1), st, _norms(xp, sc, un, prow, colhat))
     unrolled = functools.partial(_inverse_factorize, unrolled=True)
     return d, _init_state(bk, sp or QP_DENSE, d, x0, y0, rho0,
                           unrolled if sp is QP_DENSE_INVERSE else None)
@@ -631,7 +674,13 @@ def _setup_numpy_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int,
     import scipy.sparse as sp
 
     bk = get_backend("numpy")
-    sc = ruiz_sparse(P, q, A, scaling)
+    un = units_sparse(P, q, A, l, u)
+    sc = ruiz_sparse(P, q, A, scaling, start=un)
+    absA = abs(sp.csr_matrix(A))
+    prow = np.asarray(abs(sp.csr_matrix(P)).max(axis=1).todense()).ravel() if P.shape[0] \
+        else np.zeros(0)
+    colhat = np.asarray((sp.diags(1.0 / un.a) @ absA).max(axis=0).todense()).ravel() \
+        if absA.shape[0] else np.zeros(absA.shape[1])
     ls, us = sc.E * l, sc.E * u
     w = _row_weights(np, ls, us)
     A_csr = sp.csr_matrix(sc.A)
@@ -645,7 +694,7 @@ def _setup_numpy_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int,
     else:
         lin, split = kkt.SparseKKT(sc.P, sc.A, float(st.sigma)), QP_SPARSE
     d = Data(kkt.fast_csr(sc.P.T), sc.q, kkt.fast_csr(A_csr), kkt.fast_csr(sc.A.T), box, sc.D, sc.E,
-             sc.c, w, lin, st)
+             sc.c, w, lin, st, _norms(np, sc, un, prow, colhat))
     return d, _init_state(bk, split, d, x0, y0, rho0), split
 
 
@@ -717,7 +766,7 @@ def _polish_accept(bk, sp, d, s: State, xp_, yp, low, upp):
     ineq = (d.cset.u - d.cset.l) >= RHO_TOL
     wrong_sign = xp.where(low & ineq, xp.maximum(yp, 0.0), 0.0) + \
         xp.where(upp & ineq, xp.maximum(-yp, 0.0), 0.0)
-    sign_violation = _norm(xp, d.E * wrong_sign) / d.c
+    sign_violation = d.norms.uc * _norm(xp, wrong_sign / d.norms.ue)
     meets = (r.prim <= r.eps_prim) & (r.dual <= r.eps_dual) & \
         ((r.gap <= r.eps_gap) | ~d.settings.check_gap) & \
         (sign_violation <= d.settings.eps_abs) & (r.polar_violation <= d.settings.eps_abs)
@@ -745,20 +794,15 @@ def _polish_state(bk, sp, d, s: State, delta, refine, sparse=False):
 # Public entry point
 # ============================================================================================
 def _as_matrix(name, M):
-    """A float64 ndarray or scipy.sparse matrix, else ValueError."""
-    if kkt.is_sparse(M):
-        reject_complex(name, M)
-        M = M.astype(np.float64)
-        if not np.isfinite(M.data).all():
-            raise ValueError(f"{name} contains NaN or infinite entries")
-        return M
-    return float_array(name, M, finite=True)
+    """A float64 ndarray or scipy.sparse CSC matrix (any input format), else ValueError
+    (`cvxkit.solvers.validate.matrix`)."""
+    return validate.matrix(name, M)
 
 
 def _vector(name, v, size, fill=None):
     """``v`` as a float64 array (``None``: ``size`` copies of ``fill``; a scalar with a ``fill``:
     ``size`` copies of it), else ValueError."""
-    if v is None:
+    if v is None and size is not None:
         return np.full((size,), fill, dtype=np.float64)
     v = float_array(name, v)
     if v.ndim == 0 and fill is not None:
@@ -771,13 +815,14 @@ def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
 
     ``P`` (n, n) symmetric, ``q`` (n,), ``A`` (m, n) (``None``: no constraints), ``l``, ``u`` (m,)
     with ``l <= u``; ``+-inf`` (or magnitude ``>= 1e20``) bounds are infinite; ``l``/``u`` may be
-    ``None`` (all ``-inf``/``+inf``). ``batch`` is ``None`` for one problem, else ``B``: any of
-    ``P`` (B, n, n), ``q`` (B, n), ``A`` (B, m, n), ``l``, ``u`` (B, m) may carry a leading batch
-    dimension (dense arrays only); the others are shared by all members and broadcast. Raises
-    ``ValueError`` with the reason for anything else.
+    ``None`` (all ``-inf``/``+inf``). ``P`` and ``A`` may be in any scipy.sparse format. ``batch``
+    is ``None`` for one problem, else ``B``: any of ``P`` (B, n, n), ``q`` (B, n), ``A`` (B, m, n),
+    ``l``, ``u`` (B, m) may carry a leading batch dimension (dense arrays only); the others are
+    shared by all members and broadcast. Raises ``ValueError`` naming the argument for anything
+    else (None, complex, object, ragged, non-finite or misshapen input).
     """
     P = _as_matrix("P", P)
-    q = _vector("q", q, None)
+    q = float_array("q", q)
     if q.ndim not in (1, 2):
         raise ValueError(f"q must have shape (n,) or (batch, n), got {q.shape}")
     if not np.isfinite(q).all():
@@ -852,11 +897,16 @@ def _warm(warm_start, n, m, batch):
     if isinstance(warm_start, Result):
         x, y, rho = warm_start.x, warm_start.info.get("y"), warm_start.info.get("rho")
     elif isinstance(warm_start, dict):
+        extra = sorted(map(str, set(warm_start) - {"x", "y", "rho"}))
+        if extra:
+            raise ValueError(f"warm_start dict has unknown keys {extra}; expected 'x' and "
+                             "optionally 'y', 'rho'")
         x, y, rho = warm_start.get("x"), warm_start.get("y"), warm_start.get("rho")
     elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
         x, y = warm_start
     else:
-        raise ValueError("warm_start must be a Result, a dict with 'x' (and 'y', 'rho'), or a pair (x, y)")
+        raise ValueError("warm_start must be a Result of admm_qp, a dict with 'x' (and 'y', "
+                         f"'rho'), or a pair (x, y); got {type(warm_start).__name__}")
     x = np.zeros(shape_x) if x is None else _vector("warm_start x", x, None)
     y = np.zeros(shape_y) if y is None else _vector("warm_start y", y, None)
     if x.shape != shape_x or y.shape != shape_y:
@@ -872,11 +922,8 @@ def _warm(warm_start, n, m, batch):
 
 
 def _positive(name, v, upper=None):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or \
-            not (math.isfinite(v) and v > 0) or (upper is not None and not v < upper):
-        rng = f"in (0, {upper})" if upper is not None else "a positive finite number"
-        raise ValueError(f"{name} must be {rng}, got {v!r}")
-    return float(v)
+    """`cvxkit.solvers.validate.positive` (kept for callers of the former local helper)."""
+    return validate.positive(name, v, upper=upper)
 
 
 def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=None, eps_rel=None,
@@ -936,24 +983,27 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
     """
     t_setup = time.perf_counter()
     P, q, A, l, u, batch = validate_qp(P, q, A, l, u)
-    eps_abs = _positive("eps_abs", tol if eps_abs is None else eps_abs)
-    eps_rel = _positive("eps_rel", tol if eps_rel is None else eps_rel)
-    rho0 = _positive("rho", rho)
-    sigma = _positive("sigma", sigma)
-    alpha = _positive("alpha", alpha, upper=2.0)
-    _positive("delta", delta)
-    eps_prim_inf, eps_dual_inf = _positive("eps_prim_inf", eps_prim_inf), _positive("eps_dual_inf", eps_dual_inf)
-    if isinstance(adaptive_rho_tolerance, bool) or not (
-            isinstance(adaptive_rho_tolerance, (int, float, np.integer, np.floating))
-            and adaptive_rho_tolerance >= 1):
+    v = validate
+    tol = v.positive("tol", tol)
+    eps_abs = v.positive("eps_abs", tol if eps_abs is None else eps_abs)
+    eps_rel = v.positive("eps_rel", tol if eps_rel is None else eps_rel)
+    rho0 = v.positive("rho", rho)
+    sigma = v.positive("sigma", sigma)
+    alpha = v.positive("alpha", alpha, upper=2.0)
+    v.positive("delta", delta)
+    eps_prim_inf = v.positive("eps_prim_inf", eps_prim_inf)
+    eps_dual_inf = v.positive("eps_dual_inf", eps_dual_inf)
+    if v.positive("adaptive_rho_tolerance", adaptive_rho_tolerance) < 1:
         raise ValueError(f"adaptive_rho_tolerance must be >= 1, got {adaptive_rho_tolerance!r}")
-    for name, v in (("scaling", scaling), ("polish_refine_iter", polish_refine_iter)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a nonnegative integer, got {v!r}")
-    if isinstance(check_every, bool) or not isinstance(check_every, (int, np.integer)) or check_every < 1:
-        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
-    if linsys not in ("auto", "dense", "sparse"):
-        raise ValueError(f"linsys must be 'auto', 'dense' or 'sparse', got {linsys!r}")
+    scaling = v.integer("scaling", scaling, minimum=0)
+    polish_refine_iter = v.integer("polish_refine_iter", polish_refine_iter, minimum=0)
+    check_every = v.integer("check_every", check_every)
+    max_iter = v.integer("max_iter", max_iter)
+    adaptive_rho, check_gap, polish = (v.boolean(name, val) for name, val in (
+        ("adaptive_rho", adaptive_rho), ("check_gap", check_gap), ("polish", polish)))
+    linsys = v.choice("linsys", linsys, ("auto", "dense", "sparse"))
+    if not isinstance(backend, Backend):
+        backend = v.choice("backend", backend, ("numpy", "jax"))
     if (backend == "jax" or batch is not None) and linsys == "sparse":
         raise ValueError("the JAX back end and batches solve the dense reduced system: use "
                          "linsys='auto' or 'dense'")
@@ -1052,7 +1102,7 @@ def _unscale(d_D, d_E, d_c, x, z, y):
 
 
 def _result_single(P, q, A, x, z, y, s_np: dict, status, out, setup_time, backend, linsys,
-                   polish_info, cert) -> Result:
+                   polish_info, cert, message="") -> Result:
     """Assemble the `Result` of one problem from unscaled numpy vectors."""
     info = {"y": y, "z": z, "gap": s_np["gap"], "eps_prim": s_np["eps_prim"],
             "eps_dual": s_np["eps_dual"], "eps_gap": s_np["eps_gap"], "rho": s_np["rho"],
@@ -1066,7 +1116,85 @@ def _result_single(P, q, A, x, z, y, s_np: dict, status, out, setup_time, backen
     return Result(x=x, status=status, objective=obj, primal_residual=s_np["prim_res"],
                   dual_residual=s_np["dual_res"], iterations=s_np["k"], solve_time=out.solve_time,
                   setup_time=setup_time, compile_time=out.compile_time, history=_history(out),
-                  backend=backend, method="admm", info=info)
+                  backend=backend, method="admm", info=info, message=message)
+
+
+def certificate_error(P, q, A, l, u, status, v, eps_pinf: float, eps_dinf: float):
+    r"""Why ``v`` is not an infeasibility certificate of the QP ``(P, q, A, l, u)`` (one problem,
+    the user's unscaled data), or ``None`` if it is one (module docstring, "Checks").
+
+    ``status`` primal_infeasible: ``v`` is $y$ with $y_i > 0$ only where $u_i < \infty$ and
+    $y_i < 0$ only where $l_i > -\infty$, $|(A^\top y)_j| \le \epsilon_{pinf}\,
+    \max_i(|A_{ij}|/a_i)\,\max_i a_i|y_i|$ and
+    $u^\top y_+ + l^\top y_- < -\epsilon_{pinf}\sum_i |b_i||y_i|$. dual_infeasible: ``v`` is
+    $d$ with $|(Pd)_j| \le \epsilon_{dinf}\max_k|P_{jk}|\,\lVert d\rVert_\infty$,
+    $q^\top d < -\epsilon_{dinf}|q|^\top|d|$ and $(Ad)_i \le \epsilon_{dinf}a_i\lVert d
+    \rVert_\infty$ where $u_i < \infty$, $\ge -\epsilon_{dinf}a_i\lVert d\rVert_\infty$ where
+    $l_i > -\infty$. Here $a_i = \max_j|A_{ij}|$ (1 for an empty row).
+    """
+    import scipy.sparse as sps
+
+    if v is None:
+        return "no certificate"
+    v = np.asarray(v, dtype=np.float64)
+    if not np.isfinite(v).all():
+        return "the certificate has non-finite entries"
+    absA = abs(A) if sps.issparse(A) else np.abs(A)
+    a = np.asarray(absA.max(axis=1).todense()).ravel() if sps.issparse(A) and A.shape[1] else \
+        (np.max(absA, axis=1, initial=0.0) if not sps.issparse(A) else np.zeros(A.shape[0]))
+    a = np.where(a > 0, a, 1.0)
+    lf, uf = np.isfinite(l), np.isfinite(u)
+    if status is Status.PRIMAL_INFEASIBLE:
+        if (v[~uf] > 0).any() or (v[~lf] < 0).any():
+            return "y has a sign on a row whose bound on that side is infinite"
+        ny = float(np.max(a * np.abs(v), initial=0.0))
+        if ny == 0:
+            return "y = 0"
+        aty = np.abs(np.asarray(A.T @ v)).ravel()
+        colhat = (sps.diags(1.0 / a) @ absA).max(axis=0) if sps.issparse(A) else \
+            np.max(absA / a[:, None], axis=0, initial=0.0)
+        colhat = np.asarray(colhat.todense()).ravel() if sps.issparse(colhat) else colhat
+        bad = aty > eps_pinf * colhat * ny
+        if bad.any():
+            return f"A^T y is not ~0: |(A^T y)_j| / (max_i |A_ij|/a_i * max_i a_i|y_i|) = " \
+                f"{float(np.max(aty[bad] / np.maximum(colhat[bad] * ny, 1e-300))):.3g} > {eps_pinf:g}"
+        up, lo = (v > 0) & uf, (v < 0) & lf
+        sig = float(np.sum(u[up] * v[up]) + np.sum(l[lo] * v[lo]))
+        mag = float(np.sum(np.abs(u[up] * v[up])) + np.sum(np.abs(l[lo] * v[lo])))
+        if not sig < -eps_pinf * mag:
+            return f"u'y+ + l'y- = {sig:.3g} is not < -{eps_pinf:g} * {mag:.3g}"
+        return None
+    if status is Status.DUAL_INFEASIBLE:
+        nd = float(np.max(np.abs(v), initial=0.0))
+        if nd == 0:
+            return "d = 0"
+        absP = abs(P) if sps.issparse(P) else np.abs(P)
+        prow = np.asarray(absP.max(axis=1).todense()).ravel() if sps.issparse(P) else \
+            np.max(absP, axis=1, initial=0.0)
+        pd = np.abs(np.asarray(P @ v)).ravel()
+        if (pd > eps_dinf * prow * nd).any():
+            return "P d is not ~0 relative to max_k |P_jk| ||d||"
+        qd, mag = float(q @ v), float(np.abs(q) @ np.abs(v))
+        if not qd < -eps_dinf * mag:
+            return f"q'd = {qd:.3g} is not < -{eps_dinf:g} |q|'|d| = {-eps_dinf * mag:.3g}"
+        ad = np.asarray(A @ v).ravel()
+        tol = eps_dinf * a * nd
+        if (ad[uf] > tol[uf]).any() or (ad[lf] < -tol[lf]).any():
+            return "A d is not in the recession cone of [l, u]"
+        return None
+    return None
+
+
+def _verified(status, cert, P, q, A, l, u, cfg):
+    """``(status, message)``: a certificate status is kept only if `certificate_error` finds
+    nothing wrong with the certificate on the user's data; else ``numerical_error``."""
+    if status not in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE):
+        return status, ""
+    why = certificate_error(P, q, A, l, u, status, cert, cfg["eps_pinf"], cfg["eps_dinf"])
+    if why is None:
+        return status, f"{status.value}: the certificate holds on the unscaled data"
+    return Status.NUMERICAL_ERROR, (f"stopped on a {status.value} certificate candidate that "
+                                    f"does not hold on the unscaled data: {why}")
 
 
 def _certificate(status, cert_y, cert_x):
@@ -1119,12 +1247,13 @@ def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol,
         polish_info = "success" if ok else "failed"
     x, z, y = _unscale(d.D, d.E, d.c, s.x, s.z, s.y)
     cert = _certificate(status, d.E * _box_polar(bk, d, s.dy), d.D * s.dx)
+    status, message = _verified(status, cert, P, q, A, l, u, cfg)
     s_np = {k: float(getattr(s, k)) for k in ("gap", "eps_prim", "eps_dual", "eps_gap", "rho",
                                                "prim_res", "dual_res")}
     s_np.update(k=int(s.k), n_refactor=int(s.n_refactor))
     label = "dense reduced (Cholesky)" if sp is QP_DENSE else f"sparse KKT ({d.lin.backend} LDL^T)"
     return _result_single(P, q, A, x, z, y, s_np, status, out, setup_time, "numpy", label,
-                          polish_info, cert)
+                          polish_info, cert, message)
 
 
 def _failed(q, A, msg, setup_time, backend):
@@ -1387,13 +1516,14 @@ def _jax_single(bk, P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, po
                        compile_time=out.compile_time + compile_extra)
     x, z, y = (np.asarray(fin[k], dtype=np.float64) for k in ("x", "z", "y"))
     cert = _certificate(status, fin["cert_y"], fin["cert_x"])
+    status, message = _verified(status, cert, P, q, A, l, u, cfg)
     s_np = {k: float(fin[k]) for k in ("gap", "eps_prim", "eps_dual", "eps_gap", "rho", "prim_res",
                                        "dual_res")}
     s_np.update(k=int(fin["k"]), n_refactor=int(fin["n_refactor"]))
     polish_info = "off" if not (pol[0] and status is Status.OPTIMAL) else \
         ("success" if bool(fin["polished"]) else "failed")
     return _result_single(P, q, A, x, z, y, s_np, status, out, pre + setup_time, "jax",
-                          "dense reduced (Cholesky, XLA)", polish_info, cert)
+                          "dense reduced (Cholesky, XLA)", polish_info, cert, message)
 
 
 def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scaling, pol,
@@ -1406,11 +1536,12 @@ def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scali
                        compile_time=out.compile_time + compile_extra)
     linsys = "dense reduced (explicit inverse, XLA)" if q.shape[-1] <= INVERSE_MAX_N else \
         "dense reduced (Cholesky, XLA)"
-    return _batch_result(P, q, A, fin, statuses, out, pre + setup_time, "jax", pol, linsys)
+    return _batch_result(P, q, A, fin, statuses, out, pre + setup_time, "jax", pol, linsys,
+                         l=l, u=u, cfg=cfg)
 
 
 def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
-                  linsys="dense reduced (Cholesky)") -> Result:
+                  linsys="dense reduced (Cholesky)", l=None, u=None, cfg=None) -> Result:
     B, n = np.shape(fin["x"])
     x = np.array(fin["x"], dtype=np.float64)
     y = np.array(fin["y"], dtype=np.float64)
@@ -1418,9 +1549,18 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
     qb = np.broadcast_to(q, (B, n))
     objs = np.einsum("bi,bij,bj->b", x, Pb, x) * 0.5 + np.einsum("bi,bi->b", qb, x)
     certs = [None] * B
+    statuses = list(statuses)
+    messages = [""] * B
+    pick = lambda M, i, nd: M[i] if np.ndim(M) == nd else M  # noqa: E731
     for i, stt in enumerate(statuses):
         if stt in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE):
             certs[i] = _certificate(stt, fin["cert_y"][i], fin["cert_x"][i])
+            if cfg is not None:  # (members of a numpy batch were verified by their own solve)
+                statuses[i], messages[i] = _verified(stt, certs[i], pick(P, i, 3), pick(q, i, 2),
+                                                     pick(A, i, 3), pick(l, i, 2), pick(u, i, 2),
+                                                     cfg)
+        stt = statuses[i]
+        if stt in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE):
             objs[i] = math.inf if stt is Status.PRIMAL_INFEASIBLE else -math.inf
             x[i] = np.nan
             y[i] = np.nan
@@ -1434,7 +1574,7 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
             "eps_dual": np.asarray(fin["eps_dual"]), "eps_gap": np.asarray(fin["eps_gap"]),
             "rho": np.asarray(fin["rho"]),
             "rho_updates": np.asarray(fin["n_refactor"], dtype=int), "certificates": certs,
-            "polish": "off" if not pol[0] else polished, "linsys": linsys}
+            "polish": "off" if not pol[0] else polished, "linsys": linsys, "messages": messages}
     finite = np.isfinite(objs)
     return Result(x=x, status=status, objective=float(objs.sum()) if finite.all() else float(objs[~finite][0]),
                   primal_residual=float(np.max(fin["prim_res"])),

@@ -17,6 +17,27 @@ cost by $\max(\text{mean}_j \lVert \bar P_{:j}\rVert_\infty, \lVert \bar q\rVert
 below ``MIN_SCALING`` count as 1 (an empty column is left alone) and norms above ``MAX_SCALING``
 are clipped, as in OSQP's ``scale_data``.
 
+**Units first.** Ruiz's rounds start from the problem's *units* (`units_dense`,
+`units_sparse`), not from ones, so that the scaled problem is the same (up to rounding) when the
+user scales a constraint row, the cost or the right-hand sides by any power of ten (OSQP starts
+from ones and leaves rows of norm below $10^{-4}$ alone, so a row scaled by $10^{-12}$ stays
+negligible, and so does its violation):
+
+* row units $a_i = \lVert A_{i:}\rVert_\infty$ (1 for an empty row): each row is divided by
+  its own magnitude;
+* a length unit $\beta$ for $x$: the smaller of $\operatorname{median}_i |b_i| / a_i$ over the
+  finite nonzero bounds $b_i$ of $l, u$ and $\lVert q\rVert_\infty / \lVert P\rVert_\infty$
+  (each where defined; 1 if neither is). Scaling $(l, u, q)$ by $t$ scales $x^\star$ and
+  $\beta$ by $t$; scaling a row leaves $b_i / a_i$ alone; scaling $(P, q)$ leaves both ratios
+  alone. An underestimate of $\beta$ only tightens the absolute part of the tolerances;
+* a cost unit $\gamma = \max(\beta^2\lVert P\rVert_\infty, \beta\lVert q\rVert_\infty)$
+  (1 if zero).
+
+So $D_0 = \beta$, $E_{0,i} = 1/(a_i\beta)$, $c_0 = 1/\gamma$: the *normalized problem*
+($\bar P = \beta^2P/\gamma$, $\bar q = \beta q/\gamma$, rows $A_{i:}/a_i$, bounds
+$b_i/(a_i\beta)$) has unit-size rows, $O(1)$ cost and $O(1)$ typical bounds. The solver's
+tolerances are applied to it (see `cvxkit.solvers.admm`).
+
 `ruiz_dense` works on dense arrays of any array namespace, with any leading batch dimensions;
 `ruiz_sparse` on scipy.sparse matrices (one problem).
 """
@@ -28,6 +49,65 @@ import numpy as np
 
 MIN_SCALING = 1e-4
 MAX_SCALING = 1e4
+
+
+class Units(NamedTuple):
+    """The problem's units (module docstring): ``D0`` (..., n) $= \\beta$, ``E0`` (..., m)
+    $= 1/(a\\beta)$, ``c0`` (...) $= 1/\\gamma$, and the row norms ``a`` (..., m) (1 for empty
+    rows)."""
+
+    D0: object
+    E0: object
+    c0: object
+    a: object
+
+
+def _units(xp, a, pmax, qmax, l, u, n):
+    """`Units` from the row norms ``a`` (0 for empty rows), ``max|P|``, ``max|q|`` and bounds."""
+    a = xp.where(a > 0, a, 1.0)
+
+    def ratios(b):
+        ok = xp.isfinite(b) & (b != 0)
+        return xp.where(ok, xp.abs(xp.where(ok, b, 1.0)) / a, xp.nan)
+
+    r = xp.concatenate([ratios(l), ratios(u)], axis=-1)
+    if r.shape[-1] == 0:  # no constraints
+        beta_b = xp.full(r.shape[:-1], xp.inf, dtype=a.dtype)
+    else:
+        any_b = xp.any(~xp.isnan(r), axis=-1)
+        beta_b = xp.where(any_b, xp.nanmedian(xp.where(any_b[..., None], r, 1.0), axis=-1),
+                          xp.inf)
+    has_q = (pmax > 0) & (qmax > 0)
+    beta_q = xp.where(has_q, qmax / xp.where(has_q, pmax, 1.0), xp.inf)
+    beta = xp.minimum(beta_b, beta_q)
+    beta = xp.where(xp.isfinite(beta), beta, 1.0)
+    gamma = xp.maximum(beta * beta * pmax, beta * qmax)
+    gamma = xp.where(gamma > 0, gamma, 1.0)
+    beta = xp.asarray(beta)[..., None]
+    D0 = beta * xp.ones(beta.shape[:-1] + (n,), dtype=a.dtype)
+    return Units(D0, 1.0 / (a * beta), 1.0 / gamma, a)
+
+
+def units_dense(xp, P, q, A, l, u) -> Units:
+    """`Units` of dense data (any leading batch dimensions; ``l``, ``u`` broadcast to ``A``'s
+    rows)."""
+    a = xp.max(xp.abs(A), axis=-1, initial=0.0)
+    pmax = xp.max(xp.abs(P), axis=(-2, -1), initial=0.0)
+    qmax = xp.max(xp.abs(q), axis=-1, initial=0.0)
+    return _units(xp, a, pmax, qmax, l, u, q.shape[-1])
+
+
+def units_sparse(P, q, A, l, u) -> Units:
+    """`Units` of scipy.sparse ``P``, ``A`` (one problem)."""
+    import scipy.sparse as sp
+
+    A = sp.csr_matrix(A)
+    a = np.asarray(abs(A).max(axis=1).todense()).ravel() if A.shape[0] and A.shape[1] \
+        else np.zeros(A.shape[0])
+    pmax = float(abs(P).max()) if sp.csr_matrix(P).nnz else 0.0
+    qmax = float(np.max(np.abs(q), initial=0.0))
+    return _units(np, a, np.float64(pmax), np.float64(qmax), np.asarray(l, float),
+                  np.asarray(u, float), q.shape[-1])
 
 
 class Scaled(NamedTuple):
@@ -51,8 +131,9 @@ def _colmax(xp, M):
     return xp.max(xp.abs(M), axis=-2, initial=0.0)
 
 
-def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None) -> Scaled:
-    """Ruiz-equilibrate dense ``P`` (..., n, n), ``q`` (..., n), ``A`` (..., m, n).
+def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = None) -> Scaled:
+    """Ruiz-equilibrate dense ``P`` (..., n, n), ``q`` (..., n), ``A`` (..., m, n), starting
+    from the units ``start`` (default: ones).
 
     As in `ruiz_sparse`, each round takes the norms of the scaled matrices from ``|P|``, ``|A|``
     and the running ``D``, ``E``, ``c``, and the scaled data is formed once at the end: a round
@@ -77,6 +158,8 @@ def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None) -> Scaled:
         return D, E, c / _limit(xp, cost)
 
     s = (xp.ones_like(q), xp.ones(A.shape[:-1], dtype=q.dtype), xp.ones(q.shape[:-1], dtype=q.dtype))
+    if start is not None:
+        s = (s[0] * start.D0, s[1] * start.E0, s[2] * start.c0)
     if loop is None:
         for _ in range(iters):
             s = body(s)
@@ -98,8 +181,9 @@ def _colmax_csc(indptr, indices, absdata, rowscale, ncols) -> np.ndarray:
     return out
 
 
-def ruiz_sparse(P, q, A, iters: int = 10) -> Scaled:
-    """Ruiz-equilibrate scipy.sparse ``P`` (n, n) and ``A`` (m, n); returns CSC matrices.
+def ruiz_sparse(P, q, A, iters: int = 10, start: Units | None = None) -> Scaled:
+    """Ruiz-equilibrate scipy.sparse ``P`` (n, n) and ``A`` (m, n), starting from the units
+    ``start`` (default: ones); returns CSC matrices.
 
     The norms of the scaled matrices are computed from the unscaled entries and the running
     ``D``, ``E``, ``c`` (no matrix is rewritten inside the loop), so each round costs a few passes
@@ -115,6 +199,8 @@ def ruiz_sparse(P, q, A, iters: int = 10) -> Scaled:
     aP, aA, aAt = (np.abs(M.data).astype(np.float32) for M in (P, A, At))
     q0 = np.asarray(q, dtype=np.float64)
     D, E, c = np.ones(n), np.ones(m), 1.0
+    if start is not None:
+        D, E, c = D * start.D0, E * start.E0, float(start.c0)
     for _ in range(iters):
         colP = c * D * _colmax_csc(P.indptr, P.indices, aP, D, n)
         colA = D * _colmax_csc(A.indptr, A.indices, aA, E, n)

@@ -20,6 +20,7 @@ from cvxkit.problems import QuadraticProgram
 from cvxkit.solvers import Status, methods
 from cvxkit.solvers import admm
 from cvxkit.solvers.admm import admm_qp
+from cvxkit.solvers.scaling import units_dense
 
 
 def random_qp(n, m, seed, n_eq=0, rank=None, sparse=False, density=0.5):
@@ -114,8 +115,11 @@ def test_polish_reaches_reference_accuracy(backend):
     assert plain.info["polish"] == "off" and abs(plain.objective - rep.reference_objective) > \
         abs(res.objective - rep.reference_objective)
     # the reported tolerances are those of the polished point, not of the ADMM iterate
-    A, z = data[2], res.info["z"]
-    eps_prim = 1e-4 * (1 + max(np.abs(A @ res.x).max(), np.abs(z).max()))
+    # (in normalized units: row i divided by a_i * beta, see cvxkit.solvers.scaling)
+    P, q, A, l, u = data
+    un = units_dense(np, P, q, A, l, u)
+    z = res.info["z"]
+    eps_prim = 1e-4 * (1 + max(np.abs(un.E0 * (A @ res.x)).max(), np.abs(un.E0 * z).max()))
     assert res.info["eps_prim"] == pytest.approx(eps_prim, rel=1e-12)
     assert res.primal_residual <= res.info["eps_prim"] and res.dual_residual <= res.info["eps_dual"]
     # no polishing without convergence, on either back end
@@ -417,10 +421,13 @@ def test_kkt_conditions_hold(n, m, seed, scale):
     tol = 1e-6
     res = admm_qp(P, q, A, l, u, tol=tol, max_iter=20_000)
     assert res.status is Status.OPTIMAL
-    prob = QuadraticProgram(P, q, A, l, u)
-    kkt = prob.kkt_residuals(res.x, res.info["y"])
-    assert kkt["primal"] <= res.info["eps_prim"] * (1 + 1e-9)
-    assert kkt["dual"] <= res.info["eps_dual"] * (1 + 1e-9)
+    # the residuals in normalized units (rows / (a_i beta), costs / gamma; cvxkit.solvers.scaling)
+    un = units_dense(np, P, q, A, l, u)
+    x, y = res.x, res.info["y"]
+    z = np.clip(A @ x, l, u)
+    assert np.abs(un.E0 * (A @ x - z)).max() <= res.info["eps_prim"] * (1 + 1e-9)
+    dual = np.abs(un.D0 * un.c0 * (P @ x + q + A.T @ y)).max()
+    assert dual <= res.info["eps_dual"] * (1 + 1e-9)
 
 
 BAD = {
