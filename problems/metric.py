@@ -26,6 +26,7 @@ import dataclasses
 import numpy as np
 
 from cvxkit.problems.base import Problem
+from cvxkit.solvers import validate
 from cvxkit.solvers.project_forget import (
     metric_objective,
     symmetric_matrix,
@@ -58,6 +59,26 @@ def metric_residuals(X, n: int, upper: float | None = None) -> dict[str, float]:
     return res
 
 
+class _NormalizedReference:
+    """The CVXPY reference solved on data normalized to unit magnitude and mapped back: the
+    reference solvers' tolerances are absolute, so data of size 1e-9 or 1e9 would otherwise get
+    a wrong or an inaccurate reference. Families supply `_normalized`."""
+
+    def _normalized(self):
+        """``(problem on normalized data, scale of x, scale of the objective)``."""
+        raise NotImplementedError
+
+    def _solve_cvxpy(self, opts: dict) -> Result:
+        prob, xs, fs = self._normalized()
+        if xs == 1.0 and fs == 1.0:
+            return Problem._solve_cvxpy(self, opts)
+        res = Problem._solve_cvxpy(prob, opts)
+        if res.x is None:
+            return res.replace(objective=res.objective * fs)
+        x = res.x * xs
+        return res.replace(x=x, objective=res.objective * fs, primal_residual=self.max_violation(x))
+
+
 def _cvxpy_metric(n: int, upper: float | None = None):
     """A symmetric CVXPY variable and the metric constraints on it (n matrix inequalities)."""
     import cvxpy as cp
@@ -71,7 +92,7 @@ def _cvxpy_metric(n: int, upper: float | None = None):
     return X, cons
 
 
-class MetricNearness(Problem):
+class MetricNearness(_NormalizedReference, Problem):
     r"""The metric nearest to a dissimilarity matrix in a weighted L2 or L1 norm.
 
     $\min_X \tfrac12 \sum_{i<j} w_{ij} (X_{ij} - D_{ij})^2$ (``norm="l2"``) or
@@ -82,19 +103,42 @@ class MetricNearness(Problem):
         norm: ``"l2"`` or ``"l1"``.
         weights: (n, n) symmetric weights, positive off the diagonal, or ``None`` (all ones).
 
-    Raises ``ValueError`` on any defect of ``D`` or ``weights`` (the message names it).
+    Raises ``ValueError`` on any defect of ``D`` or ``weights`` (the message names it); ``D``
+    and ``weights`` may be dense or any scipy.sparse format (densified).
+
+    Tolerances are relative to the data (see `cvxkit.solvers.project_forget`): the violation to
+    $\max D$, the duality gap to $\max(|\phi|, \bar w \max(D)^k)$ ($k$ = 2 for L2, 1 for L1), so
+    $D \cdot 10^k$ gives the same status, the metric times $10^k$ and the objective times
+    $10^{2k}$ (L2) or $10^k$ (L1). `check` compares with a reference solved on $D/\max D$ and
+    $W/\max W$ and scaled back, with the objective gap floored at $\bar w\max(D)^k$.
     """
 
     family = "metric"
     methods = {"project_forget": "_solve_project_forget"}
 
     def __init__(self, D, norm: str = "l2", weights=None):
-        if norm not in ("l2", "l1"):
-            raise ValueError(f"norm must be 'l2' or 'l1', got {norm!r}")
+        validate.choice("norm", norm, ("l2", "l1"))
         self.D = validate_dissimilarity(D)
         self.n = self.D.shape[0]
         self.norm = norm
         self.W = validate_weights(weights, self.n)
+        dmax = float(self.D.max())
+        self._dscale = dmax if dmax > 0 else 1.0
+        off = ~np.eye(self.n, dtype=bool)
+        self._wscale = float(self.W[off].max())
+        power = 2 if norm == "l2" else 1
+        self.objective_scale = float(self.W[off].mean()) * self._dscale ** power
+
+    def check(self, result: Result, rtol: float = 1e-6, atol: float = 1e-6, reference=None):
+        r"""`Problem.check` with ``atol`` relative to $\max D$ (the violation's unit)."""
+        return super().check(result, rtol, atol * self._dscale, reference)
+
+    def _normalized(self):
+        power = 2 if self.norm == "l2" else 1
+        xs, ws = self._dscale, self._wscale
+        if xs == 1.0 and ws == 1.0:
+            return self, 1.0, 1.0
+        return (MetricNearness(self.D / xs, self.norm, self.W / ws), xs, ws * xs ** power)
 
     def default_method(self) -> str:
         return "project_forget"
@@ -133,7 +177,7 @@ def _validate_signed(name: str, W) -> np.ndarray:
     return W
 
 
-class CorrelationClustering(Problem):
+class CorrelationClustering(_NormalizedReference, Problem):
     r"""Weighted correlation clustering: its LP relaxation over metrics, and a rounding.
 
     A clustering costs $\sum_{i<j \text{ together}} W^-_{ij} + \sum_{i<j \text{ apart}} W^+_{ij}$
@@ -157,11 +201,11 @@ class CorrelationClustering(Problem):
     tiny_weight = 1e-6
 
     def __init__(self, W_plus, W_minus):
-        if np.shape(W_plus) != np.shape(W_minus):
-            raise ValueError("W_plus and W_minus must have the same shape, got "
-                             f"{np.shape(W_plus)} and {np.shape(W_minus)}")
         self.W_plus = _validate_signed("W_plus", W_plus)
         self.W_minus = _validate_signed("W_minus", W_minus)
+        if self.W_plus.shape != self.W_minus.shape:
+            raise ValueError("W_plus and W_minus must have the same shape, got "
+                             f"{self.W_plus.shape} and {self.W_minus.shape}")
         self.n = self.W_plus.shape[0]
         if self.n < 2:
             raise ValueError("correlation clustering needs at least 2 nodes")
@@ -172,12 +216,21 @@ class CorrelationClustering(Problem):
         self.w = np.maximum(np.abs(diff), self.tiny_weight * (wmax if wmax > 0 else 1.0))
         iu = np.triu_indices(self.n, 1)
         self.constant = float(np.minimum(self.W_plus, self.W_minus)[iu].sum())
+        wmax = max(float(self.W_plus.max()), float(self.W_minus.max()))
+        self._wscale = wmax if wmax > 0 else 1.0
+        self.objective_scale = 1e-9 * self._wscale
+
+    def _normalized(self):
+        s = self._wscale
+        if s == 1.0:
+            return self, 1.0, 1.0
+        return CorrelationClustering(self.W_plus / s, self.W_minus / s), 1.0, s
 
     @classmethod
     def from_graph(cls, A, negative=None):
         """From a similarity graph: adjacency ``A`` (n, n), weights >= 0, as positive pairs; the
         negative pairs are ``negative`` (n, n), or by default every non-adjacent pair (weight 1)."""
-        A = np.asarray(A, dtype=np.float64)
+        A = symmetric_matrix("A", A)
         if negative is None:
             negative = (A == 0).astype(np.float64)
         return cls(A, negative)

@@ -54,6 +54,7 @@ import time
 
 import numpy as np
 
+from cvxkit.solvers import validate
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, as_numpy_history
@@ -66,13 +67,14 @@ PROX_INEXACT = 0.1
 
 
 def symmetric_matrix(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
-    """``M`` as a float64 square (n, n) finite array, symmetrized; ``ValueError`` otherwise.
+    """``M`` (dense, or any scipy.sparse format: densified) as a float64 square (n, n) finite
+    real array, symmetrized; ``ValueError`` naming ``name`` otherwise.
 
     Symmetry is required to ``1e-12 * max(floor, max|M|)``.
     """
-    M = np.asarray(M, dtype=np.float64)
-    if M.ndim != 2 or M.shape[0] != M.shape[1]:
-        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {M.shape}")
+    M = validate.matrix(name, M, finite=False, sparse=False)
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.size == 0:
+        raise ValueError(f"{name} must be a non-empty square (n, n) matrix, got shape {M.shape}")
     if n is not None and M.shape != (n, n):
         raise ValueError(f"{name} must have shape {(n, n)}, got {M.shape}")
     if not np.isfinite(M).all():
@@ -369,12 +371,10 @@ def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-
         ``found`` (cycles ever added), ``sweeps``, ``oracle_calls``, ``gamma``.
     """
     t0 = time.perf_counter()
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if backend not in ("numpy", "jax"):
-        raise ValueError(f"unknown backend {backend!r}; valid choices: numpy, jax")
-    if not (isinstance(max_sweeps, int) and max_sweeps >= 1):
-        raise ValueError(f"max_sweeps must be a positive integer, got {max_sweeps!r}")
+    validate.choice("loss", loss, LOSSES)
+    validate.choice("backend", backend, ("numpy", "jax"))
+    max_sweeps = validate.integer("max_sweeps", max_sweeps)
+    gamma = validate.positive("gamma", gamma, allow_none=True)
     d = validate_dissimilarity(D)
     w = validate_weights(W, d.shape[0])
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
@@ -384,9 +384,7 @@ def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-
     scale = float(d.max()) if d.max() > 0 else 1.0
     wbar = float(w[off].mean())
     if loss == "l1":
-        gamma = 3.0 * scale if gamma is None else float(gamma)
-        if not (math.isfinite(gamma) and gamma > 0):
-            raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
+        gamma = 3.0 * scale if gamma is None else gamma
         gap_scale = wbar * scale
     else:
         gamma, gap_scale = None, wbar * scale * scale
