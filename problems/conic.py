@@ -35,6 +35,7 @@ from cvxkit.problems.base import Problem
 from cvxkit.solvers.admm import admm_qp, validate_qp
 from cvxkit.solvers.kkt import is_sparse
 from cvxkit.solvers.result import Result, Status
+from cvxkit.solvers.scaling import units_dense, units_sparse
 from cvxkit.solvers.validate import float_array
 
 
@@ -86,12 +87,15 @@ class QuadraticProgram(Problem):
     def __init__(self, P, q, A=None, l=None, u=None):
         self.P, self.q, self.A, self.l, self.u, self.batch = validate_qp(P, q, A, l, u)
         self.n, self.m = self.q.shape[-1], self.A.shape[-2]
-        if is_sparse(self.P):
-            pmax = float(abs(self.P).max()) if self.P.nnz else 0.0
-        else:
-            pmax = float(np.abs(self.P).max(initial=0.0))
-        #: the floor of the relative gap's denominator in `check`
-        self.objective_scale = 1e-9 * max(1.0, pmax, float(np.abs(self.q).max(initial=0.0)))
+        #: the data's units (`cvxkit.solvers.scaling`): row norms ``a``, length ``beta = D0``,
+        #: cost ``gamma = 1 / c0``; the solver's tolerances hold in these units
+        self.units = units_sparse(self.P, self.q, self.A, self.l, self.u) \
+            if is_sparse(self.P) or is_sparse(self.A) else \
+            units_dense(np, self.P, self.q, self.A, self.l, self.u)
+        #: the floor of the relative gap's denominator in `check`: 1e-9 of the cost unit
+        #: gamma = max(beta^2 ||P||, beta ||q||) (of the largest member of a batch), so that
+        #: scaling the data scales it too
+        self.objective_scale = 1e-9 / float(np.min(self.units.c0))
         self._cvxpy = None  # (problem, chain, inverse_data) when built by from_cvxpy
 
     # --- construction from CVXPY --------------------------------------------------------
@@ -188,6 +192,15 @@ class QuadraticProgram(Problem):
         _, _, Ax = self._products(x)
         return {"lower": float(np.max(self.l - Ax, initial=0.0)),
                 "upper": float(np.max(Ax - self.u, initial=0.0))}
+
+    def max_violation(self, x) -> float:
+        r"""The largest bound violation in normalized units: row $i$'s violation divided by
+        $a_i\beta$ (`units`), so that `check`'s ``atol`` means the same whatever the scale of
+        each row and of the right-hand sides."""
+        _, _, Ax = self._products(x)
+        with np.errstate(invalid="ignore"):
+            viol = np.maximum(np.maximum(self.l - Ax, Ax - self.u), 0.0)
+        return float(np.max(np.nan_to_num(viol) * self.units.E0, initial=0.0))
 
     def kkt_residuals(self, x, y) -> dict[str, float]:
         r"""KKT residuals of a primal-dual pair (infinity norms; a batch: maxima over members).
