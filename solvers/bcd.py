@@ -397,7 +397,7 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, seed=seed, dtype=dtype)
     K = int(anderson_memory) if rule == "cyclic" and accelerate in ("auto", "anderson") else 0
-    A_in = validate.float_array("A", A, nonempty=True, finite=True)  # sparse A: densified
+    A_in = validate.matrix("A", A, nonempty=True, sparse=False)  # every sparse format: densified
     flat = A_in.ndim == 2
     if flat:
         if block_size is None:

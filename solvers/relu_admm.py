@@ -580,7 +580,9 @@ def _y_scale(y) -> float:
 def _check_data(X, y, D, loss):
     """``X`` (n, d), ``y`` (n,), ``D`` (n, P) 0/1 as float64 arrays (`cvxkit.solvers.validate`;
     sparse input is densified), else ``ValueError`` naming the argument."""
-    X = validate.float_array("X", X, ndim=2, nonempty=True, finite=True)
+    X = validate.matrix("X", X, nonempty=True, sparse=False)  # every sparse format: densified
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n, d), got shape {X.shape}")
     n = X.shape[0]
     y = validate.float_array("y", y, finite=True)
     if y.shape != (n,):

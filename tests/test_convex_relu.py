@@ -220,3 +220,211 @@ def test_estimator_regression_and_classification():
     assert clf.score(Xc, labels) > 0.9
     with pytest.raises(ValueError, match="unknown parameter"):
         clf.set_params(alpha=1)
+
+
+# --- issue 17: no silent wrong answers, clear errors ----------------------------------------
+def tiny(n=12, d=3, seed=0, **kw):
+    X, y = regression(n, d, seed=seed)
+    return ConvexReLU(X, y, **{"n_patterns": 4, "beta": 0.1, **kw})
+
+
+@pytest.mark.parametrize("method, variant, option", [
+    ("relu_admm", "relu", "beta"), ("relu_admm", "relu", "cones"), ("relu_admm", "relu", "loss"),
+    ("relu_admm", "relu", "epsilon"), ("relu_admm", "gated", "beta"), ("bcd", "gated", "lam"),
+    ("bcd", "gated", "penalty"), ("bcd", "gated", "beta")])
+def test_options_the_problem_sets_are_refused(method, variant, option):
+    """They gave Python's 'got multiple values for keyword argument' (a TypeError from the
+    adapter's call); now Problem.solve refuses them by name, listing the valid options."""
+    prob = tiny(variant=variant)
+    with pytest.raises(ValueError, match=f"unknown option.*{option}.*valid options"):
+        prob.solve(method, **{option: 0.5})
+
+
+@pytest.mark.parametrize("method", ["relu_admm", "bcd"])
+@pytest.mark.parametrize("ws, match", [
+    ({"x": 1}, "warm_start"), ("x", "warm_start"), (3.0, r"shape \(4, 3\)"),
+    (np.zeros((5, 3)), r"shape \(4, 3\)"), (np.full((4, 3), np.nan), "NaN"),
+    ([[1, 2], [3]], "warm_start"), (np.zeros((4, 3), complex), "real"), (object(), "warm_start")])
+def test_malformed_warm_start(method, ws, match):
+    prob = tiny(variant="gated")
+    P = prob.P
+    if isinstance(ws, np.ndarray) and ws.shape[0] == 4:
+        ws = np.resize(ws, (P, 3))  # the right shape, bad entries
+    match = match.replace("4", str(P))
+    with pytest.raises(ValueError, match=match):
+        prob.solve(method, warm_start=ws)
+
+
+def test_warm_start_from_other_problem_refused_and_valid_forms_accepted():
+    prob, other = tiny(variant="relu"), tiny(variant="relu", n_patterns=9, seed=1)
+    res_other = other.solve(tol=1e-4)
+    with pytest.raises(ValueError, match="relu_admm on this problem"):
+        prob.solve(warm_start=res_other)
+    gated = tiny(variant="gated")
+    with pytest.raises(ValueError, match="relu_admm on this problem"):  # same P, no cones
+        gated.solve(warm_start=prob.solve(tol=1e-3)) if gated.P == prob.P else \
+            gated.solve(warm_start=res_other)
+    # a Result of the same problem, the reference's weights, and bcd <-> relu_admm (gated)
+    cold = prob.solve(tol=1e-8)
+    warm = prob.solve(tol=1e-8, warm_start=cold)
+    assert warm.status is Status.OPTIMAL and warm.iterations <= 10
+    ref = prob.reference()
+    from_ref = prob.solve(tol=1e-8, warm_start=ref.x)
+    assert from_ref.status is Status.OPTIMAL and prob.check(from_ref, 1e-6, viol_tol(from_ref)).ok
+    b = gated.solve("bcd", tol=1e-8)
+    a = gated.solve("relu_admm", tol=1e-8, warm_start=b)
+    assert a.status is Status.OPTIMAL and gated.check(a, 1e-6, 1e-6).ok
+    assert gated.solve("bcd", tol=1e-8, warm_start=a).iterations <= b.iterations
+
+
+def test_robust_warm_start_from_weights():
+    """The robust program's ADMM variable is (U, T, S, Q): weights W start it at the tightest
+    feasible (T, S, Q) of W."""
+    X, _, G = c_data()
+    y = np.cos(np.arange(8.0))
+    prob = ConvexReLU(X, y, beta=0.1, gates=G, epsilon=0.05)
+    with pytest.raises(ValueError, match=r"shape \(2, "):
+        prob.solve(warm_start=np.zeros((prob.P, 3)))
+    cold = prob.solve(tol=1e-6, max_iter=20_000)
+    res = prob.solve(tol=1e-6, warm_start=prob.reference().x, max_iter=20_000)
+    assert res.status is Status.OPTIMAL and prob.check(res, 1e-4, viol_tol(res)).ok
+    assert res.iterations < cold.iterations
+
+
+@pytest.mark.parametrize("method, option, value", [
+    ("relu_admm", "tol", "x"), ("relu_admm", "tol", -1.0), ("relu_admm", "tol", np.nan),
+    ("relu_admm", "max_iter", 2.5), ("relu_admm", "max_iter", True), ("relu_admm", "max_iter", 0),
+    ("relu_admm", "check_every", 0), ("relu_admm", "verbose", 1), ("relu_admm", "rho", -1.0),
+    ("relu_admm", "rho", "x"), ("relu_admm", "gamma", 2.0), ("relu_admm", "alpha", 2.0),
+    ("relu_admm", "adaptive_rho", "yes"), ("relu_admm", "rho_tolerance", 0.5),
+    ("relu_admm", "dtype", "float16"), ("relu_admm", "seed", -1), ("relu_admm", "seed", 2.5),
+    ("relu_admm", "eps_abs", -1.0), ("relu_admm", "eps_rel", "x"),
+    ("relu_admm", "time_limit", np.nan), ("relu_admm", "callback", 3),
+    ("bcd", "rule", 1), ("bcd", "update", None), ("bcd", "accelerate", [1]),
+    ("bcd", "anderson_memory", 2.5), ("bcd", "anderson_every", 0), ("bcd", "block_size", 2),
+    ("bcd", "tol", np.inf), ("bcd", "max_iter", None), ("bcd", "seed", "x"),
+    ("bcd", "check_every", -5), ("bcd", "dtype", 64), ("bcd", "verbose", None)])
+def test_option_types_checked(method, option, value):
+    prob = tiny(variant="gated")
+    with pytest.raises((TypeError, ValueError), match=option):
+        prob.solve(method, **{option: value})
+
+
+def test_relu_admm_seed_has_no_effect():
+    prob = tiny()
+    a, b = prob.solve(tol=1e-6, seed=0), prob.solve(tol=1e-6, seed=7)
+    assert a.iterations == b.iterations and np.array_equal(a.x, b.x)
+
+
+@pytest.mark.parametrize("X, y, match", [
+    (np.full((6, 2), np.nan), np.ones(6), "X"), (np.full((6, 2), np.inf), np.ones(6), "X"),
+    (np.ones((6, 2)) * 1j, np.ones(6), "real"), ([[1.0, 2.0], [3.0]], [1.0, 2.0], "X"),
+    (np.zeros((0, 2)), np.zeros(0), "X"), (np.ones((6, 2)), np.zeros(0), "y"),
+    (np.ones((6, 2)), np.ones(5), "y"), (np.ones((6, 2)), np.ones((6, 2)), "y"),
+    (np.ones((6, 2)), [1, "a", 2, 3, 4, 5], "y"), (np.ones((6, 2)), np.ones(6) * 1j, "real"),
+    (np.ones((6, 2)), np.r_[np.ones(5), np.nan], "y"), (np.ones(6), np.ones(6), "X"),
+    (None, np.ones(6), "X"), (np.ones((6, 2)), None, "y"), ("abc", np.ones(6), "X")])
+def test_bad_data(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        ConvexReLU(X, y, n_patterns=3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_patterns": 2.5}, "n_patterns"), ({"beta": "x"}, "beta"), ({"beta": np.inf}, "beta"),
+    ({"epsilon": np.nan}, "epsilon"), ({"seed": -1}, "seed"), ({"loss": None}, "loss"),
+    ({"gates": np.ones((5, 2))}, "gates"), ({"gates": np.full((3, 2), np.nan)}, "gates")])
+def test_bad_parameters(kwargs, match):
+    X, y = regression(10, 3)
+    with pytest.raises((TypeError, ValueError), match=match):
+        ConvexReLU(X, y, **{"n_patterns": 3, **kwargs})
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "lil", "dok", "dia", "bsr"])
+def test_sparse_X_densified(fmt):
+    import scipy.sparse as sp
+
+    X, y = regression(12, 3, seed=3)
+    Xs = sp.random(12, 3, density=0.6, random_state=1, format=fmt) + sp.coo_matrix(X * 0.0)
+    Xs = Xs.asformat(fmt)
+    dense = ConvexReLU(Xs.toarray(), y, n_patterns=4, variant="gated")
+    prob = ConvexReLU(Xs, y, n_patterns=4, variant="gated")
+    np.testing.assert_array_equal(prob.X, dense.X)
+    np.testing.assert_array_equal(prob.solve(tol=1e-6).x, dense.solve(tol=1e-6).x)
+
+
+def test_solver_functions_validate_arrays():
+    from cvxkit.solvers.bcd import bcd
+    from cvxkit.solvers.relu_admm import relu_admm
+
+    X, y = regression(10, 3)
+    D = (X @ np.ones((3, 2)) >= 0).astype(float)
+    for bad, match in [({"D": D[:5]}, "D"), ({"D": D * 2}, "0/1"), ({"y": y[:4]}, "y"),
+                       ({"X": X.astype(complex)}, "real"), ({"y": np.sign(y) * 2}, "labels")]:
+        args = {"X": X, "y": y, "D": D, **bad}
+        with pytest.raises(ValueError, match=match):
+            relu_admm(args["X"], args["y"], args["D"], beta=0.1,
+                      loss="logistic" if match == "labels" else "squared")
+    with pytest.raises(ValueError, match="A"):
+        bcd(np.zeros((0, 3)), np.zeros(0), lam=1.0, block_size=1)
+    with pytest.raises(ValueError, match="A"):
+        bcd([[1.0, 2.0], [3.0]], y, lam=1.0, block_size=1)
+    with pytest.raises(ValueError, match="block_size"):
+        bcd(np.ones((3, 4, 2)), np.ones(4), lam=1.0, block_size=3)
+    with pytest.raises(ValueError, match=r"shape \(6,\)"):
+        bcd(np.ones((4, 6)), np.ones(4), lam=1.0, block_size=3, warm_start=np.ones(8))
+
+
+def test_estimator_checks_features_and_lengths():
+    X, y = regression(20, 3, seed=9)
+    est = ConvexReLUNet(n_patterns=4, beta=0.05).fit(X, y)
+    with pytest.raises(ValueError, match="X must have 3 features"):
+        est.predict(X[:, :2])
+    with pytest.raises(ValueError, match="X must have 3 features"):
+        est.score(np.c_[X, X], y)
+    with pytest.raises(ValueError, match="y must have length 20"):
+        est.score(X, y[:-1])
+    with pytest.raises(ValueError, match="X"):
+        est.predict(X[0])
+    with pytest.raises(ValueError, match="X"):
+        est.predict(np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="X must have 4 features"):
+        est.problem_.predict(est.result_.x, X[:, :2])  # (the ones column makes 4)
+    with pytest.raises(ValueError, match="y"):
+        ConvexReLUNet(n_patterns=3).fit(X, y[:-2])
+    with pytest.raises(ValueError, match="y"):
+        ConvexReLUNet(n_patterns=3, loss="logistic").fit(X, np.array([[1, 2]] * 20))
+    with pytest.raises(ValueError, match="two classes"):
+        ConvexReLUNet(n_patterns=3, loss="logistic").fit(X, np.arange(20) % 3)
+    with pytest.raises(TypeError, match="fit_intercept"):
+        ConvexReLUNet(fit_intercept="yes").fit(X, y)
+    with pytest.raises(TypeError, match="solver_options"):
+        ConvexReLUNet(solver_options=[1]).fit(X, y)
+    clf = ConvexReLUNet(n_patterns=3, beta=0.1, loss="logistic").fit(X, np.where(y > 0.3, "b", "a"))
+    with pytest.raises(ValueError, match="y must have length 20"):
+        clf.score(X, np.array(["a"] * 19))
+
+
+@pytest.mark.parametrize("variant", ["relu", "gated"])
+def test_tiny_targets_not_stopped_early(variant):
+    """y and beta times 1e-9: the absolute tolerance (1e-6 before) held at the first check and
+    ADMM stopped 'optimal' far from the optimum; now it is tol * max|y|, and the run is the
+    unscaled run times 1e-9."""
+    X, y = regression(15, 3, seed=5)
+    base = ConvexReLU(X, y, n_patterns=4, beta=0.1, variant=variant)
+    small = ConvexReLU(X, 1e-9 * y, n_patterns=4, beta=1e-10, variant=variant)
+    rb, rs = base.solve(tol=1e-7), small.solve(tol=1e-7)
+    assert rs.status is rb.status is Status.OPTIMAL and rs.iterations == rb.iterations
+    np.testing.assert_allclose(small.predict(rs.x), 1e-9 * base.predict(rb.x), rtol=1e-6,
+                               atol=1e-9 * 1e-9 * np.abs(y).max())
+    assert small.check(rs, 1e-5, viol_tol(rs)).ok
+
+
+def test_check_rejects_wrong_answer_at_tiny_scale():
+    """check's relative-gap floor was 1e-9 * max(1, sum|y|): with y ~ 1e-9 every answer (zero
+    weights included) passed; the floor is now 1e-9 of the loss at zero weights."""
+    from cvxkit.solvers import Result
+
+    X, y = regression(15, 3, seed=5)
+    prob = ConvexReLU(X, 1e-9 * y, n_patterns=4, beta=1e-10, variant="gated")
+    zero = Result(x=np.zeros(prob.shape), status=Status.OPTIMAL, objective=0.0)
+    assert not prob.check(zero, 1e-4, 1e-4).ok
