@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cvxkit.problems.base import REFERENCE_SETTINGS, CheckReport, Problem, _quiet_fd1
+from cvxkit.solvers import validate
 from cvxkit.solvers.dual_proxy import ConicData, dual_proxy_bound
 from cvxkit.solvers.result import Result
 
@@ -45,13 +46,17 @@ def _affine(spec, shape, p, name):
         const, J = spec
     else:
         const, J = spec, None
-    const = np.broadcast_to(np.asarray(const, dtype=np.float64), shape).reshape(size)
+    const = validate.float_array(name, const)
+    try:
+        const = np.broadcast_to(const, shape).reshape(size)
+    except ValueError:
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {const.shape}") from None
     if J is None:
         J = sp.csr_matrix((size, p))
-    elif sp.issparse(J):
-        J = sp.csr_matrix(J, dtype=np.float64)
+    elif validate.is_sparse(J):
+        J = validate.matrix(f"the jacobian of {name}", J, finite=False).tocsr()
     else:
-        J = np.asarray(J, dtype=np.float64)
+        J = validate.float_array(f"the jacobian of {name}", J)
         if J.shape != tuple(shape) + (p,):
             raise ValueError(f"the jacobian of {name} must have shape {tuple(shape) + (p,)}, "
                              f"got {J.shape}")
@@ -110,18 +115,20 @@ class ParametricConicProgram(Problem):
         ``pairs``: ``(i, j, kappa)`` index arrays for the constraints $2x_ix_j \ge \kappa^2$ (their
         variables need bounds $[0, \infty)$).
         """
-        p = int(n_params)
-        if p < 1:
-            raise ValueError(f"n_params must be >= 1, got {n_params}")
-        c0 = c[0] if isinstance(c, tuple) else c
-        n = int(np.size(c0)) if np.ndim(c0) else None
-        A0 = A[0] if isinstance(A, tuple) else A
-        if np.ndim(A0) != 2:
+        p = validate.integer("n_params", n_params)
+        c0 = validate.float_array("c", c[0] if isinstance(c, tuple) else c)
+        n = int(c0.size) if c0.ndim else None
+        A0 = validate.matrix("A", A[0] if isinstance(A, tuple) else A, finite=False, sparse=False)
+        if A0.ndim != 2:
             raise ValueError("A (or its constant part) must be a 2-D array (m, n)")
-        m = np.shape(A0)[0]
-        n = np.shape(A0)[1] if n is None else n
-        if np.shape(A0)[1] != n:
-            raise ValueError(f"A has {np.shape(A0)[1]} columns but c has {n} entries")
+        if isinstance(A, tuple):
+            A = (A0, A[1])
+        else:
+            A = A0
+        m = A0.shape[0]
+        n = A0.shape[1] if n is None else n
+        if A0.shape[1] != n or n == 0:
+            raise ValueError(f"A has {A0.shape[1]} columns but c has {n} entries (need >= 1)")
         c_map = _affine(c, (n,), p, "c")
         A_vec = _affine(A, (m, n), p, "A")
         b_map = _affine(b, (m,), p, "b")
@@ -142,8 +149,11 @@ class ParametricConicProgram(Problem):
         become bounds. A ``Maximize`` problem becomes the minimization of the negated objective
         (so its bounds are lower bounds on minus the CVXPY value). ``theta`` starts at the
         parameters' current values (zeros where unset).
-        Raises ``ValueError`` for a problem that is not DPP, or with cones other than zero,
-        nonnegative and second-order ones.
+        Quadratic objective terms are canonicalized exactly into second-order cones (CVXPY's
+        ``use_quad_obj=False``). Raises ``ValueError`` for anything the program cannot hold
+        exactly: a problem that is not DPP (data not affine in the parameters), integer or
+        boolean variables, cones other than zero, nonnegative and second-order ones, or a
+        quadratic objective term left in the canonical data -- never a silently dropped term.
         """
         import cvxpy as cp
         from cvxpy.constraints import SOC, NonNeg, Zero
@@ -159,18 +169,28 @@ class ParametricConicProgram(Problem):
                 raise ValueError(f"{q!r} is not a parameter of the problem")
         if not problem.is_dpp():
             raise ValueError("the problem is not DPP: its data are not affine in the parameters")
+        if any(getattr(v, "attributes", {}).get(a) for v in problem.variables()
+               for a in ("integer", "boolean")):
+            raise ValueError("integer and boolean variables are not supported (a parametric "
+                             "conic program is continuous)")
         saved = {q.id: q.value for q in problem.parameters()}
         for q in problem.parameters():       # canonicalization needs values, any will do
             if q.value is None:
                 q.value = np.zeros(q.shape)
         try:
-            data, _, _ = problem.get_problem_data(cp.CLARABEL)
+            # no quadratic objective: CVXPY writes x'Px terms as second-order cones, exactly
+            data, _, _ = problem.get_problem_data(cp.CLARABEL,
+                                                  solver_opts={"use_quad_obj": False})
         except (cp.error.DCPError, cp.error.SolverError, ValueError) as e:
             raise ValueError(f"CVXPY could not canonicalize the problem for Clarabel: {e}") from None
         finally:
             for q in problem.parameters():
                 q.value = saved[q.id]
         pp = data["param_prob"]
+        P_map = getattr(pp, "P", None)
+        if data.get("P") is not None or (P_map is not None and sp.csr_matrix(P_map).nnz):
+            raise ValueError("the canonical problem keeps a quadratic objective term, which a "
+                             "parametric conic program (linear objective) cannot represent")
         n = pp.x.size
         cones = []
         for con in pp.constraints:
@@ -191,8 +211,9 @@ class ParametricConicProgram(Problem):
         fold[ptot] = 1.0
         ids = {q.id for q in params}
         for q in params:
-            start = pp.param_id_to_col[q.id]
-            order[start:start + q.size] = p + np.arange(q.size)
+            start = pp.param_id_to_col.get(q.id)
+            if start is not None:  # absent: the canonical data do not depend on it
+                order[start:start + q.size] = p + np.arange(q.size)
             p += q.size
         for q in pp.parameters:
             if q.id not in ids:
@@ -377,7 +398,9 @@ class ParametricConicProgram(Problem):
         parameter update). Tolerances 1e-9 unless ``solver_options`` say otherwise (an instance
         that Clarabel reports inaccurate at 1e-9 is re-solved at its default tolerances).
         """
-        T = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
+        T = np.atleast_2d(validate.float_array("thetas", thetas))
+        if T.ndim != 2 or T.shape[1] != self.p:
+            raise ValueError(f"thetas must have shape (B, {self.p}), got {np.shape(thetas)}")
         for t in T:
             self.data.theta1(t)
         if self._ref_model is None:
@@ -407,8 +430,21 @@ class ParametricConicProgram(Problem):
                                               for c, (kind, _) in zip(cons, self.data.cones)])
         return out
 
-    def _solve_dual_proxy(self, backend="jax", seed: int = 0, **options):
-        train = self.sample(512, seed=seed + 1)
+    def _solve_dual_proxy(self, backend="jax", seed: int = 0, train_thetas=None, **options):
+        """Train on ``train_thetas`` (B, p); default: 512 draws of the sampler, or, for a
+        program without one, ``theta`` itself (the bound is valid either way)."""
+        seed = validate.integer("seed", seed, minimum=0)
+        if train_thetas is not None:
+            train = validate.float_array("train_thetas", train_thetas, finite=True)
+            if train.ndim == 1:
+                train = train[None]
+            if train.ndim != 2 or train.shape[0] < 1 or train.shape[1] != self.p:
+                raise ValueError(f"train_thetas must have shape (B, {self.p}), got "
+                                 f"{np.shape(train_thetas)}")
+        elif self.sampler is not None:
+            train = self.sample(512, seed=seed + 1)
+        else:
+            train = self.theta[None]
         return dual_proxy_bound(self.data, train, self.theta, backend=backend, seed=seed,
                                 **options)
 

@@ -51,6 +51,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from cvxkit.solvers import validate
 from cvxkit.solvers.result import Result, Status
 
 CONE_KINDS = ("zero", "nonneg", "soc")
@@ -58,12 +59,50 @@ CONE_KINDS = ("zero", "nonneg", "soc")
 
 def _as_map(M, rows: int, p: int, name: str) -> sp.csr_matrix:
     """An affine map as a (rows, p + 1) CSR matrix (last column: the constant)."""
-    M = sp.csr_matrix(M, dtype=np.float64)
+    M = validate.matrix(name, M, finite=False)
+    if M.ndim != 2 or M.shape != (rows, p + 1):
+        raise ValueError(f"{name} must have shape ({rows}, {p + 1}), got {M.shape}")
+    M = sp.csr_matrix(M)
     if M.shape != (rows, p + 1):
         raise ValueError(f"{name} must have shape ({rows}, {p + 1}), got {M.shape}")
     if not np.all(np.isfinite(M.data)):
         raise ValueError(f"{name} has NaN or infinite entries")
     return M
+
+
+def _bound(name: str, v, n: int, default: float) -> np.ndarray:
+    """A variable bound: ``None`` (``default``), a scalar or an (n,) real array."""
+    if v is None:
+        return np.full(n, default)
+    v = validate.float_array(name, v)
+    if v.shape not in ((), (1,), (n,)):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {v.shape}")
+    return np.broadcast_to(v, (n,)).copy()
+
+
+def _cones(cones) -> tuple:
+    """``((kind, dim), ...)`` from a sequence of pairs (kind a string, dim an integer)."""
+    if isinstance(cones, (str, bytes)) or not isinstance(cones, (tuple, list)):
+        raise ValueError(f"cones must be a list of (kind, dim) pairs, got {type(cones).__name__}")
+    out = []
+    for c in cones:
+        if not (isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str)):
+            raise ValueError(f"cones must be a list of (kind, dim) pairs, got the entry {c!r}")
+        out.append((c[0], validate.integer(f"the dimension of cone {c[0]!r}", c[1], minimum=0)))
+    return tuple(out)
+
+
+def _pairs(pairs):
+    """``(i, j, kappa)`` of the rotated-cone pairs: integer indices and real kappa."""
+    if not isinstance(pairs, (tuple, list)) or len(pairs) != 3:
+        raise ValueError("pairs must be a tuple (i, j, kappa) of equal-length arrays")
+    idx = []
+    for name, v in (("pairs i", pairs[0]), ("pairs j", pairs[1])):
+        a = validate.float_array(name, v, finite=True).ravel()
+        if not np.array_equal(a, np.round(a)):
+            raise ValueError(f"{name} must hold integer variable indices")
+        idx.append(a.astype(np.int64))
+    return idx[0], idx[1], validate.float_array("kappa", pairs[2]).ravel()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -108,7 +147,7 @@ class ConicData:
         n, m, p = int(n), int(m), int(p)
         if n < 1 or m < 0 or p < 1:
             raise ValueError(f"need n >= 1, m >= 0, p >= 1; got n={n}, m={m}, p={p}")
-        cones = tuple((str(k), int(d)) for k, d in cones)
+        cones = _cones(cones)
         for k, d in cones:
             if k not in CONE_KINDS:
                 raise ValueError(f"unknown cone {k!r}; valid choices: {', '.join(CONE_KINDS)}")
@@ -127,17 +166,13 @@ class ConicData:
         c_map = _as_map(c_map, n, p, "c_map")
         b_map = _as_map(b_map, m, p, "b_map")
         d_map = _as_map(sp.csr_matrix((1, p + 1)) if d_map is None else d_map, 1, p, "d_map")
-        lb = np.full(n, -np.inf) if lb is None else np.broadcast_to(
-            np.asarray(lb, dtype=np.float64), (n,)).copy()
-        ub = np.full(n, np.inf) if ub is None else np.broadcast_to(
-            np.asarray(ub, dtype=np.float64), (n,)).copy()
+        lb, ub = _bound("lb", lb, n, -np.inf), _bound("ub", ub, n, np.inf)
         if np.isnan(lb).any() or np.isnan(ub).any() or (lb > ub).any():
             raise ValueError("bounds must satisfy lb <= ub (no NaN)")
         if (lb == np.inf).any() or (ub == -np.inf).any():
             raise ValueError("lb = +inf or ub = -inf makes the problem infeasible")
         pi, pj, kap = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) if pairs is None \
-            else (np.asarray(pairs[0], np.int64).ravel(), np.asarray(pairs[1], np.int64).ravel(),
-                  np.asarray(pairs[2], np.float64).ravel())
+            else _pairs(pairs)
         if not (pi.shape == pj.shape == kap.shape):
             raise ValueError("pairs must be (i, j, kappa) of equal lengths")
         if pi.size:
@@ -153,7 +188,7 @@ class ConicData:
     # --- numpy evaluation ---------------------------------------------------------------
     def theta1(self, theta) -> np.ndarray:
         """``[theta, 1]`` after checking the shape (p,) and finiteness."""
-        theta = np.asarray(theta, dtype=np.float64)
+        theta = validate.float_array("theta", theta)
         if theta.shape != (self.p,):
             raise ValueError(f"theta must have shape ({self.p},), got {theta.shape}")
         if not np.all(np.isfinite(theta)):
@@ -411,10 +446,13 @@ class DualProxy:
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         width = max(32, min(256, 2 * (D.m + D.n)))
-        self.hidden = tuple(int(h) for h in (hidden if hidden is not None else (width, width)))
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden must be positive layer widths, got {hidden!r}")
-        self.activation, self.orthant, self.seed, self.dtype = activation, orthant, int(seed), dtype
+        if hidden is not None and (isinstance(hidden, (str, bytes))
+                                   or not isinstance(hidden, (tuple, list)) or not hidden):
+            raise ValueError(f"hidden must be a non-empty tuple of layer widths, got {hidden!r}")
+        self.hidden = tuple(validate.integer("hidden (layer width)", h)
+                            for h in (hidden if hidden is not None else (width, width)))
+        seed = validate.integer("seed", seed, minimum=0)
+        self.activation, self.orthant, self.seed, self.dtype = activation, orthant, seed, dtype
         self.history: dict = {}
         self.net = None
         self._fns: dict = {}
@@ -446,7 +484,7 @@ class DualProxy:
         return self._fns[key]
 
     def _check_thetas(self, thetas) -> np.ndarray:
-        T = np.asarray(thetas, dtype=np.float64)
+        T = validate.float_array("thetas", thetas)
         if T.ndim == 1:
             T = T[None]
         if T.ndim != 2 or T.shape[1] != self.data.p:
@@ -512,8 +550,10 @@ class DualProxy:
         import optax
 
         T = self._check_thetas(thetas)
-        if epochs < 1 or batch_size < 1 or not lr > 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        epochs = validate.integer("epochs", epochs)
+        batch_size = validate.integer("batch_size", batch_size)
+        lr = validate.positive("lr", lr)
+        verbose = validate.boolean("verbose", verbose)
         V = None if val_thetas is None else self._check_thetas(val_thetas)
         bs = min(int(batch_size), T.shape[0])
         nb = T.shape[0] // bs
