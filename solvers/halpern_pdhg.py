@@ -54,20 +54,31 @@ $[10^{-10}, 10^{10}]$.
 Euclidean norms). Every test compares a residual with magnitudes of the same units, so that it
 does not change when $c$, the bounds or the rows are multiplied by a constant:
 
-* primal residual $\lVert Kx - \Pi_S(Kx)\rVert \le \epsilon_{abs}\lVert Kx\rVert + \epsilon_{rel}\lVert b\rVert$,
-  where $b_i$ is the largest finite bound of row $i$ in magnitude (0 if none);
-* dual residual $\lVert \lambda - \Pi_\Lambda(\lambda)\rVert \le \epsilon_{abs}\lVert K^\top y\rVert + \epsilon_{rel}\lVert c\rVert$,
+* primal residual $\lVert Kx - \Pi_S(Kx)\rVert \le \epsilon_{abs}\beta_p + \epsilon_{rel}\lVert b\rVert$,
+  where $b_i$ is the largest finite bound of row $i$ in magnitude (0 if none), and
+  $\beta_p = \lVert b\rVert$, or $\lVert\,\lvert K\rvert\lvert x\rvert\,\rVert$ (the magnitude of
+  the products' terms) when $b = 0$;
+* dual residual $\lVert \lambda - \Pi_\Lambda(\lambda)\rVert \le \epsilon_{abs}\beta_d + \epsilon_{rel}\lVert c\rVert$,
   $\lambda = c - K^\top y$, $\Lambda$ the reduced costs the variable bounds allow
-  ($\lambda_j \ge 0$ needs a finite $l_{v,j}$, $\lambda_j \le 0$ a finite $u_{v,j}$); $r = \Pi_\Lambda(\lambda)$;
-* gap $\lvert c^\top x - d(y, r)\rvert \le \epsilon_{abs}\, t(x, y, r) + \epsilon_{rel}(\lvert c^\top x\rvert + \lvert d\rvert)$
-  with the dual objective $d(y, r) = \sum_i (l_{c,i} y_i^+ - u_{c,i} y_i^-) + \sum_j (l_{v,j} r_j^+ - u_{v,j} r_j^-)$
-  and $t$ the sum of the magnitudes of the terms of $c^\top x$ and of $d$.
+  ($\lambda_j \ge 0$ needs a finite $l_{v,j}$, $\lambda_j \le 0$ a finite $u_{v,j}$), $r = \Pi_\Lambda(\lambda)$,
+  and $\beta_d = \lVert c\rVert$, or $\lVert\,\lvert K^\top\rvert\lvert y\rvert\,\rVert$ when $c = 0$;
+* gap $g = \lvert c^\top x - d(y, r)\rvert + \sum_j \lvert(\lambda_j - r_j)x_j\rvert + \sum_i \lvert y_i v_i\rvert
+  \le 10^{-3}\epsilon_{abs}\, t + \epsilon_{rel}(\lvert c^\top x\rvert + \lvert d\rvert)$
+  with the dual objective $d(y, r) = \sum_i (l_{c,i} y_i^+ - u_{c,i} y_i^-) + \sum_j (l_{v,j} r_j^+ - u_{v,j} r_j^-)$,
+  $v = Kx - \Pi_S(Kx)$, and $t$ the Euclidean norm of the vector of the terms of $c^\top x$ and
+  of $d$ (the absolute part matters only when the optimal value is 0 or nearly so:
+  ``GAP_FLOOR``). The two sums bound what the residuals can hide: for a feasible $x^*$,
+  $c^\top x^* \ge d - \sum_j\lvert(\lambda_j - r_j)x^*_j\rvert$, so that at $x \approx x^*$ the
+  objective is within about $g$ of the optimal value (without them, Netlib's SCAGR7 stopped at
+  ``tol=1e-4`` with the objective 8e-4 off).
 
-``Result.info`` reports ``rel_primal`` $= \lVert\cdot\rVert/(\lVert Kx\rVert + \lVert b\rVert)$,
-``rel_dual`` $= \lVert\cdot\rVert/(\lVert K^\top y\rVert + \lVert c\rVert)$ and ``rel_gap``
-$= \text{gap}/(t + \lvert c^\top x\rvert + \lvert d\rvert)$ (0 for 0/0): with
-$\epsilon_{abs} = \epsilon_{rel} = \epsilon$ (``tol``) the tests hold when all three are at most
-$\epsilon$.
+These are cuPDLPx's relative measures $\lVert\cdot\rVert/(1 + \text{scale})$ with the ``1`` (an
+absolute quantity in the user's units, which made the tests depend on the data's scale) replaced
+by a magnitude of the same units. ``Result.info`` reports ``rel_primal``
+$= \lVert\cdot\rVert/(\beta_p + \lVert b\rVert)$, ``rel_dual`` $= \lVert\cdot\rVert/(\beta_d + \lVert c\rVert)$
+and ``rel_gap`` $= \text{gap}/(10^{-3} t + \lvert c^\top x\rvert + \lvert d\rvert)$ (0 for 0/0):
+with $\epsilon_{abs} = \epsilon_{rel} = \epsilon$ (``tol``, the default) the tests hold exactly
+when all three are at most $\epsilon$.
 
 **Infeasibility** (same checks, on the PDHG displacement $T(z) - z$, which tends to the minimal
 displacement vector of an infeasible problem). A candidate is accepted only when it passes these
@@ -125,6 +136,8 @@ DIVERGED_AT = 1e30
 #: displacements outside [WEIGHT_MIN_MOVE, WEIGHT_MAX_MOVE] skip the primal-weight update
 WEIGHT_MIN_MOVE, WEIGHT_MAX_MOVE = 1e-10, 1e10
 STEP_FRACTION = 0.998
+#: the absolute part of the gap test is eps_abs * GAP_FLOOR * (magnitude of the objectives' terms)
+GAP_FLOOR = 1e-3
 #: restart when r <= SUFFICIENT r0, or r <= NECESSARY r0 and r grew, or k >= ARTIFICIAL * iterations
 RESTART_SUFFICIENT, RESTART_NECESSARY, RESTART_ARTIFICIAL = 0.2, 0.5, 0.36
 
@@ -156,6 +169,8 @@ class Data(NamedTuple):
 
     K: Any
     Kt: Any
+    Kabs: Any  # |K| and |K|^T (scaled), for the magnitudes of the products' terms
+    Ktabs: Any
     c: Any
     lv: Any
     uv: Any
@@ -266,11 +281,13 @@ def _reduced(xp, d: Data, lam):
 
 def _dual_terms(xp, d: Data, y, r):
     """The terms ``l_c y+, -u_c y-, l_v r+, -u_v r-`` of the dual objective over the finite
-    bounds (unscaled): returns their sum ``d(y, r)`` and the sum of their magnitudes."""
+    bounds (unscaled): returns their sum ``d(y, r)``, the sum of their magnitudes and the sum of
+    their squares."""
     z = 0.0
     parts = (xp.where(d.lcf, d.lc0, z) * xp.maximum(y, z), xp.where(d.ucf, d.uc0, z) * xp.minimum(y, z),
              xp.where(d.lvf, d.lv0, z) * xp.maximum(r, z), xp.where(d.uvf, d.uv0, z) * xp.minimum(r, z))
-    return sum(xp.sum(t) for t in parts), sum(xp.sum(xp.abs(t)) for t in parts)
+    return (sum(xp.sum(t) for t in parts), sum(xp.sum(xp.abs(t)) for t in parts),
+            sum(xp.sum(t * t) for t in parts))
 
 
 def _dual_objective(xp, d: Data, y, r):
@@ -303,22 +320,29 @@ def metrics(bk: Backend, d: Data, Kxh, Ktyh, xh, yh) -> Metrics:
     x, y = d.xs * xh, d.ys * yh
     Kx = d.kxs * Kxh
     Kty = d.kys * Ktyh
-    prim = _norm(xp, Kx - xp.clip(Kx, d.lc0, d.uc0))
+    viol = Kx - xp.clip(Kx, d.lc0, d.uc0)
+    prim = _norm(xp, viol)
     lam = d.c0 - Kty
     r = _reduced(xp, d, lam)
     dual = _norm(xp, lam - r)
     cx = d.c0 * x
     pobj = xp.sum(cx)
-    dobj, dterms = _dual_terms(xp, d, y, r)
-    gap = xp.abs(pobj - dobj)
-    nKx, nKty = _norm(xp, Kx), _norm(xp, Kty)
-    terms = xp.sum(xp.abs(cx)) + dterms
+    dobj, _, dsq = _dual_terms(xp, d, y, r)
+    # |c^T x - d| plus the parts of c^T x* - d that the residuals can hide (module docstring)
+    gap = xp.abs(pobj - dobj) + xp.sum(xp.abs((lam - r) * x)) + xp.sum(xp.abs(y * viol))
+    # magnitudes of the terms: || |K| |x| ||, || |K^T| |y| ||, ||(c_j x_j, dual terms)||
+    tKx = _norm(xp, d.kxs * (d.Kabs @ xp.abs(xh)))
+    tKty = _norm(xp, d.kys * (d.Ktabs @ xp.abs(yh)))
+    tobj = xp.sqrt(xp.sum(cx * cx) + dsq)
     objs = xp.abs(pobj) + xp.abs(dobj)
-    ok = ((prim <= st.eps_abs * nKx + st.eps_rel * d.bnorm)
-          & (dual <= st.eps_abs * nKty + st.eps_rel * d.cnorm)
-          & (gap <= st.eps_abs * terms + st.eps_rel * objs))
-    return Metrics(prim, dual, gap, pobj, dobj, ok, _ratio(xp, prim, nKx + d.bnorm),
-                   _ratio(xp, dual, nKty + d.cnorm), _ratio(xp, gap, terms + objs))
+    # the units of the absolute parts: ||b|| and ||c||, the term magnitudes where those are 0
+    bp = xp.where(d.bnorm > 0, d.bnorm, tKx)
+    bd = xp.where(d.cnorm > 0, d.cnorm, tKty)
+    ok = ((prim <= st.eps_abs * bp + st.eps_rel * d.bnorm)
+          & (dual <= st.eps_abs * bd + st.eps_rel * d.cnorm)
+          & (gap <= st.eps_abs * GAP_FLOOR * tobj + st.eps_rel * objs))
+    return Metrics(prim, dual, gap, pobj, dobj, ok, _ratio(xp, prim, bp + d.bnorm),
+                   _ratio(xp, dual, bd + d.cnorm), _ratio(xp, gap, GAP_FLOOR * tobj + objs))
 
 
 def primal_infeasible(bk: Backend, d: Data, ray):
@@ -329,7 +353,7 @@ def primal_infeasible(bk: Backend, d: Data, ray):
     lam = -d.kys * (d.Kt @ ray)
     r = _reduced(xp, d, lam)
     yu = d.ys * ray
-    obj, terms = _dual_terms(xp, d, yu, r)
+    obj, terms, _ = _dual_terms(xp, d, yu, r)
     ok = (obj > eps * terms) & (d.xscale * xp.sum(xp.abs(lam - r)) <= eps * obj)
     return ok, yu
 
@@ -726,18 +750,19 @@ def algorithm(mesh=None) -> Algorithm:
 def make_data(bk: Backend, c, K_user, lc, uc, lv, uv, sc: _Scaled, cfg, mesh=None) -> Data:
     """The `Data` of the scaled problem ``sc`` of the LP ``(c, K_user, ...)`` on back end ``bk``."""
     K, Kt = _matrices(bk, sc.K, mesh, cfg["sparse_format"])
+    Kabs, Ktabs = _matrices(bk, abs(sc.K), mesh, cfg["sparse_format"])
     f = bk.asarray
     _, bnorm, cnorm, kappa, cinf, xscale = data_scales(c, K_user, lc, uc, lv, uv)
     xs, ys = sc.beta_b * sc.D, sc.beta_c * sc.E
     kxs, kys = sc.beta_b / sc.E, sc.beta_c / sc.D
     mask = (lambda v: bk.xp.asarray(v)) if bk.name == "jax" else np.asarray
-    d = Data(K, Kt, f(sc.c), f(sc.lv), f(sc.uv), f(sc.lc), f(sc.uc), f(sc.eta), f(xs), f(ys), f(kxs),
+    d = Data(K, Kt, Kabs, Ktabs, f(sc.c), f(sc.lv), f(sc.uv), f(sc.lc), f(sc.uc), f(sc.eta), f(xs), f(ys), f(kxs),
              f(kys), f(c), f(lv), f(uv), f(lc), f(uc), mask(np.isfinite(lv)), mask(np.isfinite(uv)),
              mask(np.isfinite(lc)), mask(np.isfinite(uc)), f(bnorm), f(cnorm), f(kappa), f(cinf),
              f(xscale), _settings(bk, cfg))
     if mesh is not None:
         shard = {name: _shard_vector(bk, getattr(d, name), mesh) for name in Data._fields
-                 if name not in ("K", "Kt", "settings") and np.ndim(getattr(d, name)) == 1}
+                 if name not in ("K", "Kt", "Kabs", "Ktabs", "settings") and np.ndim(getattr(d, name)) == 1}
         d = d._replace(**shard)
     return d
 
