@@ -55,16 +55,26 @@ def _vector(name, v, size=None):
 
 
 def _box(name, bounds, n):
+    """``(lo, hi)`` arrays of shape (n,) from a pair of scalars or (n,) arrays (infinite
+    allowed, NaN not); ``ValueError`` naming ``name`` otherwise."""
     if bounds is None:
         return np.full(n, -np.inf), np.full(n, np.inf)
-    try:
-        lo, hi = bounds
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (lo, hi)") from None
-    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (n,)).copy()
-    hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (n,)).copy()
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
+        raise ValueError(f"{name} must be a pair (lo, hi) of scalars or arrays of {n} entries")
+    out = []
+    for side, v in zip(("lo", "hi"), bounds):
+        a = float_array(f"{name} {side}", v, copy=True).reshape(-1)
+        if a.size == 1:
+            a = np.full(n, a[0])
+        if a.shape != (n,):
+            raise ValueError(f"{name} {side} must be a scalar or have {n} entries, got "
+                             f"{a.size}")
+        out.append(a)
+    lo, hi = out
     if np.isnan(lo).any() or np.isnan(hi).any() or (lo > hi).any():
         raise ValueError(f"{name}: need lo <= hi without NaN")
+    if (lo == np.inf).any() or (hi == -np.inf).any():
+        raise ValueError(f"{name}: lo = +inf or hi = -inf leaves no feasible point")
     return lo, hi
 
 

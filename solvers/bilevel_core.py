@@ -31,9 +31,11 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from cvxkit.solvers import validate
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.validate import float_array
 
 
 class BilevelFunctions(NamedTuple):
@@ -218,7 +220,8 @@ class Outer(NamedTuple):
 
 
 def outer_step(st: Outer, value_fn: Callable, grad_fn: Callable, x_lo, x_hi, fixed_step,
-               max_backtracks: int = 30) -> Outer:
+               max_backtracks: int = 30, precision: Callable | None = None,
+               tol=None) -> Outer:
     r"""One projected gradient step on ``value_fn`` (see the module docstring).
 
     ``value_fn(x, aux) -> (value, aux, counts)`` evaluates the objective (solving what it needs
@@ -227,7 +230,12 @@ def outer_step(st: Outer, value_fn: Callable, grad_fn: Callable, x_lo, x_hi, fix
     $v(x^+) \le v(x) + 10^{-4} h^\top (x^+ - x)$ (Armijo), else $s \leftarrow s/2$. With
     ``fixed_step > 0`` the step is $s$ = ``fixed_step`` without a test. The next trial step is
     the Barzilai–Borwein length $\langle\Delta x, \Delta x\rangle / \langle\Delta x, \Delta h\rangle$
-    (clipped to $[10^{-10}, 10^{10}]$; doubled when the curvature is not positive)."""
+    (clipped to $[10^{-10}, 10^{10}]$; doubled when the curvature is not positive).
+
+    ``precision(x, aux)``, when given, is the rounding-error floor of the gradient at ``x``; a
+    new point whose projected gradient is at most ``tol`` while the floor exceeds ``tol`` gets
+    the failure code 3 (stationarity cannot be certified at this precision: typically iterates
+    that grew without bound)."""
     jax, jnp = _jax()
     lax = jax.lax
     fixed = fixed_step > 0
@@ -259,6 +267,10 @@ def outer_step(st: Outer, value_fn: Callable, grad_fn: Callable, x_lo, x_hi, fix
     stalled = ~accept(xn, val)
     g, aux, cnt_g, bad = grad_fn(xn, aux)
     code = jnp.where(bad, 1, jnp.where(stalled, 2, 0)).astype(jnp.int32)
+    if precision is not None:
+        lost = ((projected_gradient_norm(xn, g, x_lo, x_hi) <= tol)
+                & (precision(xn, aux) > tol))
+        code = jnp.where((code == 0) & lost, 3, code).astype(jnp.int32)
     dx, dg = xn - st.x, g - st.grad
     curv = jnp.vdot(dx, dg)
     bb = jnp.where(curv > 0, jnp.vdot(dx, dx) / jnp.where(curv > 0, curv, 1.0), 2 * s)
@@ -267,17 +279,19 @@ def outer_step(st: Outer, value_fn: Callable, grad_fn: Callable, x_lo, x_hi, fix
 
 
 def outer_parts(value_fn: Callable, grad_fn: Callable, lower_residual: Callable,
-                extra: Callable | None = None):
+                extra: Callable | None = None, precision: Callable | None = None):
     """``(step, monitor, converged)`` of an outer loop of `outer_step` (driver signatures).
 
     ``value_fn(d)`` / ``grad_fn(d)`` build the oracles of `outer_step` from the data dict,
     ``lower_residual(state)`` is the last lower-level residual, ``extra(state)`` optional
-    monitored values. Monitored: ``objective`` (the value the loop decreases),
+    monitored values, ``precision(d)`` optional: builds the ``precision(x, aux)`` of
+    `outer_step` (a rounding-error floor of the gradient; optimal also needs floor <= ``tol``). Monitored: ``objective`` (the value the loop decreases),
     ``stationarity`` (projected gradient norm), ``lower_residual``, ``lower_solves``.
     Converged: stationarity <= ``tol`` and lower residual <= ``lower_tol``, or a failure."""
 
     def step(bk, st, d):
-        return outer_step(st, value_fn(d), grad_fn(d), d["x_lo"], d["x_hi"], d["fixed_step"])
+        return outer_step(st, value_fn(d), grad_fn(d), d["x_lo"], d["x_hi"], d["fixed_step"],
+                          precision=None if precision is None else precision(d), tol=d["tol"])
 
     def monitor(bk, st, d):
         out = {"objective": st.value,
@@ -286,8 +300,12 @@ def outer_parts(value_fn: Callable, grad_fn: Callable, lower_residual: Callable,
         return {**out, **(extra(st) if extra is not None else {})}
 
     def converged(bk, st, d):
+        _, jnp = _jax()
         pg = projected_gradient_norm(st.x, st.grad, d["x_lo"], d["x_hi"])
-        return ((pg <= d["tol"]) & (lower_residual(st) <= d["lower_tol"])) | (st.failed > 0)
+        ok = (pg <= d["tol"]) & (lower_residual(st) <= d["lower_tol"])
+        if precision is not None:
+            ok = ok & (precision(d)(st.x, st.aux) <= d["tol"])
+        return ok | (st.failed > 0) | ~jnp.isfinite(st.value) | ~jnp.isfinite(st.x).all()
 
     return step, monitor, converged
 
@@ -346,22 +364,44 @@ FAILURES = {
        "either at the precision of the lower solves (loosen tol or tighten lower_tol) or at a "
        "kink of F (where the active set of the lower level changes, e.g. the elastic net's "
        "support)",
+    3: "precision lost: the projected gradient is below tol, but at the size the iterates "
+       "have reached its rounding error exceeds tol, so stationarity cannot be certified",
 }
 
 
+def growth_message(x0, x, value0, value) -> str:
+    """A note when the iterates grew by a factor above 1e6 while the objective fell: a sign of
+    an upper level unbounded below on X (not a certificate; '' otherwise)."""
+    n0 = float(np.max(np.abs(x0), initial=0.0))
+    n1 = float(np.max(np.abs(x), initial=0.0))
+    if not (n1 > 1e6 * max(n0, 1.0)) or not (value < value0):
+        return ""
+    return (f"; the iterates grew from |x| = {n0:.3g} to {n1:.3g} while the objective fell from "
+            f"{value0:.6g} to {value:.6g}: the upper level may be unbounded below on X")
+
+
 def finish(r, method: str, backend: str, x, y, objective: float, stationarity: float,
-           failed: int, counts, setup_time: float, info: dict, init_compile: float = 0.0) -> Result:
+           failed: int, counts, setup_time: float, info: dict, init_compile: float = 0.0,
+           start=None) -> Result:
     """The `Result` of a bilevel solve: ``x`` the upper-level variable, ``info["y"]`` the lower
     level, ``dual_residual`` the stationarity measure, counts of lower solves and steps;
-    ``failed`` a code of `FAILURES` (0: none)."""
+    ``failed`` a code of `FAILURES` (0: none); ``start`` optional ``(x0, objective at x0)``
+    for the `growth_message` of a run that did not converge."""
     status = r.status
     message = ""
     if failed:
         status, message = Status.NUMERICAL_ERROR, FAILURES[failed]
-    elif status is Status.NUMERICAL_ERROR or not np.isfinite(objective):
+    elif (status is Status.NUMERICAL_ERROR or not np.isfinite(objective)
+          or not np.isfinite(np.asarray(x)).all()):
         status = Status.NUMERICAL_ERROR
         message = ("non-finite values: the lower level may be unbounded (not convex) at the "
-                   "current x, or the steps diverged")
+                   "current x, the upper level unbounded below, or the steps diverged")
+    elif status is Status.MAX_ITER:
+        message = f"maximum iterations reached with stationarity {stationarity:.3g}"
+    elif status is Status.TIME_LIMIT:
+        message = f"time limit reached with stationarity {stationarity:.3g}"
+    if start is not None and status is not Status.OPTIMAL:
+        message += growth_message(start[0], np.asarray(x), start[1], objective)
     counts = np.asarray(counts)
     info = {"y": np.asarray(y), "lower_solves": int(counts[0]),
             "lower_gradient_steps": int(counts[1]), "hessian_vector_products": int(counts[2]),
@@ -373,6 +413,50 @@ def finish(r, method: str, backend: str, x, y, objective: float, stationarity: f
                   history=as_numpy_history(r.history), backend=backend, method=method, info=info)
 
 
+def warm_start_point(warm_start, x0, y0):
+    r"""``(x, y, result)`` from a ``warm_start``: a `Result` of the same problem (its ``x`` and
+    ``info["y"]``; ``result`` is then the Result, whose other fields a method may reuse) or a
+    pair ``(x, y)`` of arrays; ``ValueError`` saying what is expected otherwise (shapes
+    ``(p,)`` and ``(d,)`` of ``x0``, ``y0``; finite entries)."""
+    p, d = np.size(x0), np.size(y0)
+    expected = (f"warm_start must be a Result of this problem or a pair (x, y) with x of shape "
+                f"({p},) and y of shape ({d},)")
+    result = None
+    if isinstance(warm_start, Result):
+        result = warm_start
+        y = warm_start.info.get("y") if isinstance(warm_start.info, dict) else None
+        if y is None:
+            raise ValueError(f"{expected}; got a Result without info['y'] (method "
+                             f"{warm_start.method or '?'})")
+        pair = (warm_start.x, y)
+    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
+        pair = tuple(warm_start)
+    else:
+        raise ValueError(f"{expected}; got {type(warm_start).__name__}")
+    out = []
+    for nm, v, n in (("x", pair[0], p), ("y", pair[1], d)):
+        try:
+            a = float_array(f"warm_start {nm}", v, finite=True).reshape(-1)
+        except ValueError as e:
+            raise ValueError(f"{expected}; {e}") from None
+        if a.shape != (n,):
+            raise ValueError(f"{expected}; got {nm} of shape {np.shape(v)}")
+        out.append(a)
+    return out[0], out[1], result
+
+
+def check_options(positive: dict = (), integers: dict = (), optional_positive: dict = ()):
+    """Type and range checks of method options (`cvxkit.solvers.validate`): ``positive``
+    name -> value, finite and > 0; ``integers`` name -> (value, allow None);
+    ``optional_positive`` name -> value, None or finite > 0."""
+    for nm, v in dict(positive).items():
+        validate.positive(nm, v)
+    for nm, (v, none) in dict(integers).items():
+        validate.integer(nm, v, allow_none=none)
+    for nm, v in dict(optional_positive).items():
+        validate.positive(nm, v, allow_none=True)
+
+
 def run_outer(name: str, parts, x0, y0, boxes: Boxes, backend: str, opts: Options,
               positive: dict, step, lower_max_iter: int, **scalars):
     """The common body of the two outer-loop methods (``implicit_diff``, ``bilevel_penalty``).
@@ -380,16 +464,15 @@ def run_outer(name: str, parts, x0, y0, boxes: Boxes, backend: str, opts: Option
     Validates the positive parameters ``positive`` (name -> value) and ``step``, builds the data
     dict (boxes, ``opts.tol``, ``positive``, ``scalars``, the int32 ``lower_max_iter``, the
     fixed step), compiles and runs ``init`` (``parts = (init, step, monitor, converged)``), then
-    the driver. Returns ``(driver.Run, data, setup seconds, init compile seconds)``."""
+    the driver. Returns ``(driver.Run, data, setup seconds, init compile seconds, start)``,
+    ``start = (x0, objective at x0)`` (for `finish`)."""
     _, jnp = _jax()
     t0 = now()
-    for nm, val in positive.items():
-        if not (val > 0 and np.isfinite(val)):
-            raise ValueError(f"{nm} must be a positive finite number, got {val!r}")
-    if step is not None and not (step > 0 and np.isfinite(step)):
-        raise ValueError(f"step must be a positive finite number or None, got {step!r}")
+    check_options(positive, {"lower_max_iter": (lower_max_iter, False)}, {"step": step})
+    if backend not in ("numpy", "jax"):
+        raise ValueError(f"unknown backend {backend!r}; valid choices: numpy, jax")
     if opts.warm_start is not None:
-        x0, y0 = opts.warm_start
+        x0, y0, _ = warm_start_point(opts.warm_start, x0, y0)
     init, step_fn, monitor, converged = parts
     bk = get_backend("jax", opts.dtype)
     with bk.precision():
@@ -402,7 +485,9 @@ def run_outer(name: str, parts, x0, y0, boxes: Boxes, backend: str, opts: Option
         jinit, tc = aot(init, x0, y0, d)
         state = jinit(x0, y0, d)
         setup = now() - t0 - tc
-        return drive(name, step_fn, monitor, converged, state, d, backend, opts), d, setup, tc
+        start = (np.asarray(x0), float(state.value))
+        return (drive(name, step_fn, monitor, converged, state, d, backend, opts), d, setup, tc,
+                start)
 
 
 def now() -> float:

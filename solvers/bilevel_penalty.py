@@ -30,6 +30,14 @@ $(h_\sigma(x, z) - g(x, y))/\sigma$.
 **Stopping**: ``optimal`` when $\|x - P_X(x - \nabla\psi_\sigma)\|_2 \le$ ``tol`` and both
 inner solves met ``lower_tol``: an approximately stationary point of $\psi_\sigma$, whose
 distance to a stationary point of $F$ is $O(\sigma)$. ``Result.objective`` is $f(x, y)$.
+The gradient divides a difference of lower-level gradients by $\sigma$, so its rounding error is
+about $\epsilon_{\rm mach}\max(1, \|x\|_\infty, \|y\|_\infty, \|z\|_\infty)/\sigma$; ``optimal``
+also needs this floor $\le$ ``tol``. A point whose projected gradient is below ``tol`` while the
+floor is above it ends as ``numerical_error`` (precision lost; typically iterates that grew
+without bound on an upper level unbounded below: before this check such a run reported
+``optimal`` at $x \approx 10^{12}$, where $z - y$ rounds to 0). A run that stops otherwise
+says in its message when the iterates grew by more than $10^6$ while the objective fell (a
+sign of an unbounded upper level; no certificate, so never ``dual_infeasible``).
 """
 from __future__ import annotations
 
@@ -88,9 +96,19 @@ def _functions(fns: BilevelFunctions):
         return Outer(x0, val, g, jnp.asarray(d["step0"], x0.dtype), aux, c1,
                      jnp.zeros((), jnp.int32))
 
+    def precision(d):
+        def floor(x, aux):
+            # the gradient divides a difference of lower-level gradients at y and z by sigma:
+            # y and z are known to eps |y|, eps |z| at best (and x to eps |x|)
+            size = jnp.maximum(jnp.max(jnp.abs(x)),
+                               jnp.maximum(jnp.max(jnp.abs(aux[0])), jnp.max(jnp.abs(aux[1]))))
+            return jnp.finfo(x.dtype).eps * jnp.maximum(size, 1.0) / d["sigma"]
+        return floor
+
     step, monitor, converged = outer_parts(
         value_fn, grad_fn, lambda st: st.aux[4],
-        lambda st: {"upper": fns.upper(st.x, st.aux[0])})  # objective: psi_sigma
+        lambda st: {"upper": fns.upper(st.x, st.aux[0])},  # objective: psi_sigma
+        precision=precision)
     return init, step, monitor, converged
 
 
@@ -111,7 +129,8 @@ def bilevel_penalty(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, sigma: float
         lower_tol, lower_max_iter: inner gradient-mapping tolerance and step cap (both solves).
         step: fixed outer step $\alpha$ (the paper's method); default None: BB + Armijo,
             first trial ``step0``.
-        warm_start: ``(x, y)``. time_limit, verbose, callback, check_every, dtype: as in
+        warm_start: a `Result` of the same problem or ``(x, y)`` (shapes (p,), (d,)).
+            time_limit, verbose, callback, check_every, dtype: as in
             `cvxkit.solvers.driver.Options`. backend: ``"numpy"`` or ``"jax"``.
 
     Returns:
@@ -121,7 +140,7 @@ def bilevel_penalty(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, sigma: float
     """
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, warm_start=warm_start, dtype=dtype)
-    r, d, setup, tc = run_outer("bilevel_penalty", _functions(fns), x0, y0, boxes, backend, opts,
+    r, d, setup, tc, start = run_outer("bilevel_penalty", _functions(fns), x0, y0, boxes, backend, opts,
                                 {"sigma": sigma, "lower_tol": lower_tol, "step0": step0}, step,
                                 lower_max_iter)
     with get_backend("jax", dtype).precision():
@@ -130,4 +149,4 @@ def bilevel_penalty(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, sigma: float
         return finish(r, "bilevel_penalty", backend, st.x, st.aux[0],
                       float(fns.upper(st.x, st.aux[0])), pg, int(st.failed), st.counts, setup,
                       {"z": np.asarray(st.aux[1]), "psi": float(st.value), "sigma": sigma,
-                       "hypergradient": np.asarray(st.grad)}, tc)
+                       "hypergradient": np.asarray(st.grad)}, tc, start=start)

@@ -35,7 +35,8 @@ hypergradient is exact up to ``lower_tol`` and ``cg_rtol``, which the stopping t
 **Stopping**: ``optimal`` when $\|x - P_X(x - \nabla F(x))\|_2 \le$ ``tol`` and the last lower
 solve met ``lower_tol``; ``numerical_error`` when CG meets non-positive curvature (the lower
 level is not strongly convex at $y^*$) or the line search cannot decrease $F$; ``max_iter``,
-``time_limit`` otherwise.
+``time_limit`` otherwise (the message notes iterates that grew by more than $10^6$ while $F$
+fell: a sign of an upper level unbounded below on $X$, not a certificate).
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ import numpy as np
 
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.bilevel_core import (
-    BilevelFunctions, Boxes, Outer, clip, counts, finish, implicit_hypergradient, lower_solve,
+    BilevelFunctions, Boxes, Outer, check_options, clip, counts, finish, implicit_hypergradient,
+    lower_solve,
     outer_parts, projected_gradient_norm, run_outer,
 )
 from cvxkit.solvers.driver import Options
@@ -106,7 +108,9 @@ def implicit_diff(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1
             and step cap. cg_rtol, cg_max_iter: CG relative residual and cap (default $2d + 20$).
         step: a fixed outer step (no line search); default None: BB steps with Armijo
             backtracking, the first trial ``step0``.
-        warm_start: ``(x, y)`` to start from instead of ``(x0, y0)``.
+        warm_start: a `Result` of the same problem (its ``x`` and ``info["y"]``) or a pair
+            ``(x, y)`` of arrays of shapes (p,), (d,), to start from instead of ``(x0, y0)``;
+            ``ValueError`` otherwise.
         time_limit, verbose, callback, check_every, dtype: as in `cvxkit.solvers.driver.Options`.
         backend: ``"numpy"`` (Python loop over the jitted step) or ``"jax"`` (fused loop).
 
@@ -117,7 +121,8 @@ def implicit_diff(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1
     """
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, warm_start=warm_start, dtype=dtype)
-    r, d, setup, tc = run_outer("implicit_diff", _functions(fns), x0, y0, boxes, backend, opts,
+    check_options(integers={"cg_max_iter": (cg_max_iter, True)})
+    r, d, setup, tc, start = run_outer("implicit_diff", _functions(fns), x0, y0, boxes, backend, opts,
                                 {"lower_tol": lower_tol, "cg_rtol": cg_rtol, "step0": step0},
                                 step, lower_max_iter,
                                 cg_max_iter=np.int32(cg_max_iter or 2 * np.size(y0) + 20))
@@ -125,4 +130,5 @@ def implicit_diff(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1
         st = r.state
         pg = float(projected_gradient_norm(st.x, st.grad, d["x_lo"], d["x_hi"]))
         return finish(r, "implicit_diff", backend, st.x, st.aux[0], float(st.value), pg,
-                      int(st.failed), st.counts, setup, {"hypergradient": np.asarray(st.grad)}, tc)
+                      int(st.failed), st.counts, setup, {"hypergradient": np.asarray(st.grad)}, tc,
+                      start=start)

@@ -30,9 +30,11 @@ $\min f(x, y)$ s.t. $g(x, y) - v_\gamma(x, y, z) \le 0$, $c(x, y) \le 0$, $(x, y
    $z \leftarrow P_{\ge 0}(z - \beta d_z)$.
 
 $P_C$: a clip when there are no constraints; for constraints affine in $(x, y)$, $c = A(x, y) - b$,
-the projection onto $\{Au \le b\} \cap$ box by projected gradient ascent on its dual
-($u(\mu) = P_{\rm box}(u_0 - A^\top\mu)$, warm-started $\mu$), to $\max(Au - b)_+ \le 10^{-12}$
-or 500 steps (the paper's code solves a CVXPY QP per iteration instead).
+the projection onto $\{Au \le b\} \cap$ box by accelerated projected gradient ascent on its
+dual ($u(\mu) = P_{\rm box}(u_0 - A^\top\mu)$, warm-started $\mu$), solved to KKT accuracy
+(feasibility *and* complementarity, `project_c`: a warm-started multiplier of a constraint
+that has become inactive must fall back to 0, else it keeps pushing the point away from the
+constraint) or 2000 steps (the paper's code solves a CVXPY QP per iteration instead).
 
 **Defaults** (the paper's toy: $\gamma_1 = \gamma_2 = 10$, $c_k = 0.025(k+1)^{0.3}$; its SVM
 experiment: $c_k = (k+1)^{1/2}$): ``gamma1 = gamma2 = 10``, ``c_lower = 1``, ``p = 0.49``,
@@ -45,14 +47,16 @@ $\alpha = 1/(L_f/\underline{c} + 2L_g^{xy} + 1/\gamma_1 + \gamma_2\|\nabla c\|^2
 **Safeguard (ours, not in the paper):** the paper's step conditions assume global Lipschitz
 constants, which the lower levels here may lack (a penalty $e^{x}\|w\|^2$ has curvature
 growing with $x$). After each step, a secant estimate of the curvature along the step is taken
-for the $\theta$ update and for the $(x, y)$ update; a step size whose product with it exceeds 1
-is halved ($\beta$ keeps its ratio to $\alpha$). Steps never grow back. ``info["steps"]`` has the
+for the $\theta$ update and for the $(x, y)$ update (the direction $d(x, y)$ re-evaluated at the
+new point with the same $\theta$, $\lambda$, $c_k$, so that the motion of those sequences is not
+taken for curvature); a step size whose product with it exceeds 1 is halved ($\beta$ keeps its ratio to $\alpha$). Steps never grow back. ``info["steps"]`` has the
 final values. The digest of the paper
 found the released toy defaults diverge at larger sizes, so the steps scale with the problem.
 
 **Stopping** (the paper states none): ``optimal`` when the step residual
-$\|(x, y)^{k+1} - (x, y)^k\|/\alpha \le$ ``tol`` and the value-function gap
-$|g(x, y) - \hat v|$ (with $\hat v$ the proximal Lagrangian at $(\theta, \lambda)$) $\le$ ``tol``.
+$\|(x, y)^{k+1} - (x, y)^k\|/\alpha \le$ ``tol``, the value-function gap
+$|g(x, y) - \hat v|$ (with $\hat v$ the proximal Lagrangian at $(\theta, \lambda)$) $\le$ ``tol``
+and the last projection met its KKT tolerance.
 The penalty $c_k$ grows slowly, so the method approaches bilevel stationarity at a sublinear
 rate: expect ``max_iter`` at tight tolerances (the status says so).
 """
@@ -62,7 +66,10 @@ import functools
 
 import numpy as np
 
-from cvxkit.solvers.bilevel_core import BilevelFunctions, Boxes, clip, drive, finish, now
+from cvxkit.solvers import validate
+from cvxkit.solvers.bilevel_core import (
+    BilevelFunctions, Boxes, check_options, clip, drive, finish, now, warm_start_point,
+)
 
 
 def _pieces(fns: BilevelFunctions):
@@ -81,29 +88,49 @@ def _pieces(fns: BilevelFunctions):
         jax.grad(fns.lower, argnums=(0, 1))
 
 
-def project_c(u0, mu, A, b, lo, hi, iters: int = 500):
-    r"""Projection of ``u0`` onto $\{u: Au \le b,\ lo \le u \le hi\}$ by projected gradient ascent
-    on the dual from ``mu`` (step $1/\|A\|_F^2$). Returns ``(u, mu)``."""
+def project_c(u0, mu, A, b, lo, hi, step, iters: int = 2000, rtol: float = 1e-12):
+    r"""Projection of ``u0`` onto $\{u: Au \le b,\ lo \le u \le hi\}$, solved to KKT accuracy.
+
+    Dual: $\max_{\mu \ge 0} q(\mu)$, $q(\mu) = \min_{lo \le u \le hi} \tfrac12\|u - u_0\|^2
+    + \mu^\top(Au - b)$, with $u(\mu) = P_{\rm box}(u_0 - A^\top\mu)$ and
+    $\nabla q(\mu) = Au(\mu) - b$ ($1$-Lipschitz times $\|A\|_2^2$). Accelerated projected
+    gradient ascent (FISTA, gradient restart) from the warm start ``mu`` with
+    ``step`` $= 1/\|A\|_2^2$, stopped when the KKT residual of the subproblem,
+    $\|\mu - P_{\ge 0}(\mu + (Au - b))\|_\infty$ (primal feasibility on the rows with
+    $\mu_i = 0$, complementarity on the others, so that a stale positive multiplier is decreased,
+    not kept because the point happens to be feasible), is at most
+    ``rtol`` $(1 + \|b\|_\infty + \|A u_0\|_\infty)$, or after ``iters`` steps.
+    Returns ``(u, mu, kkt residual)``."""
     import jax
     import jax.numpy as jnp
 
     if A.shape[0] == 0:
-        return clip(u0, lo, hi), mu
-    step = 1.0 / jnp.maximum(jnp.sum(A * A), 1e-300)
+        return clip(u0, lo, hi), mu, jnp.zeros((), u0.dtype)
+    scale = 1.0 + jnp.max(jnp.abs(b)) + jnp.max(jnp.abs(A @ jnp.where(jnp.isfinite(u0), u0, 0.0)))
 
     def u_of(m):
         return clip(u0 - A.T @ m, lo, hi)
 
+    def kkt(m):
+        return jnp.max(jnp.abs(m - jnp.maximum(m + (A @ u_of(m) - b), 0.0)))
+
     def cond(c):
-        m, k = c
-        return (jnp.max(A @ u_of(m) - b) > 1e-12 * (1 + jnp.max(jnp.abs(b)))) & (k < iters)
+        m, _, _, k = c
+        return (kkt(m) > rtol * scale) & (k < iters)
 
     def body(c):
-        m, k = c
-        return jnp.maximum(m + step * (A @ u_of(m) - b), 0.0), k + 1
+        m, w, t, k = c
+        m1 = jnp.maximum(w + step * (A @ u_of(w) - b), 0.0)
+        t1 = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
+        # gradient restart: drop the momentum when it points against the ascent step
+        restart = jnp.vdot(m1 - m, w - m1) > 0
+        t1 = jnp.where(restart, 1.0, t1)
+        w1 = jnp.where(restart, m1, m1 + ((t - 1.0) / t1) * (m1 - m))
+        return m1, w1, t1, k + 1
 
-    mu, _ = jax.lax.while_loop(cond, body, (mu, 0))
-    return u_of(mu), mu
+    one = jnp.ones((), u0.dtype)
+    mu, _, _, _ = jax.lax.while_loop(cond, body, (mu, mu, one, 0))
+    return u_of(mu), mu, kkt(mu) / scale
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,7 +157,8 @@ def _functions(fns: BilevelFunctions):
         p = x.size
         u_old = jnp.concatenate([x, y])
         dxy = jnp.concatenate([dx, dy])
-        u, mu = project_c(u_old - alpha * dxy, st["mu"], d["A"], d["b"], d["u_lo"], d["u_hi"])
+        u, mu, pkkt = project_c(u_old - alpha * dxy, st["mu"], d["A"], d["b"], d["u_lo"],
+                                d["u_hi"], d["proj_step"])
         z1 = jnp.maximum(z - 2 * alpha * d["beta_ratio"] * dz, 0.0)
         x1, y1 = u[:p], u[p:]
         res = jnp.linalg.norm(u - u_old) / alpha
@@ -138,13 +166,19 @@ def _functions(fns: BilevelFunctions):
         _, gth1 = g_lag(x, th1, lam)
         dth = jnp.linalg.norm(th1 - th)
         L_th = jnp.linalg.norm(gth1 + (th1 - y) / g1 - G) / jnp.where(dth > 0, dth, 1.0)
-        du = jnp.linalg.norm(u_old - st["u_prev"])
-        L_u = jnp.linalg.norm(dxy - st["d_prev"]) / jnp.where(du > 0, du, 1.0)
+        # the (x, y) direction at the new point with the same (theta, lambda, c_k): a secant of
+        # the map u -> d(u) alone (the auxiliary sequences move on their own, so comparing with
+        # the previous iteration's direction would see their motion as curvature)
+        fx1, fy1 = g_f(x1, y1)
+        gx1, gy1 = g_g(x1, y1)
+        lx1, _ = g_lag(x1, th1, lam1)
+        dxy1 = jnp.concatenate([fx1 / ck + gx1 - lx1, fy1 / ck + gy1 - (y1 - th1) / g1])
+        du = jnp.linalg.norm(u - u_old)
+        L_u = jnp.linalg.norm(dxy1 - dxy) / jnp.where(du > 0, du, 1.0)
         eta = jnp.where(eta * L_th > 1.0, 0.5 * eta, eta)
-        alpha = jnp.where((alpha * L_u > 1.0) & (k > 0), 0.5 * alpha, alpha)
+        alpha = jnp.where(alpha * L_u > 1.0, 0.5 * alpha, alpha)
         return {"x": x1, "y": y1, "z": z1, "theta": th1, "lam": lam1, "mu": mu,
-                "k": k + 1, "res": res, "eta": eta, "alpha": alpha, "u_prev": u_old,
-                "d_prev": dxy}
+                "k": k + 1, "res": res, "eta": eta, "alpha": alpha, "proj_kkt": pkkt}
 
     def gap(st, d):
         x, y, th, lam, z = st["x"], st["y"], st["theta"], st["lam"], st["z"]
@@ -159,7 +193,8 @@ def _functions(fns: BilevelFunctions):
                                                       jnp.zeros((1,), st["x"].dtype)]))}
 
     def converged(bk, st, d):
-        return (st["res"] <= d["tol"]) & (jnp.abs(gap(st, d)) <= d["tol"])
+        return ((st["res"] <= d["tol"]) & (jnp.abs(gap(st, d)) <= d["tol"])
+                & (st["proj_kkt"] <= 1e-9))
 
     def curvatures(x, y, vy, vu):
         """(L_g in y, L_g in (x, y), L_f in (x, y)): Hessian norms at the start."""
@@ -228,7 +263,9 @@ def lv_hba(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1e-5,
         max_iter: iterations (single loop: one $\theta$/$\lambda$ step, one $(x, y, z)$ step).
         gamma1, gamma2: proximal parameters. c_lower, p: penalty $c_k = $ c_lower$(k+1)^p$.
         eta, alpha, beta: step sizes (default: from curvature estimates, module docstring).
-        warm_start: ``(x, y)``. time_limit, verbose, callback, check_every, dtype: as in
+        warm_start: a `Result` of the same problem (``x``, ``info["y"]``; from ``lv_hba`` also
+            its ``theta``, ``lam``, ``z``) or a pair ``(x, y)`` (shapes (p,), (d,)).
+        time_limit, verbose, callback, check_every, dtype: as in
             `cvxkit.solvers.driver.Options`. backend: ``"numpy"`` or ``"jax"``.
 
     Returns:
@@ -245,16 +282,14 @@ def lv_hba(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1e-5,
     t0 = now()
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, warm_start=warm_start, dtype=dtype)
-    for nm, val in (("gamma1", gamma1), ("gamma2", gamma2), ("c_lower", c_lower)):
-        if not (val > 0 and np.isfinite(val)):
-            raise ValueError(f"{nm} must be a positive finite number, got {val!r}")
-    if not 0 < p < 0.5:
-        raise ValueError(f"p must lie in (0, 1/2), got {p!r}")
-    for nm, val in (("eta", eta), ("alpha", alpha), ("beta", beta)):
-        if val is not None and not (val > 0 and np.isfinite(val)):
-            raise ValueError(f"{nm} must be a positive finite number or None, got {val!r}")
+    check_options({"gamma1": gamma1, "gamma2": gamma2, "c_lower": c_lower},
+                  optional_positive={"eta": eta, "alpha": alpha, "beta": beta})
+    validate.positive("p", p, upper=0.5)
+    if backend not in ("numpy", "jax"):
+        raise ValueError(f"unknown backend {backend!r}; valid choices: numpy, jax")
+    prev = None
     if warm_start is not None:
-        x0, y0 = warm_start
+        x0, y0, prev = warm_start_point(warm_start, x0, y0)
     step, monitor, converged, cons, curvatures = _functions(fns)
     bk = get_backend("jax", dtype)
     with bk.precision():
@@ -281,15 +316,23 @@ def lv_hba(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1e-5,
         d = {"gamma1": bk.asarray(gamma1), "gamma2": bk.asarray(gamma2),
              "beta_ratio": bk.asarray(beta / (2 * alpha)),
              "c_lower": bk.asarray(c_lower), "p": bk.asarray(p), "tol": bk.asarray(tol),
-             "A": bk.asarray(A), "b": bk.asarray(b), "y_lo": bx["y_lo"], "y_hi": bx["y_hi"],
+             "A": bk.asarray(A), "b": bk.asarray(b),
+             "proj_step": bk.asarray(1.0 / max(Ax**2, 1e-300)), "y_lo": bx["y_lo"], "y_hi": bx["y_hi"],
              "u_lo": jnp.concatenate([bx["x_lo"], bx["y_lo"]]),
              "u_hi": jnp.concatenate([bx["x_hi"], bx["y_hi"]])}
-        state = {"x": x, "y": y, "z": jnp.zeros(m), "theta": y, "lam": jnp.zeros(m),
+        z0, th0, lam0 = jnp.zeros(m), y, jnp.zeros(m)
+        if prev is not None and prev.method == "lv_hba":  # reuse the auxiliary sequences
+            aux = [np.asarray(prev.info.get(k, ()), dtype=np.float64).reshape(-1)
+                   for k in ("z", "theta", "lam")]
+            if [a.size for a in aux] == [m, y.size, m] and all(np.isfinite(a).all() for a in aux):
+                z0, th0, lam0 = (bk.asarray(a) for a in aux)
+        state = {"x": x, "y": y, "z": z0, "theta": th0, "lam": lam0,
                  "mu": jnp.zeros(m), "k": jnp.asarray(0, jnp.int32),
                  "res": jnp.asarray(1e30, x.dtype),  # no step taken yet
                  "eta": bk.asarray(eta), "alpha": bk.asarray(alpha),
-                 "u_prev": jnp.concatenate([x, y]), "d_prev": jnp.zeros(x.size + y.size)}
+                 "proj_kkt": jnp.zeros((), x.dtype)}
         setup = now() - t0 - tc
+        start = (np.asarray(x), float(fns.upper(x, y)))
         r = drive("lv_hba", step, monitor, converged, state, d, backend, opts)
         st = r.state
         viol = float(jnp.max(jnp.concatenate([cons(st["x"], st["y"]), jnp.zeros(1)])))
@@ -299,5 +342,5 @@ def lv_hba(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1e-5,
                       "z": np.asarray(st["z"]),
                       "value_gap": float(r.history["value_gap"][-1]),
                       "steps": {"eta": float(st["eta"]), "alpha": float(st["alpha"]),
-                                "beta": float(st["alpha"]) * beta / alpha}}, tc)
+                                "beta": float(st["alpha"]) * beta / alpha}}, tc, start=start)
         return res.replace(primal_residual=max(viol, 0.0))
