@@ -35,27 +35,38 @@ certificates and the adaptive penalty.
 reduced form with a dense Cholesky factorization, or in its full quasi-definite form with a
 sparse LDL^T (`cvxkit.solvers.kkt`), factored once and refactored only when $\rho$ changes.
 
-**Checks** (every ``check_every`` iterations, on the unscaled problem, infinity norms):
+**Checks** (every ``check_every`` iterations, infinity norms) are made in *normalized units*:
+the user's problem with each constraint row divided by its norm $a_i = \lVert A_{i:}\rVert$, $x$
+measured in a length unit $\beta$ and the objective in a cost unit $\gamma$, all three computed
+from the data (`cvxkit.solvers.scaling`, "Units first"; $\hat r_i = r_i/(a_i\beta)$ for a row
+quantity, $\hat r = \beta r/\gamma$ for a dual one, $g/\gamma$ for the gap). So "relative" means
+relative to the data's own magnitudes, and scaling a row, the cost $(P, q)$ or the right-hand
+sides $(l, u, q)$ by any $10^k$ changes neither the status nor the (scaled) answer: OSQP's
+absolute part $\epsilon_{abs}$ would otherwise dominate a row scaled by $10^{-12}$ (any
+violation of it passes) or a cost scaled by $10^{-9}$ (any point is "optimal"). With hats for
+normalized quantities:
 
-* primal residual $r_p = \lVert Ax - z\rVert$, tolerance
-  $\epsilon_p = \epsilon_{abs} + \epsilon_{rel}\max(\lVert Ax\rVert, \lVert z\rVert)$;
-* dual residual $r_d = \lVert Px + q + A^\top y\rVert$, tolerance
-  $\epsilon_d = \epsilon_{abs} + \epsilon_{rel}\max(\lVert Px\rVert, \lVert A^\top y\rVert, \lVert q\rVert)$;
-* duality gap $g = \lvert x^\top P x + q^\top x + \sigma_C(y)\rvert$ with
+* primal residual $r_p = \lVert \hat A x - \hat z\rVert$, tolerance
+  $\epsilon_p = \epsilon_{abs} + \epsilon_{rel}\max(\lVert \hat Ax\rVert, \lVert \hat z\rVert)$;
+* dual residual $r_d = \lVert \hat P x + \hat q + \hat A^\top \hat y\rVert$, tolerance
+  $\epsilon_d = \epsilon_{abs} + \epsilon_{rel}\max(\lVert \hat Px\rVert, \lVert \hat A^\top \hat y\rVert, \lVert \hat q\rVert)$;
+* duality gap $g = \lvert x^\top \hat P x + \hat q^\top x + \sigma_C(\hat y)\rvert$ with
   $\sigma_C(y) = u^\top y_+ + l^\top y_-$, tolerance
-  $\epsilon_g = \epsilon_{abs} + \epsilon_{rel}\max(\lvert x^\top Px\rvert, \lvert q^\top x\rvert, \lvert\sigma_C(y)\rvert)$
+  $\epsilon_g = \epsilon_{abs} + \epsilon_{rel}\max(\lvert x^\top \hat Px\rvert, \lvert \hat q^\top x\rvert, \lvert\sigma_C(\hat y)\rvert)$
   (as OSQP 1.x; ``check_gap=False`` drops it);
 * optimal when $r_p \le \epsilon_p$, $r_d \le \epsilon_d$ and $g \le \epsilon_g$;
-* primal infeasible (when $r_p > \epsilon_p$) if $\delta y = y^k - y^{k-1}$, projected onto the
-  polar of the recession cone of $C$, has $\sigma_C(\delta y) < 0$ and
-  $\lVert A^\top\delta y\rVert < \epsilon_{pinf}\lVert\delta y\rVert$;
-* dual infeasible, i.e. unbounded (when $r_d > \epsilon_d$) if $\delta x = x^k - x^{k-1}$ has
-  $q^\top\delta x < 0$, $\lVert P\delta x\rVert < \epsilon_{dinf}\lVert\delta x\rVert$ and
-  $A\delta x$ in the recession cone of $C$ up to $\epsilon_{dinf}\lVert\delta x\rVert$.
-  (The sign tests use 0, between OSQP 0.6.0's $< -\epsilon\lVert\cdot\rVert$, which misses
-  problems infeasible by less than about $\epsilon$, and the $< +\epsilon\lVert\cdot\rVert$ of
-  later OSQP releases; on problems feasible or infeasible only at the tolerance level the
-  verdict can differ from OSQP's);
+* infeasibility certificates are tested relative to the data's magnitudes (each test is
+  invariant under the scalings above; `certificate_error` states them on the user's data and
+  re-checks every certificate on the unscaled data before it is reported: one that fails there
+  gives ``numerical_error``, never a certificate status). Primal infeasible (when
+  $r_p > \epsilon_p$) if $y = \delta y = y^k - y^{k-1}$, projected onto the polar of the
+  recession cone of $C$, has $|(A^\top y)_j| \le \epsilon_{pinf}\max_i(|A_{ij}|/a_i)
+  \max_i a_i|y_i|$ and $\sigma_C(y) < -\epsilon_{pinf}\sum_i|b_i||y_i|$ ($b_i$ the bound that
+  the sign of $y_i$ selects);
+* dual infeasible, i.e. unbounded (when $r_d > \epsilon_d$) if $d = \delta x = x^k - x^{k-1}$
+  has $|(Pd)_j| \le \epsilon_{dinf}\max_k|P_{jk}|\lVert d\rVert$ (so a strongly convex but tiny
+  $P$ is never "unbounded"), $q^\top d < -\epsilon_{dinf}|q|^\top|d|$ and $Ad$ in the recession
+  cone of $C$ up to $\epsilon_{dinf}a_i\lVert d\rVert$ on row $i$;
 * residuals above $10^{30}$ or not finite: ``numerical_error`` (a non-convex $P$, or data
   too badly scaled).
 
@@ -969,13 +980,15 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
     Returns:
         `Result` with ``x`` the primal solution (NaN when infeasible or unbounded),
         ``objective`` $\tfrac12 x^\top Px + q^\top x$ (``+inf`` for primal infeasible, ``-inf``
-        for unbounded), ``primal_residual`` $\lVert Ax - z\rVert_\infty$, ``dual_residual``
-        $\lVert Px + q + A^\top y\rVert_\infty$, and in ``info``: ``y`` (duals; $y > 0$ on upper
-        bounds, $< 0$ on lower), ``z`` ($= \Pi_{[l,u]}(Ax)$ at convergence), ``gap``,
-        ``eps_prim``, ``eps_dual``, ``eps_gap``, ``rho`` (final), ``rho_updates``
-        (refactorizations after the first), ``linsys``, ``polish`` (``"off"``, ``"success"``,
-        ``"failed"``) and, when infeasible, ``certificate`` ($\delta y$ or $\delta x$, unscaled,
-        unit infinity norm). The history holds, per check: ``iteration``, ``objective``,
+        for unbounded), ``primal_residual`` $\lVert \hat Ax - \hat z\rVert_\infty$,
+        ``dual_residual`` $\lVert \hat Px + \hat q + \hat A^\top \hat y\rVert_\infty$ (in the
+        normalized units of the module docstring, as the tolerances), and in ``info``: ``y``
+        (duals, user units; $y > 0$ on upper bounds, $< 0$ on lower), ``z``
+        ($= \Pi_{[l,u]}(Ax)$ at convergence), ``gap``, ``eps_prim``, ``eps_dual``, ``eps_gap``
+        (normalized units), ``rho`` (final), ``rho_updates`` (refactorizations after the first),
+        ``linsys``, ``polish`` (``"off"``, ``"success"``, ``"failed"``) and, when infeasible,
+        ``certificate`` ($\delta y$ or $\delta x$, unscaled, unit infinity norm, checked by
+        `certificate_error`). ``message`` says why a certificate was or was not accepted. The history holds, per check: ``iteration``, ``objective``,
         ``prim_res``, ``dual_res``, ``gap``, ``rho``. A batch returns ``x`` (B, n), per-member
         arrays in ``info`` (``statuses``, ``iterations``, ``objectives``, ...), ``status`` =
         ``optimal`` only if every member is (else the first non-optimal member's status),
