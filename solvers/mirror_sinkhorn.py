@@ -402,7 +402,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
     for name, f in (("objective", objective), ("exact_gradient", exact_gradient)):
         if f is not None and not callable(f):
             raise ValueError(f"{name} must be callable or None, got {type(f).__name__}")
-    if not (loss is None or loss == "linear" or callable(loss)):
+    if not (loss is None or (isinstance(loss, str) and loss == "linear") or callable(loss)):
         raise ValueError(f"loss must be None, 'linear' or a callable (P, t) -> scalar, got {loss!r}")
     if not isinstance(grad_args, (tuple, list)):
         raise ValueError("grad_args must be a tuple of arrays")

@@ -360,3 +360,42 @@ def test_linear_problem_matches_exact_ot():
     assert rep.ok, rep
     f, g = res.info["potentials"]
     assert np.isfinite(f).all() and np.isfinite(g).all()
+
+
+# --- issue 17: no silent wrong answers ---------------------------------------------------
+def test_tol_is_relative_to_mass_and_cost():
+    """With max(1, |<G, x>|) as the scale, costs x 1e-9 made any tol >= 1e-9 'optimal' at the
+    first check; the scale sum(a) * max|G| gives the same status and steps at every scale."""
+    a, b, C = clouds(8, 8, seed=13)
+    base = mirror_sinkhorn(a, b, C, tol=1e-2, max_iter=20_000, check_every=50)
+    assert base.status is Status.OPTIMAL
+    for sa, sC in ((1.0, 1e-9), (1e-9, 1.0), (1e9, 1e9)):
+        r = mirror_sinkhorn(a * sa, b * sa, C * sC, tol=1e-2, max_iter=20_000, check_every=50)
+        assert r.status is Status.OPTIMAL and r.iterations == base.iterations
+        assert r.dual_residual <= 1e-2 * sa * np.abs(C * sC).max()
+        assert 0 <= r.objective - sa * sC * ot.emd2(a, b, C) <= r.dual_residual * (1 + 1e-9)
+
+
+def test_options_and_warm_start_are_checked():
+    a, b, C = clouds(5, 4, seed=0)
+    for name, value in (("step_scale", "1"), ("grad_bound", [1.0]), ("tol", "1e-3"),
+                        ("record_steps", 2.5), ("round", 1), ("seed", 1.0), ("max_iter", 10.0)):
+        with pytest.raises(TypeError, match=name):
+            mirror_sinkhorn(a, b, C, **{"max_iter": 10, name: value})
+    with pytest.raises(ValueError, match="loss"):
+        mirror_sinkhorn(a, b, C, max_iter=10, loss=np.ones(2))
+    with pytest.raises(ValueError, match="seed"):
+        mirror_sinkhorn(a, b, C, max_iter=10, seed=-1)
+    run = mirror_sinkhorn(a, b, C, max_iter=10)
+    bad_state = {**run.info["state"], "beta": np.zeros(7)}
+    with pytest.raises(ValueError, match="warm_start state 'beta'"):
+        mirror_sinkhorn(a, b, C, max_iter=10, warm_start=run.replace(info={**run.info, "state": bad_state}))
+    from cvxkit.problems import OptimalTransport
+
+    for ws in (OptimalTransport(a, b, C, reg=0.1).solve(), (np.zeros(5), np.zeros(4)), "run"):
+        with pytest.raises(ValueError, match="warm_start must be a Result returned by mirror_sinkhorn"):
+            mirror_sinkhorn(a, b, C, max_iter=10, warm_start=ws)
+    import scipy.sparse as sparse
+
+    r = mirror_sinkhorn(a, b, sparse.coo_array(C), max_iter=10)  # densified
+    np.testing.assert_allclose(r.x, run.x, rtol=1e-14)

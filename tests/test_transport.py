@@ -234,3 +234,114 @@ def test_network_simplex_pivot_limit_is_reported():
     a, b, C = clouds(60, 60, seed=12)
     res = OptimalTransport(a, b, C).solve(max_iter=3)
     assert res.status is Status.MAX_ITER
+
+
+# --- issue 17: no silent wrong answers ---------------------------------------------------
+def test_exact_ot_negative_costs_and_large_mass_are_solved():
+    """POT's ot.emd called with these ends 'infeasible'; both are feasible, bounded LPs."""
+    a, b, C = clouds(8, 6, seed=13)
+    ref = ot.emd2(a, b, C)
+    for A, B, CC, expected in ((a, b, C - 5, ref - 5), (a * 1e9, b * 1e9, C, 1e9 * ref),
+                               (a * 1e-9, b * 1e-9, -C * 1e6, None)):
+        res = OptimalTransport(A, B, CC).solve()
+        assert res.status is Status.OPTIMAL, res.message
+        if expected is None:  # cost -C: OT(-C) = OT(max C - C) - max C (POT fails on -C itself)
+            expected = 1e-3 * (ot.emd2(a, b, C.max() - C) - C.max())
+        assert abs(res.objective - expected) <= 1e-9 * abs(expected)
+        assert res.primal_residual <= 1e-12 * A.sum()
+        u, v = res.dual
+        assert (u[:, None] + v[None, :] - CC).max() <= 1e-9 * np.ptp(CC)
+        assert abs(res.info["dual_objective"] - res.objective) <= 1e-9 * A.sum() * np.abs(CC).max()
+
+
+def test_exact_ot_result_code_is_checked(monkeypatch):
+    """A claimed 'infeasible' from POT on a feasible problem is never passed through."""
+    a, b, C = clouds(5, 4, seed=14)
+
+    def fake_emd(a, b, C, numItermax, log):
+        return np.zeros((a.size, b.size)), {"result_code": 0, "u": np.zeros(a.size),
+                                             "v": np.zeros(b.size), "warning": "infeasible"}
+
+    monkeypatch.setattr(ot, "emd", fake_emd)
+    res = OptimalTransport(a, b, C).solve()
+    assert res.status is Status.NUMERICAL_ERROR and "not trusted" in res.message
+
+
+def test_entropic_tiny_mass_meets_a_relative_tol():
+    """a * 1e-12 used to end 'optimal' after 5 iterations with a 38 % marginal error."""
+    a, b, C = clouds(10, 8, seed=15)
+    base = OptimalTransport(a, b, C, reg=0.1).solve(tol=1e-9)
+    for s in (1e-12, 1e12):
+        res = OptimalTransport(a * s, b * s, C, reg=0.1).solve(tol=1e-9)
+        assert res.status is Status.OPTIMAL
+        assert res.info["relative_marginal_error"] <= 1e-9
+        assert res.primal_residual <= 1e-9 * s
+        assert np.abs(res.x - s * base.x).max() <= 1e-8 * s * base.x.max()
+        # the entropy term picks up reg * mass * log(s)
+        assert res.objective == pytest.approx(s * base.objective + 0.1 * s * np.log(s), rel=1e-9)
+
+
+def test_entropic_cost_and_reg_scaled_together():
+    """reg is in the cost's units: (C, reg) -> 10^k (C, reg) gives the same plan and status."""
+    a, b, C = clouds(10, 8, seed=16)
+    base = OptimalTransport(a, b, C, reg=0.05).solve(tol=1e-10)
+    for k in (-9, -4, 4, 9):
+        res = OptimalTransport(a, b, C * 10.0**k, reg=0.05 * 10.0**k).solve(tol=1e-10)
+        assert res.status is base.status is Status.OPTIMAL
+        assert res.iterations == pytest.approx(base.iterations, abs=2)
+        assert np.abs(res.x - base.x).max() <= 1e-9 * base.x.max()
+        assert res.objective == pytest.approx(10.0**k * base.objective, rel=1e-9)
+    # shifting the costs changes nothing but the objective (by shift * mass)
+    res = OptimalTransport(a, b, C - 7.0, reg=0.05).solve(tol=1e-10)
+    assert np.abs(res.x - base.x).max() <= 1e-9 * base.x.max()
+    assert res.objective == pytest.approx(base.objective - 7.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_float32_unreachable_tol_is_not_optimal(backend):
+    """numpy float32 with tol=1e-12 used to report optimal at a true marginal error of 5e-8."""
+    a, b, C = clouds(12, 10, seed=17)
+    res = OptimalTransport(a, b, C, reg=0.1).solve(dtype="float32", tol=1e-12, backend=backend,
+                                                   max_iter=3_000)
+    true_err = np.abs(res.x.sum(1) - a).sum() + np.abs(res.x.sum(0) - b).sum()
+    assert true_err > 1e-12
+    assert res.status in (Status.MAX_ITER, Status.OPTIMAL_INACCURATE), res.status
+    # a reachable float32 tol is still met and confirmed in float64
+    res = OptimalTransport(a, b, C, reg=0.1).solve(dtype="float32", tol=1e-5, backend=backend)
+    assert res.status is Status.OPTIMAL and res.info["relative_marginal_error"] <= 1e-5
+
+
+def test_crashes_are_clear_errors():
+    import scipy.sparse as sparse
+
+    a, b, C = clouds(5, 4, seed=0)
+    with pytest.raises(ValueError, match="ragged"):
+        OptimalTransport([[0.5, 0.2], [0.3]], b, C)
+    with pytest.raises(ValueError, match="C is required"):
+        OptimalTransport(a, b, None)
+    with pytest.raises(ValueError, match="max_iter"):
+        OptimalTransport(a, b, C).solve(max_iter=-5)
+    with pytest.raises(TypeError, match="max_iter"):
+        OptimalTransport(a, b, C).solve(max_iter=2.5)
+    with pytest.raises(ValueError, match="C must be real"):
+        OptimalTransport(a, b, C + 1j)
+    ent = OptimalTransport(a, b, C, reg=0.1)
+    exact_res = OptimalTransport(a, b, C).solve()
+    with pytest.raises(ValueError, match="warm_start must be a Result of method 'sinkhorn'"):
+        ent.solve(warm_start=exact_res)
+    with pytest.raises(ValueError, match=r"warm_start .* shapes \(5,\) and \(4,\)"):
+        ent.solve(warm_start=(np.zeros(4), np.zeros(5)))
+    with pytest.raises(ValueError, match="warm_start"):
+        ent.solve(warm_start="previous")
+    for name, value in (("tol", "1e-6"), ("eps_decay", "0.5"), ("stage_tol", None), ("eps_init", "x"),
+                        ("verbose", 1)):
+        with pytest.raises(TypeError, match=name):
+            ent.solve(**{name: value}) if name != "verbose" else OptimalTransport(a, b, C).solve(verbose=1)
+    for name, value in (("eps_decay", 1.5), ("stage_tol", -1.0), ("eps_init", 0.0)):
+        with pytest.raises(ValueError, match=name):
+            ent.solve(**{name: value})
+    # every scipy.sparse format of C is densified (an absent entry is a cost of 0)
+    dense = OptimalTransport(a, b, C).solve()
+    for fmt in ("csr_matrix", "coo_array", "dok_matrix", "lil_matrix", "dia_matrix", "bsr_array"):
+        res = OptimalTransport(a, b, getattr(sparse, fmt)(C)).solve()
+        assert res.status is Status.OPTIMAL and res.objective == pytest.approx(dense.objective, rel=1e-12)
