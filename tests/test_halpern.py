@@ -320,3 +320,102 @@ def test_inner_factor_and_bad_values():
         game.solve(method="vr_halpern", inner_factor=0.0)
     with pytest.raises(ValueError, match="max_evals"):
         game.solve(method="vr_halpern", max_evals=-1)
+
+
+# --- issue 17: relative tolerances, validation, warm starts -----------------------------------
+@pytest.mark.parametrize("k", [-12, -9, 0, 9])
+@pytest.mark.parametrize("method", ["vr_halpern", "halpern"])
+def test_game_scale_invariance(method, k):
+    """Payoffs x 10^k: the same status, strategies and iterations, the value x 10^k. (Payoffs
+    x 1e-12 used to stop as "optimal" at iteration 0 with a duality gap twice the value: the
+    tolerance was absolute.)"""
+    A = random_game(6, 3, 4, noise=0.2, seed=5)
+    opts = dict(method=method, tol=1e-7, max_iter=5_000, restart_factor=0.2)
+    base = FiniteSumMatrixGame(A).solve(**opts)
+    game = FiniteSumMatrixGame(A * 10.0**k)
+    res = game.solve(**opts)
+    assert res.status is base.status is Status.OPTIMAL
+    assert res.iterations == base.iterations
+    np.testing.assert_allclose(res.x, base.x, atol=1e-9)
+    ref = game.reference()
+    assert abs(ref.objective - FiniteSumMatrixGame(A).reference().objective * 10.0**k) <= (
+        1e-8 * 10.0**k)
+    assert abs(res.objective - ref.objective) <= res.info["gap_bound"]
+    assert 0 <= game.duality_gap(res.x) <= res.info["gap_bound"]
+    assert res.info["relative_residual"] <= 1e-7
+
+
+def test_game_tiny_payoffs_do_not_stop_at_iteration_zero():
+    A = random_game(8, 3, 4, noise=0.2, seed=0) * 1e-12
+    game = FiniteSumMatrixGame(A)
+    res = game.solve(method="halpern", tol=1e-6, max_iter=20_000, restart_factor=0.2)
+    assert res.status is Status.OPTIMAL and res.iterations > 1
+    assert game.duality_gap(res.x) <= 1e-5 * game.payoff_scale
+    assert abs(res.objective - game.reference().objective) <= 1e-5 * game.payoff_scale
+
+
+@pytest.mark.parametrize("A, match", [
+    (np.ones((2, 3, 3)) * (1 + 1j), "real"),
+    ([[1.0, 2.0], [3.0]], "ragged"),
+    (np.zeros((0, 3)), "non-empty"),
+    (np.zeros((2, 0, 3)), "non-empty"),
+    (np.array([[1.0, None], [0.0, 1.0]]), "numeric"),
+    ("payoff", "numeric"),
+])
+def test_game_bad_payoffs(A, match):
+    with pytest.raises(ValueError, match=match):
+        FiniteSumMatrixGame(A)
+
+
+def test_game_sparse_payoff_is_one_component():
+    import scipy.sparse as sp
+
+    M = random_game(1, 3, 4, seed=1)[0]
+    for fmt in ("csr", "coo", "dok", "lil", "dia", "bsr"):
+        game = FiniteSumMatrixGame(sp.csr_matrix(M).asformat(fmt))
+        np.testing.assert_array_equal(game.A_bar, M)
+
+
+@pytest.mark.parametrize("method", ["vr_halpern", "halpern"])
+@pytest.mark.parametrize("ws, match", [
+    (np.zeros(3), "shape \\(7,\\)"),
+    ("resume", "Result of this game or an array"),
+    ({"x": np.zeros(7)}, "Result of this game or an array"),
+    (np.full(7, np.nan), "non-finite"),
+    (np.zeros(7) + 1j, "real"),
+    ([[0.0], [0.0, 1.0]], "ragged"),
+])
+def test_game_malformed_warm_start(method, ws, match):
+    game = FiniteSumMatrixGame(random_game(4, 3, 4, seed=1))
+    with pytest.raises(ValueError, match="warm_start") as e:
+        game.solve(method=method, warm_start=ws, max_iter=3)
+    assert e.match(match)
+
+
+@pytest.mark.parametrize("method", ["vr_halpern", "halpern"])
+def test_game_warm_start_round_trip(method):
+    game = FiniteSumMatrixGame(random_game(4, 3, 4, seed=2))
+    cold = game.solve(method=method, tol=1e-8, max_iter=5_000, restart_factor=0.2)
+    assert cold.status is Status.OPTIMAL
+    warm = game.solve(method=method, tol=1e-8, max_iter=5_000, restart_factor=0.2,
+                      warm_start=cold)
+    assert warm.status is Status.OPTIMAL and warm.iterations <= 2
+
+
+def test_solver_warm_start_and_option_types():
+    a, b, op = least_squares()
+    with pytest.raises(ValueError, match="warm_start"):
+        vr_halpern(op, np.zeros(4), warm_start=np.zeros(5))
+    with pytest.raises(ValueError, match="warm_start"):
+        halpern(lambda z: z, np.zeros(2), warm_start="x")
+    with pytest.raises(ValueError, match="warm_start"):
+        halpern(lambda z: z, np.zeros(2), warm_start=[1j, 0])
+    for kw, name in ((dict(eta="big"), "eta"), (dict(batch_size=2.5), "batch_size"),
+                     (dict(inner_factor=[1]), "inner_factor"), (dict(max_evals="x"), "max_evals"),
+                     (dict(restart_factor=True), "restart_factor"), (dict(variant=3), "variant")):
+        with pytest.raises((TypeError, ValueError), match=name):
+            vr_halpern(op, np.zeros(4), **kw)
+    with pytest.raises((TypeError, ValueError), match="evals_per_call"):
+        halpern(lambda z: z, np.zeros(2), evals_per_call=1.5)
+    with pytest.raises(ValueError, match="M"):
+        FiniteSumOperator.from_matrices(np.ones((2, 2, 2)) * 1j)
