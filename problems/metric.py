@@ -43,11 +43,17 @@ def max_triangle_violation(X) -> float:
     return float(kernel(np.ascontiguousarray(X, dtype=np.float64)))
 
 
-def metric_residuals(X, n: int, upper: float | None = None) -> dict[str, float]:
-    """Largest violation of each group of metric constraints by ``X`` (n, n)."""
-    X = np.asarray(X, dtype=np.float64)
+def _candidate(X, n: int) -> np.ndarray:
+    """A candidate solution ``X`` as a real (n, n) array (``ValueError`` naming ``X``)."""
+    X = validate.matrix("X", X, finite=False, sparse=False)
     if X.shape != (n, n):
         raise ValueError(f"X must have shape {(n, n)}, got {X.shape}")
+    return X
+
+
+def metric_residuals(X, n: int, upper: float | None = None) -> dict[str, float]:
+    """Largest violation of each group of metric constraints by ``X`` (n, n)."""
+    X = _candidate(X, n)
     res = {
         "triangle": max(0.0, max_triangle_violation(X)),
         "negativity": max(0.0, float(-X.min())),
@@ -144,7 +150,7 @@ class MetricNearness(_NormalizedReference, Problem):
         return "project_forget"
 
     def objective(self, X) -> float:
-        return metric_objective(np.asarray(X, dtype=np.float64), self.D, self.W, self.norm)
+        return metric_objective(_candidate(X, self.n), self.D, self.W, self.norm)
 
     def residuals(self, X) -> dict[str, float]:
         return metric_residuals(X, self.n)
@@ -239,7 +245,7 @@ class CorrelationClustering(_NormalizedReference, Problem):
         return "project_forget"
 
     def objective(self, X) -> float:
-        X = np.asarray(X, dtype=np.float64)
+        X = _candidate(X, self.n)
         iu = np.triu_indices(self.n, 1)
         return float(np.sum(self.W_plus[iu] * X[iu] + self.W_minus[iu] * (1.0 - X[iu])))
 
@@ -273,7 +279,8 @@ class CorrelationClustering(_NormalizedReference, Problem):
         (n,) in $0, 1, \dots$ over ``trials`` random orders and each of ``thresholds`` (two
         thresholds around 1/2 by default, so half-integral LP solutions do not depend on
         round-off)."""
-        X = np.asarray(X, dtype=np.float64)
+        X = _candidate(X, self.n)
+        trials = validate.integer("trials", trials)
         rng = np.random.default_rng(seed)
         best, best_cost = None, np.inf
         for _ in range(trials):
