@@ -164,3 +164,82 @@ def test_bad_options():
         MetricNearness(D).solve(step=3)
     with pytest.raises(ValueError, match="same shape"):
         CorrelationClustering(np.zeros((3, 3)), np.zeros((4, 4)))
+
+
+# --- issue 17: scale invariance, validation ---------------------------------------------------
+@pytest.mark.parametrize("k", [-9, -3, 3, 9])
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_metric_nearness_scale_invariance(norm, k):
+    """D x 10^k: the same status, the metric x 10^k, the objective x 10^{2k} (L2) or 10^k (L1),
+    and the reference (solved on normalized data) agrees."""
+    D = dissimilarity(6, 1, kind="uniform")
+    s = 10.0**k
+    base = MetricNearness(D, norm=norm).solve(tol=1e-7)
+    prob = MetricNearness(D * s, norm=norm)
+    res = prob.solve(tol=1e-7)
+    assert res.status is base.status is Status.OPTIMAL
+    np.testing.assert_allclose(res.x / s, base.x, atol=1e-12)
+    power = 2 if norm == "l2" else 1
+    assert res.objective == pytest.approx(base.objective * s**power, rel=1e-9)
+    rep = prob.check(res, rtol=1e-6)
+    assert rep.ok, rep
+    assert rep.reference_objective == pytest.approx(base.objective * s**power, rel=1e-6)
+
+
+def test_correlation_clustering_weight_scale():
+    Wp, Wm = signed_graph(6, 2)
+    base = CorrelationClustering(Wp, Wm).solve()
+    for s in (1e-9, 1e9):
+        prob = CorrelationClustering(Wp * s, Wm * s)
+        res = prob.solve()
+        assert res.status is base.status
+        assert res.objective == pytest.approx(base.objective * s, rel=1e-6)
+        assert prob.check(res).ok
+
+
+@pytest.mark.parametrize("D, match", [
+    (np.array([[0, 1 + 1j], [1 - 1j, 0]]), "real"),
+    (np.array([[0, 1.0], [1.0, 0]]) + 0j, "real"),
+    ([[0.0, 1.0], [1.0]], "ragged"),
+    (np.zeros((0, 0)), "non-empty"),
+    ([], "non-empty"),
+    (np.array([[0, None], [None, 0]]), "numeric"),
+    ("D", "numeric"),
+    (np.zeros((1, 1)), "at least 2"),
+])
+def test_bad_dissimilarity_types(D, match):
+    with pytest.raises(ValueError, match="D") as e:
+        MetricNearness(D)
+    assert e.match(match)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "lil", "dok", "dia", "bsr"])
+def test_sparse_input_is_densified(fmt):
+    import scipy.sparse as sp
+
+    D = dissimilarity(5, 3)
+    dense = MetricNearness(D).solve()
+    res = MetricNearness(sp.csr_matrix(D).asformat(fmt), weights=sp.coo_matrix(np.ones((5, 5)))
+                         ).solve()
+    np.testing.assert_array_equal(res.x, dense.x)
+    Wp, Wm = signed_graph(5, 0)
+    cc = CorrelationClustering(sp.csr_matrix(Wp).asformat(fmt), sp.csr_matrix(Wm).asformat(fmt))
+    np.testing.assert_array_equal(cc.W_plus, Wp)
+
+
+def test_bad_option_types_and_warm_start():
+    D = dissimilarity(5, 0)
+    for kw, name in ((dict(gamma="big"), "gamma"), (dict(gamma=-1.0), "gamma"),
+                     (dict(max_sweeps=2.5), "max_sweeps"), (dict(max_sweeps=True), "max_sweeps"),
+                     (dict(tol="small"), "tol"), (dict(max_iter=1.5), "max_iter")):
+        with pytest.raises((TypeError, ValueError), match=name):
+            MetricNearness(D, norm="l1").solve(**kw)
+    # Project and Forget has no warm start: the option does not exist and says so
+    with pytest.raises(ValueError, match="warm_start"):
+        MetricNearness(D).solve(warm_start=np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="W_plus"):
+        CorrelationClustering(np.ones((2, 2)) * 1j, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="W_minus"):
+        CorrelationClustering(np.zeros((3, 3)), [[0, 1], [1]])
+    with pytest.raises(ValueError, match="weights"):
+        MetricNearness(D, weights=np.ones((5, 5)) + 1j)
