@@ -543,3 +543,116 @@ def test_mesh_splits_a_batch_over_devices():
     """Two forced host devices, each solving its own block of an odd-sized batch (padded), with
     compaction on each: the same members, statuses and iterations as on one device."""
     run_on_host_devices(MESH_BATCH, 2)
+
+
+# --- issue 17: no silent wrong answers ----------------------------------------------------------
+def test_rows_scaled_by_1e_12_are_not_ignored(backend):
+    """Constraint rows times 1e-12: the same answer as the unscaled QP (OSQP's absolute tolerance
+    let any violation of such rows pass: the solver returned 'optimal' at -1.468, the optimum is
+    -0.437; Clarabel makes the same mistake, so the reference is the unscaled QP's)."""
+    P, q, A, l, u = random_qp(4, 6, seed=3)
+    ref = QuadraticProgram(P, q, A, l, u).reference()
+    s = np.full(6, 1e-12)
+    s[::2] = 1.0  # mixed: half the rows tiny
+    prob = QuadraticProgram(P, q, s[:, None] * A, s * l, s * u)
+    res = prob.solve(backend=backend, tol=1e-7)
+    assert res.status is Status.OPTIMAL
+    assert res.objective == pytest.approx(ref.objective, rel=1e-5)
+    # violations in normalized units (row i / (a_i beta)): tiny rows count in full
+    assert prob.max_violation(res.x) <= 1e-5
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-4)
+    # the duals of the tiny rows scale up by 1e12 (A^T y is unchanged)
+    assert prob.kkt_residuals(res.x, res.info["y"])["dual"] <= 1e-5 * max(1.0, np.abs(q).max())
+
+
+def test_strongly_convex_tiny_p_is_not_unbounded(backend):
+    """P = 1e-9, q = 1.2573e-7: x* = -125.73, not 'dual_infeasible' (the step x^k - x^{k-1}
+    had P d < eps ||d|| in absolute terms; P d ~ 0 is now relative to max|P|)."""
+    res = QuadraticProgram([[1e-9]], [1.2573e-7]).solve(backend=backend, tol=1e-7)
+    assert res.status is Status.OPTIMAL
+    assert res.x[0] == pytest.approx(-125.73, rel=1e-6)
+    # the step direction d = -1 is not a certificate on the user's data
+    why = admm.certificate_error(np.array([[1e-9]]), np.array([1.2573e-7]), np.zeros((0, 1)),
+                                 np.zeros(0), np.zeros(0), Status.DUAL_INFEASIBLE,
+                                 np.array([-1.0]), 1e-4, 1e-4)
+    assert why is not None and "P d" in why
+
+
+def test_certificates_are_checked_on_unscaled_data():
+    """`certificate_error`: true certificates pass, wrong ones are named; the solver's
+    certificates pass it (on both infeasibility kinds, at several row scales)."""
+    ce = admm.certificate_error
+    P, q = np.eye(2), np.array([1.0, -1.0])
+    # x1 >= 1 and x1 <= 0: y = (-1, 1) is a certificate, y = (1, -1) and y = (-1, 0.5) are not
+    A = np.array([[1.0, 0.0], [1.0, 0.0]])
+    l, u = np.array([1.0, -np.inf]), np.array([np.inf, 0.0])
+    pinf = Status.PRIMAL_INFEASIBLE
+    assert ce(P, q, A, l, u, pinf, np.array([-1.0, 1.0]), 1e-4, 1e-4) is None
+    assert "infinite" in ce(P, q, A, l, u, pinf, np.array([1.0, -1.0]), 1e-4, 1e-4)
+    assert "A^T y" in ce(P, q, A, l, u, pinf, np.array([-1.0, 0.5]), 1e-4, 1e-4)
+    # infeasible by 1e-9 only (x1 >= 1, x1 <= 1 - 1e-9): not a certificate at eps 1e-4
+    assert "u'y+" in ce(P, q, A, l, np.array([np.inf, 1 - 1e-9]), pinf, np.array([-1.0, 1.0]),
+                        1e-4, 1e-4)
+    for s in (1e-9, 1.0, 1e9):
+        r = np.array([s, 1.0])
+        res = admm_qp(P, q, r[:, None] * A, r * l, r * u, tol=1e-6)
+        assert res.status is Status.PRIMAL_INFEASIBLE, s
+        assert ce(P, q, r[:, None] * A, r * l, r * u, pinf, res.info["certificate"], 1e-4,
+                  1e-4) is None
+    # unbounded: min x2 over x1 in [-1, 1] (P = diag(1, 0)); d = (0, -1)
+    P, q = np.diag([1.0, 0.0]), np.array([0.3, 1.0])
+    A, l, u = np.array([[1.0, 0.0]]), np.array([-1.0]), np.array([1.0])
+    dinf = Status.DUAL_INFEASIBLE
+    assert ce(P, q, A, l, u, dinf, np.array([0.0, -1.0]), 1e-4, 1e-4) is None
+    assert "q'd" in ce(P, q, A, l, u, dinf, np.array([0.0, 1.0]), 1e-4, 1e-4)
+    assert "recession" in ce(0 * P, q, A, l, u, dinf, np.array([1.0, -1.0]), 1e-4, 1e-4)
+    for s in (1e-9, 1.0, 1e9):
+        res = admm_qp(s * P, s * q, A, l, u, tol=1e-6)
+        assert res.status is Status.DUAL_INFEASIBLE, s
+        assert "holds on the unscaled data" in res.message
+
+
+@pytest.mark.parametrize("fmt", ["lil", "dok", "dia", "coo", "bsr", "csr", "csc"])
+def test_every_sparse_format(fmt):
+    """P and A in every scipy.sparse format (lil, dok and dia crashed inside scipy)."""
+    P, q, A, l, u = random_qp(5, 4, seed=2)
+    dense = admm_qp(P, q, A, l, u, tol=1e-8)
+    res = QuadraticProgram(sp.csr_matrix(P).asformat(fmt), q, sp.csr_matrix(A).asformat(fmt),
+                           l, u).solve(tol=1e-8)
+    assert res.status is Status.OPTIMAL
+    np.testing.assert_allclose(res.x, dense.x, atol=1e-6)
+
+
+@pytest.mark.parametrize("args, name", [
+    ((np.eye(2), None), "q"), ((None, [1.0, 2.0]), "P"), (([[1.0, 0.0], [0.0]], [1.0, 2.0]), "P"),
+    ((np.eye(2), [[1.0], [1.0, 2.0]]), "q"), ((np.zeros((0, 0)), np.zeros(0)), "q"),
+    ((np.zeros((0, 0)), [1.0]), "P"), ((np.eye(2), [1.0, 2.0], [[1.0, 1.0]], [[0.0], [1, 2]]), "l"),
+    ((np.eye(2), [1.0, 2.0], [[1.0, 1.0]], [0.0], [1j]), "u"),
+    ((np.array([[1, 0], [0, None]], dtype=object), [1.0, 2.0]), "P"),
+    ((np.eye(2), "ab"), "q"), ((np.eye(2), [1.0, 2.0], np.ones(2)), "A")])
+def test_bad_data_names_the_argument(args, name):
+    """None, ragged, empty, object, complex and string data: a ValueError naming the argument."""
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        QuadraticProgram(*args)
+
+
+@pytest.mark.parametrize("opt, value", [
+    ("tol", "1e-3"), ("eps_rel", "0.1"), ("eps_abs", 0), ("rho", [0.1]), ("sigma", True), ("alpha", 2.5),
+    ("delta", -1.0), ("eps_prim_inf", "x"), ("eps_dual_inf", np.nan), ("max_iter", 1.5),
+    ("check_every", 2.0), ("scaling", 1.0), ("polish_refine_iter", -1), ("adaptive_rho", 1),
+    ("check_gap", "yes"), ("polish", None), ("linsys", 1), ("adaptive_rho_tolerance", "5"),
+    ("time_limit", "1"), ("verbose", 2)])
+def test_option_types(opt, value):
+    """Every option is type-checked: TypeError/ValueError naming it, not a crash later."""
+    with pytest.raises((TypeError, ValueError), match=opt):
+        QuadraticProgram(*random_qp(4, 3, seed=0)).solve(**{opt: value})
+
+
+@pytest.mark.parametrize("ws", [
+    "x", np.ones(4), {"x": np.ones(5)}, {"xx": np.ones(4)}, (np.ones(4), np.ones(2)),
+    ([1.0, [2.0]], np.ones(3)), {"x": np.ones(4), "rho": "a"}, (np.ones(4) * 1j, np.ones(3)),
+    {"x": np.ones(4), "rho": np.ones(3)}])
+def test_malformed_warm_start(ws, backend):
+    """A warm start of the wrong type or shape: ValueError saying what is expected."""
+    with pytest.raises(ValueError, match="warm_start"):
+        QuadraticProgram(*random_qp(4, 3, seed=0)).solve(backend=backend, warm_start=ws)
