@@ -315,3 +315,108 @@ def test_projection_layer_matches_numpy_and_moreau():
                 assert np.linalg.norm(safe[blk][1:]) <= safe[blk][0]
             np.testing.assert_allclose(out[3:5], 2 * np.maximum(v[3:5], 0))
             assert out[5] == 2 * v[5]
+
+
+# --- issue 17: nothing dropped, nothing complex, defaults that work -----------------------------
+def _cvxpy_values(prob, params, thetas):
+    """CVXPY's own optimal values at each theta (parameters stacked column-major)."""
+    out = []
+    for t in thetas:
+        start = 0
+        for q in params:
+            q.value = np.reshape(t[start:start + q.size], q.shape, order="F")
+            start += q.size
+        prob.solve(solver="CLARABEL")
+        out.append(prob.value)
+    return np.array(out)
+
+
+def _quadratic_models():
+    import cvxpy as cp
+
+    x = cp.Variable(3)
+    a, s = cp.Parameter(3, value=[1.0, -0.5, 0.2]), cp.Parameter(value=2.0)
+    Q = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.1], [0.0, 0.1, 0.5]])
+    box = [x >= -1, x <= 1]
+    return {
+        # the issue's example: the quadratic term used to be dropped (reference -1.0 vs -0.145)
+        "sum_squares": (cp.Problem(cp.Minimize(a @ x + 0.7 * cp.sum_squares(x)), box), [a]),
+        "quad_form": (cp.Problem(cp.Minimize(a @ x + cp.quad_form(x, Q)), box), [a]),
+        "maximize concave": (cp.Problem(cp.Maximize(a @ x - cp.sum_squares(x - 0.3)), box), [a]),
+        "square of a parameter": (cp.Problem(cp.Minimize(a @ x + cp.square(s)), box), [a, s]),
+        "quadratic constraint": (cp.Problem(cp.Minimize(a @ x), [cp.sum_squares(x) <= s]),
+                                 [a, s]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_quadratic_models()))
+def test_from_cvxpy_keeps_quadratic_terms_exactly(name):
+    prob, params = _quadratic_models()[name]
+    pcp = ParametricConicProgram.from_cvxpy(prob, params)
+    rng = np.random.default_rng(0)
+    thetas = pcp.theta + 0.5 * rng.standard_normal((3, pcp.p))
+    if name in ("square of a parameter", "quadratic constraint"):
+        thetas[:, -1] = np.abs(thetas[:, -1]) + 0.5
+    sign = -1.0 if name.startswith("maximize") else 1.0
+    ours = pcp.reference_solve(thetas)["objective"]
+    np.testing.assert_allclose(ours, sign * _cvxpy_values(prob, params, thetas), atol=1e-6)
+
+
+def test_from_cvxpy_refuses_what_it_cannot_hold():
+    import cvxpy as cp
+
+    a = cp.Parameter(2, value=[1.0, 2.0])
+    z = cp.Variable(2, integer=True)
+    with pytest.raises(ValueError, match="integer"):
+        ParametricConicProgram.from_cvxpy(cp.Problem(cp.Minimize(a @ z), [z >= 0]))
+    x = cp.Variable((2, 2), PSD=True)
+    with pytest.raises(ValueError, match="not supported"):
+        ParametricConicProgram.from_cvxpy(cp.Problem(cp.Minimize(a @ cp.diag(x)),
+                                                     [cp.trace(x) == 1]))
+    with pytest.raises(ValueError, match="cvxpy.Problem"):
+        ParametricConicProgram.from_cvxpy("problem")
+
+
+@pytest.mark.parametrize("change, name", [
+    (lambda c, A, b: (c + 1j, A, b), "c"),
+    (lambda c, A, b: (c, A * (1 + 1j), b), "A"),
+    (lambda c, A, b: (c, A, [[1.0], [1.0, 2.0]]), "b"),
+    (lambda c, A, b: (c, np.zeros((0, 0)), b), "A"),
+    (lambda c, A, b: ((c, np.ones((2, 1)) * 1j), A, b), "jacobian of c"),
+    (lambda c, A, b: (c, A.astype(object), b), "A"),
+])
+def test_from_arrays_refuses_complex_ragged_empty(change, name):
+    c, A, b = change(np.ones(2), np.ones((1, 2)), np.ones(1))
+    with pytest.raises(ValueError, match=name):
+        ParametricConicProgram.from_arrays(c, A, b, [("nonneg", 1)], n_params=1, lb=0, ub=1)
+
+
+def test_theta_and_options_are_validated():
+    prob = multidimensional_knapsack(2, 3)
+    with pytest.raises(ValueError, match="theta"):
+        prob.at(prob.theta + 1j)
+    with pytest.raises(ValueError, match="thetas"):
+        prob.reference_solve([[1.0], [1.0, 2.0]])
+    with pytest.raises((TypeError, ValueError), match="epochs"):
+        prob.solve(epochs=2.5)
+    with pytest.raises((TypeError, ValueError), match="hidden"):
+        prob.solve(hidden="wide")
+    with pytest.raises(ValueError, match="train_thetas"):
+        prob.solve(train_thetas=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="cones"):
+        ParametricConicProgram.from_arrays(np.ones(2), np.ones((1, 2)), np.ones(1), "nonneg",
+                                           n_params=1)
+
+
+def test_solve_with_defaults_without_a_sampler():
+    """A program built from arrays has no sampler: solve() trains on theta itself (the bound is
+    valid whatever the training set) on the method's first backend."""
+    J = np.zeros((2, 1))
+    J[0, 0] = 1.0
+    prob = ParametricConicProgram.from_arrays((np.array([1.0, -1.0]), J), np.ones((1, 2)),
+                                              np.array([-0.5]), [("nonneg", 1)], n_params=1,
+                                              lb=0, ub=1, theta=[0.3])
+    res = prob.solve(epochs=5)
+    assert res.status.converged and res.backend == "jax"
+    ref = prob.reference()
+    assert res.objective <= ref.objective + VALID
