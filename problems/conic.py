@@ -302,12 +302,12 @@ def _lp_bound(name, v, n, default):
     return v
 
 
-def _mps_numbers_ok(path) -> None:
-    """Check the numeric fields of an MPS file (HiGHS 1.16 reads a malformed number such as
-    ``four`` as 0 without a word): in COLUMNS, RHS and RANGES the last field of each
-    ``name value`` pair, in BOUNDS the value of UP/LO/FX/LI/UI/SC bounds. A field that is not a
-    number in the free-format reading nor at the fixed-format columns (25-36, 50-61) raises
-    ``ValueError`` naming the line."""
+def _mps_scan(path) -> None:
+    """What HiGHS (1.16) reads from an MPS file without a word, refused with a ``ValueError``
+    naming the line: a malformed number (``four`` is read as 0) in COLUMNS, RHS or RANGES (the
+    value of each ``name value`` pair) or in a BOUNDS value, and a BOUNDS entry for a column that
+    COLUMNS does not define (HiGHS adds it as a new column). Fields are read in free format, and
+    a line is accepted if its fixed-format fields (columns 15-22, 25-36, 50-61) are right."""
     import gzip
 
     def number(tok):
@@ -317,8 +317,9 @@ def _mps_numbers_ok(path) -> None:
         except ValueError:
             return False
 
+    valued = ("UP", "LO", "FX", "LI", "UI", "SC")
     opener = gzip.open if str(path).endswith(".gz") else open
-    section = None
+    section, columns = None, set()
     with opener(path, "rt", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n\r")
@@ -328,25 +329,29 @@ def _mps_numbers_ok(path) -> None:
                 section = line.split()[0].upper()
                 continue
             t = line.split()
+            where = f"{path}, line {lineno} ({section} section)"
             if section in ("COLUMNS", "RHS", "RANGES"):
                 if "'MARKER'" in line.upper():
                     continue
+                if section == "COLUMNS":
+                    columns.update((t[0], line[4:12].strip()))
                 free = [t[-1]] + ([t[-3]] if len(t) >= 4 else [])
-            elif section == "BOUNDS" and t[0].upper() in ("UP", "LO", "FX", "LI", "UI", "SC") \
-                    and len(t) >= 3:
-                free = [t[-1]]
+                fixed = [v for v in (line[24:36].strip(), line[49:61].strip()) if v]
+            elif section == "BOUNDS" and len(t) >= 2:
+                kind = t[0].upper()
+                col = t[-2] if (kind in valued or len(t) >= 4) else t[-1]
+                if col not in columns and line[14:22].strip() not in columns:
+                    raise ValueError(f"{where}: column {col!r} is not defined in COLUMNS: "
+                                     f"{line.strip()!r}")
+                if kind not in valued:
+                    continue
+                free, fixed = [t[-1]], [line[24:36].strip()]
             else:
                 continue
-            if all(number(v) for v in free):
-                continue
-            fixed = [line[24:36].strip()] + ([line[49:61].strip()] if line[49:61].strip() else [])
-            if section == "BOUNDS":
-                fixed = [line[24:36].strip()]
-            if all(v and number(v) for v in fixed):
+            if all(number(v) for v in free) or (fixed and all(number(v) for v in fixed)):
                 continue
             bad = next(v for v in free if not number(v))
-            raise ValueError(f"{path}, line {lineno} ({section} section): {bad!r} is not a number: "
-                             f"{line.strip()!r}")
+            raise ValueError(f"{where}: {bad!r} is not a number: {line.strip()!r}")
 
 
 class LinearProgram(Problem):
@@ -521,7 +526,7 @@ class LinearProgram(Problem):
         if status == highspy.HighsStatus.kError or problems:
             why = "; ".join(problems) or f"HiGHS status {status.name}"
             raise ValueError(f"HiGHS could not read the model in {path}: {why}")
-        _mps_numbers_ok(path)
+        _mps_scan(path)
         lp = h.getLp()
         n, m = lp.num_col_, lp.num_row_
         a = lp.a_matrix_

@@ -330,3 +330,236 @@ def test_solver_bound_form_ranged_rows():
         halpern_pdhg(c, K, lc, uc, sparse_format="csr")
     with pytest.raises(ValueError, match="K must have shape"):
         halpern_pdhg(c, K[:, :-1], lc, uc)
+
+
+# --- issue 17: no silent wrong answers -----------------------------------------------------------
+#: min -x1 - 2 x2 + x3 s.t. x1 + x2 <= 4, x2 + x3 <= 3, x1 - x3 <= 2, x >= 0: optimum -7 at (1, 3, 0)
+SMALL = dict(c=np.array([-1.0, -2.0, 1.0]), A_ub=np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, -1.0]]),
+             b_ub=np.array([4.0, 3.0, 2.0]))
+
+
+def test_small_lp_reference():
+    ref = LinearProgram(**SMALL).reference()
+    assert ref.status is Status.OPTIMAL and ref.objective == pytest.approx(-7.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("what,k,tol", [("cost", 12, 1e-6), ("cost", 9, 1e-6), ("rhs", 12, 1e-7),
+                                        ("rows", -12, 1e-7), ("cost", -9, 1e-6), ("rhs", -9, 1e-6)])
+def test_scaled_small_lp_same_answer(what, k, tol):
+    """The cost scaled by 1e12 ended dual_infeasible with a "ray" that was no ray (the test
+    compared cost units with row units), the rhs by 1e12 at tol 1e-7 primal_infeasible, and the
+    rows by 1e-12 dual_infeasible (HiGHS drops such tiny entries: the reference is the unscaled LP)."""
+    s = 10.0 ** k
+    c, A, b = SMALL["c"], SMALL["A_ub"], SMALL["b_ub"]
+    data = {"cost": (c * s, A, b), "rhs": (c, A, b * s), "rows": (c, A * s, b * s)}[what]
+    res = LinearProgram(*data).solve(tol=tol)
+    assert res.status is Status.OPTIMAL, (res.status, res.info.get("certificate"))
+    want = -7.0 * (s if what in ("cost", "rhs") else 1.0)
+    assert abs(res.objective - want) <= 10 * tol * abs(want)
+    x_want = np.array([1.0, 3.0, 0.0]) * (s if what == "rhs" else 1.0)
+    np.testing.assert_allclose(res.x, x_want, rtol=0, atol=100 * tol * np.abs(x_want).max())
+
+
+def test_scaled_lp_through_cvxpy():
+    import cvxpy as cp
+
+    x = cp.Variable(3, nonneg=True)
+    A, b = SMALL["A_ub"], SMALL["b_ub"]
+    prob = cp.Problem(cp.Minimize(1e12 * (SMALL["c"] @ x)), [A @ x <= b])
+    lp = LinearProgram.from_cvxpy(prob)
+    res = lp.solve(tol=1e-7)
+    assert res.status is Status.OPTIMAL
+    assert res.objective + lp.offset == pytest.approx(-7e12, rel=1e-6)
+    lp.unpack(res)
+    np.testing.assert_allclose(x.value, [1.0, 3.0, 0.0], atol=1e-5)
+
+
+def _small_random(seed, n=5, m_ub=4, m_eq=1):
+    rng = np.random.default_rng(seed)
+    A_ub, A_eq = rng.standard_normal((m_ub, n)), rng.standard_normal((m_eq, n))
+    x0 = rng.uniform(0, 1, n)
+    w, v = rng.uniform(0, 1, m_ub), rng.standard_normal(m_eq)
+    return dict(c=-A_ub.T @ w + A_eq.T @ v + rng.uniform(0, 1, n), A_ub=A_ub,
+                b_ub=A_ub @ x0 + rng.uniform(0.1, 1, m_ub), A_eq=A_eq, b_eq=A_eq @ x0)
+
+
+@pytest.mark.parametrize("k", [8, 10])
+def test_random_lps_scaled_keep_status_and_value(k):
+    """A sweep over random feasible bounded LPs gave wrong statuses in 2/8 at scale 1e8 and 7/8
+    at 1e10; HiGHS on the unscaled LP is the reference (it fails itself on some scaled ones)."""
+    s, tol = 10.0 ** k, 1e-6
+    for seed in range(8):
+        d = _small_random(seed)
+        ref = LinearProgram(**d).reference()
+        assert ref.status is Status.OPTIMAL
+        for scaled, want in ((dict(d, c=d["c"] * s), ref.objective * s),
+                             (dict(d, b_ub=d["b_ub"] * s, b_eq=d["b_eq"] * s), ref.objective * s)):
+            res = LinearProgram(**scaled).solve(tol=tol)
+            assert res.status is Status.OPTIMAL, (seed, res.status)
+            assert abs(res.objective - want) <= 10 * tol * abs(want), (seed, res.objective, want)
+
+
+def _farkas_ok(lp, y, radius):
+    """No x in the bounds with ||x||_inf <= radius satisfies the rows, by the multipliers y
+    (rows [A_eq; A_ub]): max over that box of y^T K x is below the row bounds' lower estimate."""
+    c, K, lc, uc, lb, ub = lp.bound_form()
+    ok_sign = np.all(np.where(np.isfinite(lc), True, y <= 0)) and np.all(np.where(np.isfinite(uc), True, y >= 0))
+    low = np.sum(np.where(y > 0, np.where(np.isfinite(lc), lc, 0) * y, np.where(np.isfinite(uc), uc, 0) * y))
+    g = K.T @ y
+    lo, hi = np.maximum(lb, -radius), np.minimum(ub, radius)
+    top = np.sum(np.where(g > 0, g * hi, g * lo))  # max of y^T K x over the box
+    return ok_sign and top < low - 1e-9 * abs(low)
+
+
+@pytest.mark.parametrize("k", [-9, 0, 9])
+@pytest.mark.parametrize("what", ["cost", "rhs", "rows"])
+def test_scaled_certificates(what, k):
+    """Infeasible and unbounded LPs keep their status under scaling, with certificates that
+    hold on the user's (scaled) data."""
+    s = 10.0 ** k
+    A_inf, b_inf = np.array([[1.0, 1.0], [-1.0, -1.0]]), np.array([1.0, -3.0])
+    A_unb, b_unb, c_unb = np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]]), np.array([1.0, 2.0]), np.array([-1.0, -1.0, 0.5])
+    scale = {"cost": (s, 1.0, 1.0), "rhs": (1.0, s, 1.0), "rows": (1.0, s, s)}[what]
+    cs, bs, As = scale
+    infeasible = LinearProgram(cs * np.array([1.0, 1.0]), As * A_inf, bs * b_inf)
+    res = infeasible.solve(tol=1e-6)
+    assert res.status is Status.PRIMAL_INFEASIBLE
+    assert _farkas_ok(infeasible, res.info["certificate"], radius=1e6 * 3 * bs)
+    unbounded = LinearProgram(cs * c_unb, As * A_unb, bs * b_unb)
+    res = unbounded.solve(tol=1e-6)
+    assert res.status is Status.DUAL_INFEASIBLE
+    d = res.info["certificate"]
+    assert (d >= 0).all() and cs * c_unb @ d < -0.1 * cs * np.abs(c_unb).max() * np.abs(d).max()
+    assert (As * A_unb @ d <= 1e-9 * As).all()
+
+
+def test_unconfirmed_status_is_not_reported(monkeypatch):
+    """A status that fails the float64 check on the user's data is not reported: the iteration
+    goes on (with a tighter internal test), and without budget it ends max_iter."""
+    import cvxkit.solvers.halpern_pdhg as hp
+
+    lp = LinearProgram(**SMALL)
+    first = lp.solve(tol=1e-6)
+    calls = []
+    real = hp._UserCheck.confirms
+
+    def reject_once(self, flag, fin, sc):
+        calls.append(flag)
+        if len(calls) == 1:
+            self.rejected.append((int(fin["it"]), "optimal"))
+            return False
+        return real(self, flag, fin, sc)
+
+    monkeypatch.setattr(hp._UserCheck, "confirms", reject_once)
+    res = lp.solve(tol=1e-6)
+    assert res.status is Status.OPTIMAL and len(res.info["rejected"]) == 1
+    assert res.iterations > first.iterations
+    assert len(res.history["iteration"]) > len(first.history["iteration"])
+    monkeypatch.setattr(hp._UserCheck, "confirms", lambda self, flag, fin, sc: False)
+    res = lp.solve(tol=1e-6, max_iter=2000)
+    assert res.status is Status.MAX_ITER and res.iterations == 2000
+
+
+def test_optimal_objective_right_to_tol_netlib():
+    """The gap test counts what the residuals can hide: SCAGR7 at tol 1e-4 stopped 8e-4 off."""
+    lp = LinearProgram.from_npz(DATA / "SCAGR7.npz")
+    res = lp.solve(tol=1e-4)
+    assert res.status is Status.OPTIMAL
+    assert abs(res.objective - lp.known_objective) <= 1e-4 * abs(lp.known_objective)
+
+
+# --- malformed input -----------------------------------------------------------------------------
+MPS = """NAME          TINY
+ROWS
+ N  COST
+ L  LIM1
+ L  LIM2
+COLUMNS
+    X1        COST         1.0   LIM1         1.0
+    X2        COST         -2.0  LIM2         1.0
+RHS
+    RHS       LIM1         4.0   LIM2         3.0
+BOUNDS
+ UP BND       X1           4.0
+ENDATA
+"""
+
+
+def test_from_mps_malformed(tmp_path):
+    pytest.importorskip("highspy")
+    good = tmp_path / "good.mps"
+    good.write_text(MPS)
+    lp = LinearProgram.from_mps(good)
+    np.testing.assert_array_equal(lp.b_ub, [4.0, 3.0])
+    assert lp.reference().objective == pytest.approx(-6.0)
+    for old, new, match in (("4.0   LIM2", "four  LIM2", "'four' is not a number"),
+                            ("UP BND       X1           4.0", "UP BND       X1           4.O", "'4.O'"),
+                            ("LIM2         3.0", "LIMX         3.0", "LIMX"),
+                            ("UP BND       X1", "UP BND       X9", "X9"),
+                            ("    X2        COST         -2.0  LIM2", "    X2        COST         -2.0  LIMZ", "LIMZ")):
+        bad = tmp_path / "bad.mps"
+        bad.write_text(MPS.replace(old, new))
+        with pytest.raises(ValueError, match=match):
+            LinearProgram.from_mps(bad)
+    for path in (None, 3, ["a.mps"]):
+        with pytest.raises(ValueError, match="path of an MPS file"):
+            LinearProgram.from_mps(path)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "lil", "dok", "dia", "bsr"])
+def test_every_sparse_format(fmt):
+    lp0 = LinearProgram(**SMALL)
+    A = getattr(sp, f"{fmt}_matrix")(SMALL["A_ub"])
+    A_eq = getattr(sp, f"{fmt}_array")(np.ones((1, 3)))
+    lp = LinearProgram(SMALL["c"], A, SMALL["b_ub"], A_eq, [4.0])
+    res = lp.solve(tol=1e-7)
+    assert res.status is Status.OPTIMAL
+    assert res.objective == pytest.approx(lp.reference().objective, rel=1e-6)
+    res = halpern_pdhg(SMALL["c"], A, None, SMALL["b_ub"], lv=0.0, tol=1e-7)
+    assert res.objective == pytest.approx(lp0.reference().objective, rel=1e-6)
+
+
+def test_ragged_empty_and_wrong_types():
+    c, A, b = SMALL["c"], SMALL["A_ub"], SMALL["b_ub"]
+    for args, match in ((([[1, 2], [3]],), "c must be a numeric array"),
+                        ((c, [[1, 2, 3], [1, 2]], [1, 2]), "A_ub must be a numeric array"),
+                        ((c, A, [[1, 2], [3]]), "b_ub must be a numeric array"),
+                        ((c, np.zeros((0, 0)), []), "A_ub must have shape"),
+                        ((c, None, None, np.zeros((0, 0)), []), "A_eq must have shape"),
+                        ((np.zeros((0, 0)),), "c must have shape"),
+                        ((c, A + 0j, b), "A_ub must be real"),
+                        ((c, A, "123"), "b_ub must be a numeric array"),
+                        ((c, None, [[1], [2, 3]]), "b_ub")):
+        with pytest.raises(ValueError, match=match):
+            LinearProgram(*args)
+    with pytest.raises(ValueError, match="lb must be a numeric array"):
+        LinearProgram(c, A, b, lb=[[0, 1], [2]])
+    lp = LinearProgram(c, A, b)
+    for opt, val in (("tol", "1e-6"), ("max_iter", 2.5), ("check_every", 1.0), ("verbose", "yes"),
+                     ("reflection", "1"), ("ruiz_iters", 2.0), ("pock_chambolle", 1), ("rescale", "no"),
+                     ("primal_weight", "a"), ("adaptive_primal_weight", None), ("sync_every", 1.5),
+                     ("eps_primal_infeasible", None), ("eps_abs", "0")):
+        with pytest.raises(TypeError, match=opt):
+            lp.solve(**{opt: val})
+    for opt, val in (("check_every", 0), ("eps_rel", -1.0), ("eps_dual_infeasible", 0.0),
+                     ("reflection", 2.0), ("sparse_format", 3), ("ruiz_iters", -1)):
+        with pytest.raises(ValueError, match=opt):
+            lp.solve(**{opt: val})
+    with pytest.raises(ValueError, match="cannot both be 0"):
+        lp.solve(eps_abs=0.0, eps_rel=0.0)
+
+
+def test_malformed_warm_starts():
+    lp = LinearProgram(**SMALL)
+    res = lp.solve(tol=1e-6)
+    for warm, match in ((3, "got int"), ("x", "got str"), ({"z": 1}, "got dict"),
+                        ((np.ones(3),), "got tuple"), ({"x": np.ones(2)}, r"x of shape \(2,\)"),
+                        ((np.ones(3), np.ones(2)), r"y of shape \(2,\)"),
+                        ((np.ones((3, 1)), None), r"shape \(3, 1\)"),
+                        ({"x": [np.nan, 0, 0]}, "NaN"), (([1, [2], 3], None), "ragged"),
+                        ((np.ones(3) * 1j, None), "real")):
+        with pytest.raises(ValueError, match="warm_start must be") as e:
+            lp.solve(warm_start=warm)
+        assert e.match(match)
+    assert lp.solve(warm_start=res, tol=1e-6).status is Status.OPTIMAL
+    assert lp.solve(warm_start={"x": res.x}, tol=1e-6).status is Status.OPTIMAL
