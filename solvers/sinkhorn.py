@@ -306,9 +306,11 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
         reg: entropic regularization ``eps > 0`` (units of ``C``: scaling ``C`` and ``reg``
             together leaves the plan unchanged and scales the objective).
         tol: stop when the relative L1 marginal error
-            ``(||P1-a||_1 + ||P^T 1-b||_1) / sum(a) <= tol``. The final status is decided on
-            this error recomputed in float64 on the user's data: a ``tol`` the working ``dtype``
-            cannot reach ends ``optimal_inaccurate`` or ``max_iter``, never ``optimal``.
+            ``(||P1-a||_1 + ||P^T 1-b||_1) / sum(a) <= tol`` (``history['marginal_err']`` records
+            this relative error, ``history['eps']`` the schedule in units of ``C``). The final
+            status is decided on this error recomputed in float64 on the user's data: a
+            ``tol`` the working ``dtype`` cannot reach ends ``optimal_inaccurate`` or
+            ``max_iter``, never ``optimal``.
         eps_init: first ``eps`` of the scaling schedule, in units of ``C`` (default:
             ``max(C) - min(C)``); set ``eps_init=reg`` to switch epsilon scaling off.
         eps_decay: factor in (0, 1) applied to ``eps`` at each stage.
@@ -349,6 +351,8 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
         P = bk.to_numpy(s.u[:, None] * s.K * s.v[None, :])
         eps = float(s.eps)
     P, f, g = _to_user(nz, P, f, g, eps)
+    if "eps" in out.history:  # the schedule in the units of C (marginal_err is relative already)
+        out = out._replace(history={**out.history, "eps": [nz.scale * e for e in out.history["eps"]]})
     return _result(P, f, g, a, b, C, reg, float(opts.tol), dtype, out, setup_time, bk.name)
 
 
