@@ -17,7 +17,9 @@ $F$ is $L_F = \|\bar A\|_2 \le L$; variance reduction pays when the two are clos
 
 Methods: ``"vr_halpern"`` (`cvxkit.solvers.halpern.vr_halpern`, default ``variant="forb"``, the
 paper's method for monotone Lipschitz operators) and ``"halpern"`` (deterministic: the Halpern
-iteration on the extragradient map with step $1/L_F$, $2n$ component evaluations per iteration).
+iteration on the extragradient map with step $1/L_F$, $2n$ component evaluations per iteration,
+plus $n$ for the stopping residual, not counted in ``info["evals"]`` as for ``vr_halpern``).
+Both stop on the same residual, so ``tol`` means the same for both.
 
 Scale: every tolerance is relative to the payoff scale $\alpha = \max_{i,j,l}|(A_i)_{jl}|$
 (1 if $A = 0$). The solvers run on the normalized payoffs $A/\alpha$, so ``tol`` bounds the
@@ -247,8 +249,9 @@ class FiniteSumMatrixGame(Problem):
         from cvxkit.solvers.halpern import vr_halpern
 
         op, J = self.operator(normalized=True)
+        # residual_step 1 on the normalized game: the residual that tol bounds (module docstring)
         res = vr_halpern(op, self._start_from(warm_start), J, backend=backend, variant=variant,
-                         **options)
+                         residual_step=1.0, **options)
         return self._finish(res)
 
     def _solve_halpern(self, backend="numpy", warm_start=None, **options) -> Result:
@@ -263,8 +266,9 @@ class FiniteSumMatrixGame(Problem):
 
             self._halpern_maps = (extragradient_map(op, J, eta), fb_residual)
         T, fb_residual = self._halpern_maps
+        # stop on the game's residual (module docstring), as vr_halpern does
         res = halpern(T, self._start_from(warm_start), backend=backend, data=op.data,
-                      residual_scale=eta, evals_per_call=2 * self.n, monitor_fn=fb_residual,
+                      residual_scale=eta, evals_per_call=2 * self.n, residual_fn=fb_residual,
                       **options)
         return self._finish(res)
 

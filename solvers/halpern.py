@@ -267,10 +267,13 @@ def _maybe_restart(bk: Backend, res, res_anchor, z, anchor, k, restarts, factor)
 
 
 def _start_point(z0, warm_start, dim: int | None = None) -> np.ndarray:
-    """The first iterate: ``warm_start`` (a `Result` of this method, or a point) when given,
-    else ``z0``; a finite (d,) float array, else ``ValueError`` saying what is expected."""
+    """The first iterate: ``warm_start`` (a `Result` of this method, or a point of ``z0``'s
+    shape) when given, else ``z0``; a finite (d,) float array, else ``ValueError`` saying what
+    is expected."""
+    z0 = _point("z0", z0, dim)
     if warm_start is None:
-        return _point("z0", z0, dim)
+        return z0
+    dim = z0.size
     if isinstance(warm_start, Result):
         if warm_start.x is None:
             raise ValueError("warm_start is a Result without a solution x; expected a Result of "
@@ -318,6 +321,7 @@ class HalpernState(NamedTuple):
     res_anchor: Any  # residual when the anchor was set
     calls: Any  # evaluations of T
     restarts: Any
+    stop: Any  # the stopping residual of z_res (``residual_fn``, else ``res``)
 
 
 class HalpernData(NamedTuple):
@@ -328,25 +332,29 @@ class HalpernData(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _halpern_algorithm(T: Callable, aux_fn: Callable | None) -> Algorithm:
+def _halpern_algorithm(T: Callable, aux_fn: Callable | None,
+                       residual_fn: Callable | None = None) -> Algorithm:
     def step(bk, s: HalpernState, d: HalpernData):
         xp = bk.xp
         Tz = T(s.z, *d.data)
         res = xp.linalg.norm(s.z - Tz) / d.scale
+        stop = res if residual_fn is None else residual_fn(s.z, *d.data)
         anchor, k, res_anchor, restarts = _maybe_restart(
             bk, res, s.res_anchor, s.z, s.anchor, s.k, s.restarts, d.restart_factor)
         lam = 1.0 / (k + 2.0)
         z = lam * anchor + (1.0 - lam) * Tz
-        return HalpernState(z, s.z, anchor, k + 1, res, res_anchor, s.calls + 1, restarts)
+        return HalpernState(z, s.z, anchor, k + 1, res, res_anchor, s.calls + 1, restarts, stop)
 
     def monitor(bk, s, d):
-        out = {"residual": s.res, "calls": s.calls}
+        out = {"residual": s.stop, "calls": s.calls}
+        if residual_fn is not None:
+            out["fixed_point_residual"] = s.res
         if aux_fn is not None:
             out["aux"] = aux_fn(s.z, *d.data)
         return out
 
     def converged(bk, s, d):
-        return s.res <= d.tol
+        return s.stop <= d.tol
 
     return Algorithm("halpern", step, monitor, converged)
 
@@ -354,7 +362,8 @@ def _halpern_algorithm(T: Callable, aux_fn: Callable | None) -> Algorithm:
 def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time_limit=math.inf,
             verbose=False, callback=None, check_every=None, seed=0, warm_start=None,
             dtype="float64", data=(), residual_scale=1.0, restart_factor=0.0,
-            monitor_fn: Callable | None = None, evals_per_call: int = 1) -> Result:
+            monitor_fn: Callable | None = None, residual_fn: Callable | None = None,
+            evals_per_call: int = 1) -> Result:
     r"""Halpern iteration $z_{k+1} = \frac{1}{k+2} z_0 + \frac{k+1}{k+2} T(z_k)$ for a nonexpansive ``T``.
 
     Args:
@@ -369,6 +378,10 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
             its value at the anchor (0, the default: no restarts).
         monitor_fn: optional ``monitor_fn(z, *data) -> scalar`` recorded in ``history["aux"]`` at
             every check (e.g. an operator residual shared by several methods).
+        residual_fn: optional ``residual_fn(z, *data) -> scalar``, the stopping residual instead
+            of the fixed-point residual (e.g. a problem's own optimality measure, so that ``tol``
+            means the same for several methods); evaluated at every iterate. Restarts still
+            compare fixed-point residuals, recorded in ``history["fixed_point_residual"]``.
         evals_per_call: oracle cost of one call of ``T`` (e.g. 2n component evaluations for an
             extragradient map), reported as ``info["evals"]``.
         warm_start: a previous `Result` or a (d,) point: the new anchor.
@@ -376,7 +389,8 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
 
     Returns:
         `Result` with ``x`` the last iterate whose fixed-point residual was evaluated (d,),
-        ``primal_residual`` that residual $\|x - Tx\|$/scale, ``objective`` nan, and ``info``: ``calls`` (of
+        ``primal_residual`` its stopping residual ($\|x - Tx\|$/scale, or ``residual_fn(x)``),
+        ``objective`` nan, and ``info``: ``calls`` (of
         ``T``), ``evals`` (calls times ``evals_per_call``), ``restarts``.
     """
     t0 = time.perf_counter()
@@ -386,8 +400,9 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
     scale = validate.positive("residual_scale", residual_scale)
     factor = _restart_factor(restart_factor)
     evals_per_call = validate.integer("evals_per_call", evals_per_call)
-    if monitor_fn is not None and not callable(monitor_fn):
-        raise ValueError("monitor_fn must be callable: monitor_fn(z, *data) -> scalar")
+    for name, fn in (("monitor_fn", monitor_fn), ("residual_fn", residual_fn)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{name} must be callable: {name}(z, *data) -> scalar")
     if not isinstance(data, (tuple, list)):
         raise ValueError(f"data must be a tuple of arrays, got {type(data).__name__}")
     data = tuple(validate.float_array(f"data[{i}]", a) for i, a in enumerate(data))
@@ -405,13 +420,20 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
         if Tz0.shape != z0.shape:
             raise ValueError(f"T(z) must have z's shape {z0.shape}, got {Tz0.shape}")
         res0 = bk.asarray(np.linalg.norm(z0 - Tz0) / scale)
-        state = HalpernState(z, z, z, xp.asarray(0), res0, res0, xp.asarray(0), xp.asarray(0))
+        stop0 = res0
+        if residual_fn is not None:
+            try:
+                stop0 = bk.asarray(float(residual_fn(z, *arrays)))
+            except Exception as e:  # noqa: BLE001 - report what the user's callable raised
+                raise ValueError(f"residual_fn(z0) failed: {type(e).__name__}: {e}") from None
+        state = HalpernState(z, z, z, xp.asarray(0), res0, res0, xp.asarray(0), xp.asarray(0),
+                             stop0)
         d = HalpernData(arrays, bk.asarray(tol), bk.asarray(scale), bk.asarray(factor))
         setup = time.perf_counter() - t0
-        out = run(_halpern_algorithm(T, monitor_fn), bk, state, d, opts)
+        out = run(_halpern_algorithm(T, monitor_fn, residual_fn), bk, state, d, opts)
         s = out.state
         x = bk.to_numpy(s.z_res)
-        res = float(s.res)
+        res = float(s.stop)
         calls = int(s.calls)
     hist = as_numpy_history(out.history)
     return Result(x=x, status=_status(out, res, tol), objective=float("nan"), primal_residual=res,
@@ -514,7 +536,8 @@ def _forb_algorithm(op: FiniteSumOperator, resolvent: Callable) -> Algorithm:
     def step(bk, s: VRState, d: VRData):
         xp = bk.xp
         eta, gamma, center = d.eta, d.gamma, s.z
-        M = xp.maximum(xp.floor(d.inner_factor * n * xp.log(s.k + 2.0)), 1.0).astype(int)
+        # inner accuracy grows with the total count (a restart resets only the anchoring)
+        M = xp.maximum(xp.floor(d.inner_factor * n * xp.log(s.it + 2.0)), 1.0).astype(int)
 
         def inner(c):
             v, w, w_prev, Fw, evals, key = c  # Fw = F(w): Phi(w) = eta F(w) + w - center
@@ -568,7 +591,8 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
         batch_size: PAGE minibatch $b$ (default $\lfloor\sqrt n\rfloor$).
         inner_step: VR-FoRB step $\gamma$ (default $\sqrt{p(1-p)}/(1+\eta L)$, $p = 1/n$).
         inner_factor: VR-FoRB runs $M_k = \max(1, \lfloor c\, n \ln(k+2)\rfloor)$ steps in outer
-            iteration $k$, $c$ = ``inner_factor`` (default 0.05, the released code's value).
+            iteration $k$ (counted from the start: restarts reset the anchoring, not the inner
+            accuracy), $c$ = ``inner_factor`` (default 0.05, the released code's value).
         tol: stop when the forward-backward residual
             $\|z - J_{sG}(z - sF(z))\|/s \le$ ``tol``, $s$ = ``residual_step``.
         check_every: iterations between residual checks (default: about one epoch, $n$ component

@@ -307,7 +307,7 @@ def test_vr_needs_fewer_evaluations_than_deterministic():
     assert vr.status is Status.OPTIMAL
     det = game.solve(method="halpern", tol=1e-14, max_iter=2000, check_every=1)
     h = det.history
-    det_evals = h["calls"][np.nonzero(h["aux"] <= target)[0][0]] * 2 * game.n
+    det_evals = h["calls"][np.nonzero(h["residual"] <= target)[0][0]] * 2 * game.n
     assert vr.info["evals"] * 1.3 < det_evals
 
 
