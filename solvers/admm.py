@@ -841,6 +841,9 @@ def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
     n = q.shape[-1]
     if n == 0:
         raise ValueError("the problem has no variables (q is empty)")
+    if P.ndim in (2, 3) and P.shape[-1] == P.shape[-2] and P.shape[-1] != n and P.shape[-1] > 0:
+        raise ValueError(f"q must have shape (n,) = ({P.shape[-1]},) (or (batch, n)) to match P "
+                         f"of shape {P.shape}, got {q.shape}")
     if A is None:
         A = np.zeros((0, n))
     A = _as_matrix("A", A)
