@@ -171,7 +171,7 @@ class QuadraticProgram(Problem):
         return "admm"
 
     def _check_x(self, x) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        x = float_array("x", x)
         shape = (self.n,) if self.batch is None else (self.batch, self.n)
         if x.shape != shape:
             raise ValueError(f"x must have shape {shape}, got {x.shape}")
@@ -212,7 +212,11 @@ class QuadraticProgram(Problem):
         bound is infinite: 0 exactly when $y$ lies in the normal cone of $[l, u]$ at $z$.
         """
         x, Px, Ax = self._products(x)
-        y = np.asarray(y, dtype=np.float64).reshape(-1, self.m)
+        y = float_array("y", y)
+        if y.shape != ((self.m,) if self.batch is None else (self.batch, self.m)):
+            raise ValueError(f"y must have shape ({self.m},) (a batch: "
+                             f"(B, m)), got {y.shape}")
+        y = y.reshape(-1, self.m)
         if self.batch is None:
             Aty = (self.A.T @ y[0])[None]
         else:
