@@ -125,7 +125,8 @@ def sample_patterns(X, n_patterns: int, seed: int = 0, gates=None):
     keep = np.sort(first)
     keep = keep[D[:, keep].any(axis=0)]
     if keep.size == 0:
-        raise ValueError("every sampled activation pattern is zero (is X zero?)")
+        raise ValueError("every activation pattern is zero (x^T g < 0 for every sample x and "
+                         "gate g): sample more patterns (n_patterns), another seed, or pass gates")
     return D[:, keep], G[:, keep]
 
 

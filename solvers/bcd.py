@@ -145,9 +145,10 @@ def _exact_group(xp, qb, Vb, c, lam):
     mu = hi
 
     def phi(mu):
-        w = ct / xp.maximum(qb + mu, 1e-300)
+        qm = xp.maximum(qb + mu, 1e-300)  # (no 0/0 at mu = 0 on a singular Q_b)
+        w = ct / qm
         s2 = xp.maximum(w @ w, 1e-200)
-        return 1.0 / xp.sqrt(s2) - mu / lam, s2 ** -1.5 * xp.sum(w * w / (qb + mu)) - 1.0 / lam
+        return 1.0 / xp.sqrt(s2) - mu / lam, s2 ** -1.5 * xp.sum(w * w / qm) - 1.0 / lam
 
     for _ in range(NEWTON_STEPS):
         f, fp = phi(mu)
