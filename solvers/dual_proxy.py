@@ -720,6 +720,10 @@ def dual_proxy_bound(data: ConicData, train_thetas, theta, *, epochs: int = 50,
     ``theta`` (p,) as a `Result` (the registry's entry point; JAX only)."""
     if backend != "jax":
         raise ValueError(f"dual_proxy runs on the 'jax' backend only, got {backend!r}")
+    # options checked before the network is built (fit checks them again)
+    validate.integer("epochs", epochs)
+    validate.integer("batch_size", batch_size)
+    validate.positive("lr", lr)
     t0 = time.perf_counter()
     proxy = DualProxy(data, hidden=hidden, seed=seed).fit(train_thetas, epochs=epochs,
                                                           batch_size=batch_size, lr=lr)
