@@ -126,7 +126,7 @@ class FiniteSumMatrixGame(Problem):
 
     # --- the operator view --------------------------------------------------------------
     def operator(self, normalized: bool = False):
-        """The `FiniteSumOperator` $F$ and the resolvent of $G$ (projection onto the simplices);
+        r"""The `FiniteSumOperator` $F$ and the resolvent of $G$ (projection onto the simplices);
         with ``normalized``, $F/\alpha$ (payoffs $A/\alpha$: what the solvers run on).
 
         Built once per instance, so that repeated JAX solves reuse their compiled loops."""
