@@ -57,7 +57,7 @@ def run_one(game, method, variant, backend, max_epochs, seed, min_target, restar
                          restart_factor=restart_factor)
         h = res.history
         evals = np.asarray(h["calls"]) * 2 * n
-        resid = np.asarray(h["aux"])
+        resid = np.asarray(h["residual"])  # the game's forward-backward residual
     else:
         res = game.solve(method="vr_halpern", backend=backend, variant=variant, tol=min_target,
                          max_evals=max_epochs * n, max_iter=10**8, seed=seed,
