@@ -35,7 +35,7 @@ import numpy as np
 
 from cvxkit.problems.base import CheckReport, Problem, _CVXPY_STATUS, _quiet_fd1, user_callables
 from cvxkit.solvers.result import Result, Status
-from cvxkit.solvers.validate import float_array
+from cvxkit.solvers.validate import float_array, is_sparse
 
 
 def _x64():
@@ -452,6 +452,8 @@ class Bilevel(Problem):
 # Ready-made families
 # ======================================================================================
 def _data(name, X, y=None):
+    if is_sparse(X):  # every scipy.sparse format (dok is a dict: densify before float_array)
+        X = X.toarray()
     X = float_array(name, X, ndim=2, nonempty=True, finite=True, copy=True)
     if y is None:
         return X

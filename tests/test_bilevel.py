@@ -306,3 +306,94 @@ def test_nonaffine_constraints_rejected_by_lv_hba():
                    np.zeros(1), np.zeros(2), lambda x, y: jnp.stack([jnp.sum(y**2) - 1.0]))
     with pytest.raises(ValueError, match="affine"):
         prob.solve(method="lv_hba", max_iter=10)
+
+
+# --- issue 17 regressions ------------------------------------------------------------------
+def clipped_toy(**kw):
+    """Upper (y - 1)^2, lower (y - x)^2 s.t. y <= 0.7: y*(x) = min(x, 0.7), F* = 0.09 for every
+    x >= 0.7. The constraint is active at the solution only for the limiting x = 0.7; the
+    iterates cross it (inactive for x > 0.7), which a stale projection multiplier mishandled."""
+    import jax.numpy as jnp
+
+    return Bilevel(lambda x, y: jnp.sum((y - 1) ** 2), lambda x, y: jnp.sum((y - x[0]) ** 2),
+                   np.zeros(1), np.zeros(1), lambda x, y: jnp.stack([y[0] - 0.7]), **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, {"x_bounds": (-2, 2)}])
+def test_lv_hba_constraint_that_turns_inactive(kw):
+    prob = clipped_toy(**kw)
+    res = prob.solve(method="lv_hba")
+    assert res.status is Status.OPTIMAL, res.info["message"]
+    x = float(res.x[0])
+    assert abs(res.objective - 0.09) <= 1e-4
+    assert abs((min(x, 0.7) - 1) ** 2 - 0.09) <= 1e-4  # F at the answer's x, closed form
+    assert res.primal_residual <= 1e-9
+
+
+def test_lv_hba_inactive_constraint_at_solution():
+    """Upper (y - 0.3)^2 + (x - 0.3)^2/10, lower (y - x)^2 s.t. y <= 0.7: the solution
+    x = y = 0.3 (F = 0) leaves the constraint inactive with multiplier 0; the start x = 1.5,
+    y = 0.7 has it active, and the iterates must leave it."""
+    import jax.numpy as jnp
+
+    prob = Bilevel(lambda x, y: jnp.sum((y - 0.3) ** 2) + 0.1 * (x[0] - 0.3) ** 2,
+                   lambda x, y: jnp.sum((y - x[0]) ** 2),
+                   np.full(1, 1.5), np.full(1, 0.7), lambda x, y: jnp.stack([y[0] - 0.7]))
+    res = prob.solve(method="lv_hba")
+    assert res.status is Status.OPTIMAL, res.info["message"]
+    assert abs(res.x[0] - 0.3) <= 1e-3 and abs(res.info["y"][0] - 0.3) <= 1e-3
+    assert res.objective <= 1e-6
+    assert res.info["lam"][0] <= 1e-6
+
+
+def test_project_c_decreases_stale_multiplier():
+    """The projection onto {u <= 0.7} of a point inside it is the point itself, whatever the
+    warm-started multiplier (the old stop at feasibility kept mu = 5 and moved u by -5)."""
+    import jax.numpy as jnp
+
+    from cvxkit.solvers.backend import get_backend
+    from cvxkit.solvers.lv_hba import project_c
+
+    with get_backend("jax").precision():  # float64, as inside the solver
+        A, b = jnp.ones((1, 1)), jnp.asarray([0.7])
+        lo, hi = jnp.full(1, -jnp.inf), jnp.full(1, jnp.inf)
+        u, mu, kkt = project_c(jnp.asarray([0.2]), jnp.asarray([5.0]), A, b, lo, hi, 1.0)
+        assert abs(float(u[0]) - 0.2) <= 1e-12 and float(mu[0]) == 0.0 and float(kkt) <= 1e-12
+        u, mu, _ = project_c(jnp.asarray([1.5]), jnp.asarray([0.0]), A, b, lo, hi, 1.0)
+        assert abs(float(u[0]) - 0.7) <= 1e-12 and abs(float(mu[0]) - 0.8) <= 1e-12
+
+
+@pytest.mark.parametrize("method", ["bilevel_penalty", "implicit_diff"])
+def test_unbounded_upper_level_is_not_optimal(method):
+    """F(x) = -x is unbounded below: the penalty method used to stop 'optimal' at x = 1.1e12,
+    where z - y rounds to 0 and its gradient vanishes."""
+    import jax.numpy as jnp
+
+    prob = Bilevel(lambda x, y: -y[0], lambda x, y: 0.5 * jnp.sum((y - x[0]) ** 2),
+                   np.zeros(1), np.zeros(1))
+    res = prob.solve(method=method)
+    assert res.status in (Status.NUMERICAL_ERROR, Status.MAX_ITER)
+    assert "unbounded" in res.info["message"]
+
+
+def test_bad_bounds_warm_starts_and_option_types(ridge):
+    import jax.numpy as jnp
+
+    up = lambda x, y: jnp.sum(y**2)  # noqa: E731
+    lo = lambda x, y: jnp.sum((y - x[0]) ** 2)  # noqa: E731
+    with pytest.raises(ValueError, match="x_bounds"):
+        Bilevel(up, lo, np.zeros(2), np.zeros(1), x_bounds=(np.zeros(3), np.ones(3)))
+    with pytest.raises(ValueError, match="y_bounds"):
+        Bilevel(up, lo, np.zeros(2), np.zeros(1), y_bounds=(0, 1, 2))
+    res = ridge.solve(method="implicit_diff", max_iter=3)
+    for method in METHODS:
+        with pytest.raises(ValueError, match="warm_start"):
+            ridge.solve(method=method, warm_start=(np.zeros(2), np.zeros(6)))
+        with pytest.raises(ValueError, match="warm_start"):
+            ridge.solve(method=method, warm_start=np.zeros(1))
+        assert ridge.solve(method=method, warm_start=res, max_iter=2).x.shape == (1,)
+    for method, kw in [("bilevel_penalty", {"sigma": "big"}), ("implicit_diff", {"cg_max_iter": 2.5}),
+                       ("implicit_diff", {"lower_max_iter": 2.5}), ("lv_hba", {"gamma1": "big"}),
+                       ("lv_hba", {"eta": "x"}), ("bilevel_penalty", {"step0": [1.0]})]:
+        with pytest.raises(TypeError, match=next(iter(kw))):
+            ridge.solve(method=method, **kw)
