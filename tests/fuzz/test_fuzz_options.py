@@ -40,6 +40,10 @@ def _ot(reg=None):
     return OptimalTransport(a, b, C, reg=reg)
 
 
+def _entropic_ot():
+    return _ot(reg=0.1)
+
+
 def _polytope():
     from cvxkit.problems import TransportPolytopeProblem
 
@@ -117,16 +121,16 @@ def _conic():
 #: method -> (factory of a tiny problem it solves, base options keeping the solve short)
 FACTORIES = {
     "network_simplex": (_ot, {}),
-    "sinkhorn": (functools.partial(_ot, reg=0.1), {"tol": 1e-8}),
-    "mirror_sinkhorn": (_polytope, {"tol": 1e-3, "max_iter": 20_000}),
+    "sinkhorn": (_entropic_ot, {"tol": 1e-8}),
+    "mirror_sinkhorn": (_polytope, {"tol": 1e-2, "max_iter": 2000}),  # slow: ends max_iter
     "project_forget": (_metric, {"tol": 1e-8}),
     "admm": (_qp, {"tol": 1e-7}),
     "halpern_pdhg": (_lp, {"tol": 1e-7}),
     "al_sketch": (_nlp, {"tol": 1e-8}),
     "relu_admm": (_relu, {"tol": 1e-7}),
     "bcd": (_relu, {"tol": 1e-7}),
-    "halpern": (_game, {"tol": 1e-5, "max_iter": 20_000}),
-    "vr_halpern": (_game, {"tol": 1e-4, "max_iter": 20_000}),
+    "halpern": (_game, {"tol": 1e-3, "max_iter": 5000}),
+    "vr_halpern": (_game, {"tol": 1e-3, "max_iter": 5000}),
     "implicit_diff": (_hyper, {"tol": 1e-5}),
     "bilevel_penalty": (_hyper, {"tol": 1e-4}),
     "lv_hba": (_hyper, {"tol": 1e-4}),
@@ -141,9 +145,14 @@ def test_every_registered_method_has_a_factory():
 
 
 @functools.lru_cache(maxsize=None)
+def _build(factory):
+    return factory()
+
+
 def problem(method):
-    """One tiny problem per method, built once (its reference is cached on it)."""
-    return FACTORIES[method][0]()
+    """The method's tiny problem, built once per factory (methods of a family share it, and
+    its cached reference and JAX compilations)."""
+    return _build(FACTORIES[method][0])
 
 
 def verify_for(prob, method, tol):
@@ -178,7 +187,11 @@ def method_params():
 
 #: defects found in other families' code, not fixed here (their owners' files): (method,
 #: option) -> why. The fuzz skips these pairs; `test_known_defects` runs them as xfail.
-KNOWN: dict = {}
+KNOWN: dict = {
+    ("al_sketch", "dtype"): (float("inf"), "al_sketch refuses any dtype but 'float64' with a "
+                             "message that does not name dtype ('al_sketch computes in float64 "
+                             "only: ...'): NLP family's code, reported, not fixed here"),
+}
 
 
 def pairs(method):
@@ -190,7 +203,7 @@ def pairs(method):
 
 
 @pytest.mark.parametrize("method", list(method_params()))
-@settings(max_examples=60 if LARGE else 5)
+@settings(max_examples=60 if LARGE else 4)
 @given(data=st.data())
 def test_hostile_option(method, data):
     name, value = data.draw(st.sampled_from(pairs(method)), label="option, value")
