@@ -598,11 +598,15 @@ class LinearProgram(Problem):
 
         ub_rows = np.isfinite(self.b_ub)
         t0 = time.perf_counter()
-        res = linprog(self.c, A_ub=self.A_ub[np.flatnonzero(ub_rows)] if self.m_ub else None,
-                      b_ub=self.b_ub[ub_rows] if self.m_ub else None,
-                      A_eq=self.A_eq if self.m_eq else None, b_eq=self.b_eq if self.m_eq else None,
-                      bounds=np.column_stack([self.lb, self.ub]), method="highs")
+        rows = dict(A_ub=self.A_ub[np.flatnonzero(ub_rows)] if self.m_ub else None,
+                    b_ub=self.b_ub[ub_rows] if self.m_ub else None,
+                    A_eq=self.A_eq if self.m_eq else None, b_eq=self.b_eq if self.m_eq else None,
+                    bounds=np.column_stack([self.lb, self.ub]), method="highs")
+        res = linprog(self.c, **rows)
         status = _LINPROG_STATUS.get(res.status, Status.NUMERICAL_ERROR)
+        if status is Status.PRIMAL_INFEASIBLE and linprog(np.zeros(self.n), **rows).status == 0:
+            # HiGHS's presolve reports "infeasible or unbounded" as infeasible: it is feasible
+            status = Status.DUAL_INFEASIBLE
         x = np.asarray(res.x) if res.x is not None else None
         obj = float(res.fun) if status is Status.OPTIMAL else (
             math.inf if status is Status.PRIMAL_INFEASIBLE else

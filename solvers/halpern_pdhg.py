@@ -72,6 +72,10 @@ does not change when $c$, the bounds or the rows are multiplied by a constant:
   objective is within about $g$ of the optimal value (without them, Netlib's SCAGR7 stopped at
   ``tol=1e-4`` with the objective 8e-4 off).
 
+Two cases would compare vanishing quantities: with $c = 0$ the tests use $y = 0$ (dual optimal;
+any feasible $x$ is optimal), and with no finite nonzero bound at all ($\sigma_x = 0$ below) they
+use $x = 0$ (feasible, and optimal unless the LP is unbounded); ``Result`` reports those zeros.
+
 These are cuPDLPx's relative measures $\lVert\cdot\rVert/(1 + \text{scale})$ with the ``1`` (an
 absolute quantity in the user's units, which made the tests depend on the data's scale) replaced
 by a magnitude of the same units. ``Result.info`` reports ``rel_primal``
@@ -317,6 +321,11 @@ def metrics(bk: Backend, d: Data, Kxh, Ktyh, xh, yh) -> Metrics:
     """Unscaled residuals, objectives and the optimality test (module docstring) at the scaled
     ``(xh, yh)`` given the scaled products ``K xh`` and ``K^T yh``."""
     xp, st = bk.xp, d.settings
+    # c = 0: y = 0 is dual optimal; no finite nonzero bound (sigma_x = 0): x = 0 is feasible,
+    # and optimal if anything is (the tests below would compare vanishing quantities)
+    usex, usey = d.xscale > 0, d.cnorm > 0
+    xh, Kxh = xp.where(usex, xh, 0.0), xp.where(usex, Kxh, 0.0)
+    yh, Ktyh = xp.where(usey, yh, 0.0), xp.where(usey, Ktyh, 0.0)
     x, y = d.xs * xh, d.ys * yh
     Kx = d.kxs * Kxh
     Kty = d.kys * Ktyh
@@ -933,7 +942,8 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
             # the float64 check on the user's data failed: go on with a tighter internal test
             d = d._replace(settings=user.tighten(bk, d.settings, flag))
             s = s._replace(flag=bk.xp.asarray(RUNNING, dtype=bk.xp.int32) if bk.name == "jax" else RUNNING)
-    return _result(c, fin, sc, _merge(runs), setup_time, t_init, bk.name, user.rejected)
+    usex, usey = float(np.asarray(bk.to_numpy(d.xscale))) > 0, float(np.asarray(bk.to_numpy(d.cnorm))) > 0
+    return _result(c, fin, sc, _merge(runs), setup_time, t_init, bk.name, user.rejected, usex, usey)
 
 
 class _UserCheck:
@@ -960,7 +970,7 @@ class _UserCheck:
 
     def confirms(self, flag, fin, sc) -> bool:
         bk, d = self.bk, self.d
-        if flag == OPTIMAL:
+        if flag == OPTIMAL:  # (metrics zeroes x or y where the module docstring says)
             x = sc.beta_b * sc.D * fin["xh"].astype(np.float64)
             y = sc.beta_c * sc.E * fin["yh"].astype(np.float64)
             ok = bool(metrics(bk, d, d.K @ x, d.Kt @ y, x, y).ok)
@@ -998,7 +1008,8 @@ def _merge(runs):
                          compile_time=sum(r.compile_time for r in runs))
 
 
-def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend, rejected=()) -> Result:
+def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend, rejected=(),
+            usex=True, usey=True) -> Result:
     flag = int(s["flag"])
     if flag != RUNNING:
         status = _FLAG_STATUS[flag]
@@ -1013,8 +1024,8 @@ def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend, reject
     if "restarts" in h and len(h["restarts"]):
         grew = np.diff(h["restarts"], prepend=0) > 0
         restart_its = h["iteration"][grew].tolist()
-    x = sc.beta_b * sc.D * s["xh"].astype(np.float64)
-    y = sc.beta_c * sc.E * s["yh"].astype(np.float64)
+    x = sc.beta_b * sc.D * s["xh"].astype(np.float64) * bool(usex)
+    y = sc.beta_c * sc.E * s["yh"].astype(np.float64) * bool(usey)
     info = {"y": y, "dual_objective": float(s["dobj"]), "rel_primal": float(s["rel_prim"]),
             "rel_dual": float(s["rel_dual"]), "rel_gap": float(s["rel_gap"]),
             "gap": float(s["gap"]), "restarts": int(s["restarts"]),

@@ -36,17 +36,23 @@ SPARSE = ["csr", "csc", "coo", "lil", "dok", "dia", "bsr"]
 # --------------------------------------------------------------------------------------
 # instances
 # --------------------------------------------------------------------------------------
-def feasible(seed, n=5, m_ub=4, m_eq=1, boxed=0.4):
+def feasible(seed, n=5, m_ub=4, m_eq=1, boxed=0.4, variant="plain"):
     """A feasible, bounded LP (linprog's form): rows through a point x0 >= 0, a cost that is a
-    nonnegative combination of the active normals (so the dual is feasible)."""
+    nonnegative combination of the rows' and bounds' normals (so the dual is feasible too).
+
+    ``variant``: ``"plain"``; ``"free"`` (some variables without lower bound, their cost from the
+    rows only); ``"zero cost"`` (a feasibility problem); ``"homogeneous"`` (x0 = 0 and b = 0:
+    optimal value 0); ``"degenerate"`` (every inequality active at x0)."""
     rng = np.random.default_rng(seed)
     A_ub, A_eq = rng.standard_normal((m_ub, n)), rng.standard_normal((m_eq, n))
-    x0 = rng.uniform(0, 1, n)
+    x0 = np.zeros(n) if variant == "homogeneous" else rng.uniform(0, 1, n)
+    slack = np.zeros(m_ub) if variant in ("homogeneous", "degenerate") else rng.uniform(0.1, 1, m_ub)
     w, v = rng.uniform(0, 1, m_ub), rng.standard_normal(m_eq)
+    lb = np.where(rng.random(n) < 0.5, -np.inf, 0.0) if variant == "free" else np.zeros(n)
     ub = np.where(rng.random(n) < boxed, 2.0, np.inf)
-    return dict(c=-A_ub.T @ w + A_eq.T @ v + rng.uniform(0, 1, n), A_ub=A_ub,
-                b_ub=A_ub @ x0 + rng.uniform(0.1, 1, m_ub), A_eq=A_eq if m_eq else None,
-                b_eq=A_eq @ x0 if m_eq else None, lb=0.0, ub=ub)
+    c = -A_ub.T @ w + A_eq.T @ v + np.where(np.isfinite(lb), rng.uniform(0, 1, n), 0.0)
+    return dict(c=np.zeros(n) if variant == "zero cost" else c, A_ub=A_ub, b_ub=A_ub @ x0 + slack,
+                A_eq=A_eq if m_eq else None, b_eq=A_eq @ x0 if m_eq else None, lb=lb, ub=ub)
 
 
 def infeasible(seed, n=4):
@@ -304,15 +310,19 @@ def test_malformed_warm_start(warm):
 # --------------------------------------------------------------------------------------
 # random valid instances
 # --------------------------------------------------------------------------------------
+VARIANTS = ["plain", "free", "zero cost", "homogeneous", "degenerate"]
+
+
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 7), m_ub=st.integers(0, 5),
-       m_eq=st.integers(0, 2), tol=st.sampled_from([1e-4, 1e-6, 1e-8]), sparse=st.booleans())
-def test_random_feasible(seed, n, m_ub, m_eq, tol, sparse):
-    d = feasible(seed, n, m_ub, min(m_eq, n))
+       m_eq=st.integers(0, 2), tol=st.sampled_from([1e-4, 1e-6, 1e-8]), sparse=st.booleans(),
+       variant=st.sampled_from(VARIANTS))
+def test_random_feasible(seed, n, m_ub, m_eq, tol, sparse, variant):
+    d = feasible(seed, n, m_ub, min(m_eq, n), variant=variant)
     if sparse:
         d["A_ub"] = sp.coo_matrix(d["A_ub"])
     ref = reference(d)
     assert ref[0] is Status.OPTIMAL
-    assert solve_and_judge(d, tol, ref, max_iter=200_000) == "optimal"
+    assert solve_and_judge(d, tol, ref, max_iter=50_000) == "optimal"
 
 
 @given(seed=st.integers(0, 10**6), n=st.integers(2, 6), which=st.sampled_from(["infeasible", "unbounded"]))
@@ -321,7 +331,7 @@ def test_random_infeasible_or_unbounded(seed, n, which):
     ref = reference(d)
     want = Status.PRIMAL_INFEASIBLE if which == "infeasible" else Status.DUAL_INFEASIBLE
     assert ref[0] is want
-    assert solve_and_judge(d, 1e-6, ref, max_iter=200_000) == f"status:{want.value}"
+    assert solve_and_judge(d, 1e-6, ref, max_iter=50_000) == f"status:{want.value}"
 
 
 # --------------------------------------------------------------------------------------
