@@ -428,3 +428,17 @@ def test_check_rejects_wrong_answer_at_tiny_scale():
     prob = ConvexReLU(X, 1e-9 * y, n_patterns=4, beta=1e-10, variant="gated")
     zero = Result(x=np.zeros(prob.shape), status=Status.OPTIMAL, objective=0.0)
     assert not prob.check(zero, 1e-4, 1e-4).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, eps", [("relu", 0.0), ("gated", 0.0), ("relu", 0.05)])
+def test_warm_start_across_backends(variant, eps):
+    """A Result of the JAX run warm-starts the numpy run and back (its state is converted)."""
+    X, y = regression(10, 2, seed=1)
+    prob = ConvexReLU(X, y, n_patterns=3, beta=0.1, variant=variant, epsilon=eps)
+    rj = prob.solve(backend="jax", tol=1e-8, max_iter=20_000)
+    rn = prob.solve(backend="numpy", tol=1e-8, max_iter=20_000, warm_start=rj)
+    back = prob.solve(backend="jax", tol=1e-8, max_iter=20_000, warm_start=rn)
+    for r in (rj, rn, back):
+        assert r.status is Status.OPTIMAL and prob.check(r, 1e-5, viol_tol(r)).ok
+    assert rn.iterations <= 20 and back.iterations <= 20
