@@ -98,8 +98,9 @@ class NonlinearProgram(Problem):
             raise ValueError(f"more constraints than variables (m={m} > n={n}): the method "
                              "needs a full-row-rank Jacobian")
         self.n, self.m = n, m
-        self.lam0 = np.zeros(m) if lam0 is None else np.array(lam0, dtype=np.float64)
-        if self.lam0.shape != (m,) or not np.isfinite(self.lam0).all():
+        self.lam0 = (np.zeros(m) if lam0 is None
+                     else float_array("lam0", lam0, finite=True, copy=True))
+        if self.lam0.shape != (m,):
             raise ValueError(f"lam0 must be a finite array of shape ({m},), got {self.lam0.shape}")
         if g0.shape != (n,):
             raise ValueError(f"grad(x0) must have shape ({n},), got {g0.shape}")
@@ -111,7 +112,8 @@ class NonlinearProgram(Problem):
         if not (math.isfinite(f0) and np.isfinite(c0).all() and np.isfinite(g0).all()):
             raise ValueError("f, c or grad is not finite at x0")
         self.known_optimum = None if known_optimum is None else float(known_optimum)
-        self.known_solution = None if known_solution is None else np.array(known_solution, float)
+        self.known_solution = (None if known_solution is None else
+                               float_array("known_solution", known_solution, copy=True))
         if self.known_solution is not None and self.known_solution.shape != (n,):
             raise ValueError(f"known_solution must have shape ({n},)")
         self._cvx = cvxpy_model
@@ -165,7 +167,7 @@ class NonlinearProgram(Problem):
         return H.tocsr() if sp.issparse(H) else np.atleast_2d(np.asarray(H, dtype=np.float64))
 
     def _as_x(self, x) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        x = float_array("x", x)
         if x.shape != self.x0.shape:
             raise ValueError(f"x must have shape {self.x0.shape}, got {x.shape}")
         return x

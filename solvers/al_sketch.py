@@ -118,6 +118,7 @@ class NLPFunctions(NamedTuple):
 
 def _max_abs(A) -> float:
     if sp.issparse(A):
+        A = sp.csr_matrix(A)  # every format (dia and dok have no max)
         return float(abs(A).max()) if A.nnz else 0.0
     A = np.asarray(A, dtype=np.float64)
     return float(np.abs(A).max()) if A.size else 0.0
@@ -497,8 +498,9 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
     t_setup = time.perf_counter()
     validate.choice("sketch", sketch, INNER)
     if dtype != "float64":
-        raise ValueError("al_sketch computes in float64 only: its inner accuracy condition asks "
-                         "for residuals far below float32 precision")
+        raise ValueError(f"dtype must be 'float64' (got {dtype!r}): al_sketch computes in float64 "
+                         "only, its inner accuracy condition asks for residuals far below "
+                         "float32 precision")
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, seed=seed, warm_start=warm_start,
                    dtype=dtype)

@@ -158,7 +158,7 @@ COMMON = {"tol", "max_iter", "verbose", "time_limit", "check_every", "callback",
 def test_bad_options(simple, method, opt):
     name, value = opt
     known = name in OPTIONS[method] | COMMON
-    judge(FAMILY, lambda: simple.solve(method=method, max_iter=3, **{name: value}),
+    judge(FAMILY, lambda: simple.solve(method=method, **{"max_iter": 3, name: value}),
           names=[name] if known else ["unknown option"], allowed_statuses=())
 
 
