@@ -25,11 +25,15 @@ negligible, and so does its violation):
 
 * row units $a_i = \lVert A_{i:}\rVert_\infty$ (1 for an empty row): each row is divided by
   its own magnitude;
-* a length unit $\beta$ for $x$: the smaller of $\operatorname{median}_i |b_i| / a_i$ over the
-  finite nonzero bounds $b_i$ of $l, u$ and $\lVert q\rVert_\infty / \lVert P\rVert_\infty$
-  (each where defined; 1 if neither is). Scaling $(l, u, q)$ by $t$ scales $x^\star$ and
-  $\beta$ by $t$; scaling a row leaves $b_i / a_i$ alone; scaling $(P, q)$ leaves both ratios
-  alone. An underestimate of $\beta$ only tightens the absolute part of the tolerances;
+* a length unit $\beta$ for $x$: the smaller of $\min_i |b_i| / a_i$ over the finite nonzero
+  bounds $b_i$ of $l, u$ (but at least $10^{-12}$ of their median) and
+  $\lVert q\rVert_\infty / \lVert P\rVert_\infty$ (each where defined; 1 if neither is).
+  Scaling $(l, u, q)$ by $t$ scales $x^\star$ and $\beta$ by $t$; scaling a row leaves
+  $b_i / a_i$ alone; scaling $(P, q)$ leaves both ratios alone. The smallest, not a typical,
+  magnitude: $\beta$ only sets the absolute part of the tolerances (the floor that matters when
+  $x^\star \approx 0$), so an underestimate just leaves the relative part in charge, while an
+  overestimate (a median among "soft infinite" bounds such as $\pm 10^6$) would let violations
+  of size $\epsilon\beta$ pass;
 * a cost unit $\gamma = \max(\beta^2\lVert P\rVert_\infty, \beta\lVert q\rVert_\infty)$
   (1 if zero).
 
@@ -49,6 +53,11 @@ import numpy as np
 
 MIN_SCALING = 1e-4
 MAX_SCALING = 1e4
+
+
+#: the length unit is at least this fraction of the median bound (so that one tiny bound, say
+#: 1e-300, cannot push the normalized data towards overflow)
+FLOOR_TO_MEDIAN = 1e-12
 
 
 class Units(NamedTuple):
@@ -75,8 +84,9 @@ def _units(xp, a, pmax, qmax, l, u, n):
         beta_b = xp.full(r.shape[:-1], xp.inf, dtype=a.dtype)
     else:
         any_b = xp.any(~xp.isnan(r), axis=-1)
-        beta_b = xp.where(any_b, xp.nanmedian(xp.where(any_b[..., None], r, 1.0), axis=-1),
-                          xp.inf)
+        r1 = xp.where(any_b[..., None], r, 1.0)
+        low = xp.maximum(xp.nanmin(r1, axis=-1), FLOOR_TO_MEDIAN * xp.nanmedian(r1, axis=-1))
+        beta_b = xp.where(any_b, low, xp.inf)
     has_q = (pmax > 0) & (qmax > 0)
     beta_q = xp.where(has_q, qmax / xp.where(has_q, pmax, 1.0), xp.inf)
     beta = xp.minimum(beta_b, beta_q)

@@ -656,3 +656,23 @@ def test_malformed_warm_start(ws, backend):
     """A warm start of the wrong type or shape: ValueError saying what is expected."""
     with pytest.raises(ValueError, match="warm_start"):
         QuadraticProgram(*random_qp(4, 3, seed=0)).solve(backend=backend, warm_start=ws)
+
+
+def test_soft_infinite_bounds_do_not_loosen_the_tolerance():
+    """An LP with 'soft infinite' bounds |x_i| <= 1e6 and x* of size 1: the length unit is the
+    smallest bound magnitude, not a typical one (a median of 5e5 let a constraint violation of 39
+    pass as optimal at tol 1e-3, objective 111.7 against -5.23)."""
+    rng = np.random.default_rng(0)
+    n = 10
+    R = 0.1 * rng.standard_normal((n, n)) + np.eye(n)
+    A = np.vstack([np.eye(n), R, -R])
+    l = np.r_[-1e6 * np.ones(n), np.full(2 * n, -np.inf)]
+    u = np.r_[1e6 * np.ones(n), 0.5 * np.ones(n), np.ones(n)]
+    prob = QuadraticProgram(np.zeros((n, n)), rng.standard_normal(n), A, l, u)
+    ref = prob.reference()
+    for tol in (1e-3, 1e-6):
+        res = prob.solve(tol=tol)
+        assert res.status is Status.OPTIMAL
+        Ax = A @ res.x
+        assert np.max(np.maximum(Ax - u, l - Ax)) <= 10 * tol * (1 + np.abs(Ax).max())
+        assert abs(res.objective - ref.objective) <= 10 * tol * (1 + abs(ref.objective))
