@@ -334,6 +334,16 @@ def test_random_infeasible_or_unbounded(seed, n, which):
     assert solve_and_judge(d, 1e-6, ref, max_iter=50_000) == f"status:{want.value}"
 
 
+@given(seed=st.integers(0, 10**6), tol=st.sampled_from([1e-4, 1e-6, 1e-8]),
+       variant=st.sampled_from(VARIANTS))
+def test_float32_is_honest(seed, tol, variant):
+    """float32 iterates: an ``optimal`` must still hold in float64 on the user's data (the
+    solver re-checks it there); where float32 cannot reach ``tol`` the status says so."""
+    d = feasible(seed, variant=variant)
+    ref = reference(d)
+    solve_and_judge(d, tol, ref, dtype="float32", max_iter=20_000)
+
+
 # --------------------------------------------------------------------------------------
 # scale invariance: cost, right-hand sides, rows times 10^k
 # --------------------------------------------------------------------------------------
