@@ -483,10 +483,21 @@ class LinearProgram(Problem):
     def from_npz(cls, path) -> "LinearProgram":
         """Read the ``.npz`` layout of cvxkit's Netlib copies (tests/data/netlib/README.md):
         ``c``, CSR parts ``A_ub_data/indices/indptr/shape``, ``b_ub``, the same for ``A_eq``,
-        ``lb``, ``ub``; the recorded optimal value ``obj`` (if any) goes to ``known_objective``."""
+        ``lb``, ``ub``; the recorded optimal value ``obj`` (if any) goes to ``known_objective``.
+        Raises ``ValueError`` for a ``path`` that is not an existing file or a file without
+        these keys."""
+        import os
+
         import scipy.sparse as sp
 
+        if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+            raise ValueError(f"from_npz needs the path of an existing .npz file, got {path!r}")
         with np.load(path) as f:
+            missing = [k for k in ("c", "b_ub", "b_eq", "lb", "ub") + tuple(
+                f"{m}_{p}" for m in ("A_ub", "A_eq") for p in ("data", "indices", "indptr", "shape"))
+                if k not in f.files]
+            if missing:
+                raise ValueError(f"{path} lacks the keys {', '.join(missing)} (see from_npz)")
             mats = {k: sp.csr_matrix((f[f"{k}_data"], f[f"{k}_indices"], f[f"{k}_indptr"]),
                                      shape=tuple(f[f"{k}_shape"])) for k in ("A_ub", "A_eq")}
             lp = cls(f["c"], mats["A_ub"], f["b_ub"], mats["A_eq"], f["b_eq"], f["lb"], f["ub"])

@@ -563,3 +563,12 @@ def test_malformed_warm_starts():
         assert e.match(match)
     assert lp.solve(warm_start=res, tol=1e-6).status is Status.OPTIMAL
     assert lp.solve(warm_start={"x": res.x}, tol=1e-6).status is Status.OPTIMAL
+
+
+def test_from_npz_bad_path(tmp_path):
+    for path in (None, 3, tmp_path / "missing.npz"):
+        with pytest.raises(ValueError, match="existing .npz file"):
+            LinearProgram.from_npz(path)
+    np.savez(tmp_path / "partial.npz", c=np.ones(2))
+    with pytest.raises(ValueError, match="lacks the keys b_ub"):
+        LinearProgram.from_npz(tmp_path / "partial.npz")
