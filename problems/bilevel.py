@@ -232,11 +232,9 @@ class Bilevel(Problem):
         return Boxes(self.x_lo, self.x_hi, self.y_lo, self.y_hi)
 
     def _as_x(self, x) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        x = float_array("x", x, finite=True).reshape(-1)
         if x.shape != (self.p,):
             raise ValueError(f"x must have shape ({self.p},), got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError("x contains NaN or infinite entries")
         return x
 
     @functools.cached_property
@@ -264,7 +262,7 @@ class Bilevel(Problem):
         x = self._as_x(x)
         if self.functions.constraints is not None:
             return self.lower_reference(x)[0] if self._cvx is not None else self._slsqp(x)
-        y_init = self.y0 if y_init is None else np.asarray(y_init, dtype=np.float64)
+        y_init = self.y0 if y_init is None else _vector("y_init", y_init, self.d)
         with _x64():
             return np.asarray(self._jitted[0](x, y_init, tol))
 
