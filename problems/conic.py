@@ -194,13 +194,18 @@ class QuadraticProgram(Problem):
                 "upper": float(np.max(Ax - self.u, initial=0.0))}
 
     def max_violation(self, x) -> float:
-        r"""The largest bound violation in normalized units: row $i$'s violation divided by
-        $a_i\beta$ (`units`), so that `check`'s ``atol`` means the same whatever the scale of
-        each row and of the right-hand sides."""
+        r"""The largest relative bound violation: row $i$'s violation divided by
+        $a_i\max(\beta, \max_k |A_k x|/a_k)$ (row norms $a$ and length unit $\beta$ of `units`),
+        the form of the solver's tolerance $\epsilon_{abs} + \epsilon_{rel}\max(\ldots)$ in
+        normalized units; so `check`'s ``atol`` means the same whatever the scale of each row and
+        of the right-hand sides."""
         _, _, Ax = self._products(x)
+        a = np.broadcast_to(self.units.a, Ax.shape)
+        beta = np.reshape(self.units.D0, (-1, self.n))[:, :1]
         with np.errstate(invalid="ignore"):
-            viol = np.maximum(np.maximum(self.l - Ax, Ax - self.u), 0.0)
-        return float(np.max(np.nan_to_num(viol) * self.units.E0, initial=0.0))
+            viol = np.nan_to_num(np.maximum(np.maximum(self.l - Ax, Ax - self.u), 0.0))
+            act = np.max(np.nan_to_num(np.abs(Ax)) / a, axis=-1, keepdims=True, initial=0.0)
+        return float(np.max(viol / (a * np.maximum(beta, act)), initial=0.0))
 
     def kkt_residuals(self, x, y) -> dict[str, float]:
         r"""KKT residuals of a primal-dual pair (infinity norms; a batch: maxima over members).

@@ -3,14 +3,14 @@ instances verified against Clarabel (through CVXPY, `QuadraticProgram.reference`
 sweep.
 
 Every call is classified by `harness.judge`: a clean cvxkit error naming the argument, an honest
-non-optimal status, or an ``optimal`` verified here on the generated instance. Verification is in
-the problem's normalized units (`QuadraticProgram.units`: row i over ``a_i beta``, costs over
+non-optimal status, or an ``optimal`` verified here on the generated instance. Verification is
+relative to the problem's units (`QuadraticProgram.units`: row norms ``a``, length ``beta``, cost
 ``gamma``), so that it means the same at every scale:
 
 * ``optimal``: the reference (Clarabel at 1e-9) is optimal, the objective is within
-  ``C tol max(|ref|, |x'Px|, |q'x|, gamma)`` of it, and the bound violation (`max_violation`,
-  normalized) is below ``C tol (1 + max_i |A_i x| / (a_i beta))``, the form of the solver's own
-  relative tolerances;
+  ``C tol max(|ref|, |x'Px|, |q'x|, gamma)`` of it, and the relative bound violation
+  (`QuadraticProgram.max_violation`: row i over ``a_i max(beta, max_k |A_k x| / a_k)``, the
+  form of the solver's own tolerances) is below ``C tol``;
 * ``primal_infeasible`` / ``dual_infeasible``: the reference has the same status.
 
 The scale sweep multiplies the cost ``(P, q)``, the right-hand sides ``(l, u, q)`` (so that
@@ -124,11 +124,10 @@ def verifier(prob: QuadraticProgram, ref, tol, obj_factor=1.0, C=20.0):
             return f"x of shape {x.shape} or not finite"
         obj, want = prob.objective(x), obj_factor * ref.objective
         # relative as the solver's tolerances: to the cost unit and the objective's terms, and
-        # (the violation, normalized) to 1 + the largest normalized row activity
+        # (`max_violation`) to the row norm times max(beta, largest row activity)
         big = max(abs(want), abs(x @ (prob.P @ x)), abs(prob.q @ x), gamma)
         gap = abs(obj - want) / big
-        viol = prob.max_violation(x) / (1.0 + np.max(np.abs(prob.units.E0 * (prob.A @ x)),
-                                                     initial=0.0))
+        viol = prob.max_violation(x)
         if gap > C * tol or viol > C * tol:
             return (f"objective {obj:.10g} vs reference {want:.10g} (relative gap {gap:.2e}), "
                     f"relative normalized violation {viol:.2e}, tol {tol:g}")
