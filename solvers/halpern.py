@@ -592,7 +592,8 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
         inner_step: VR-FoRB step $\gamma$ (default $\sqrt{p(1-p)}/(1+\eta L)$, $p = 1/n$).
         inner_factor: VR-FoRB runs $M_k = \max(1, \lfloor c\, n \ln(k+2)\rfloor)$ steps in outer
             iteration $k$ (counted from the start: restarts reset the anchoring, not the inner
-            accuracy), $c$ = ``inner_factor`` (default 0.05, the released code's value).
+            accuracy), $c$ = ``inner_factor`` in (0, 1000) (default 0.05, the released code's
+            value).
         tol: stop when the forward-backward residual
             $\|z - J_{sG}(z - sF(z))\|/s \le$ ``tol``, $s$ = ``residual_step``.
         check_every: iterations between residual checks (default: about one epoch, $n$ component
@@ -620,7 +621,8 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
     n = op.n
     eta = validate.positive("eta", eta, allow_none=True)
     inner_step = validate.positive("inner_step", inner_step, allow_none=True)
-    inner_factor = validate.positive("inner_factor", inner_factor)
+    # at most 1e3 n ln(k + 2) inner steps per outer iteration (an inner loop cannot be timed out)
+    inner_factor = validate.positive("inner_factor", inner_factor, upper=1e3)
     res_step = validate.positive("residual_step", residual_step)
     factor = _restart_factor(restart_factor)
     max_evals = validate.positive("max_evals", max_evals, allow_inf=True)
