@@ -266,7 +266,8 @@ def _oracle(s: _State, threshold: float, oracle_backend: str) -> None:
         dist = x.copy()
         nxt = np.tile(np.arange(s.n, dtype=np.int32), (s.n, 1))
         K.floyd_warshall(dist, nxt)
-    s.violation = float(max(0.0, np.max(x - dist), -s.x.min()))
+    v = max(float(np.max(x - dist)), float(-s.x.min()))
+    s.violation = max(0.0, v) if v == v else math.inf  # NaN: never "feasible"
     s.pending = K.violated_cycles(x, dist, nxt, threshold)
     s.oracle_calls += 1
 
@@ -294,6 +295,13 @@ def _jax_shortest_paths(x):
 _JAX_FW: dict = {}
 
 
+def _gap(diff: float, scale: float) -> float:
+    """``max(0, diff) / scale``, and ``inf`` when either is not a number: an overflowed bound
+    (e.g. a tiny ``gamma``) must never read as a zero gap."""
+    g = max(0.0, diff) / scale if diff == diff and scale == scale else math.inf
+    return g if g == g else math.inf
+
+
 def _make_algorithm(tol: float, scale: float, gap_scale: float, max_sweeps: int,
                     oracle_backend: str):
     """The `Algorithm` (one outer iteration per step) and the measuring function."""
@@ -304,12 +312,12 @@ def _make_algorithm(tol: float, scale: float, gap_scale: float, max_sweeps: int,
         s.objective = metric_objective(s.x, s.d, s.w, s.loss)
         iu, S = _upper_pairs(s)  # the duals' load, shared by both bounds
         sub, dual = _subproblem_gap(s, iu, S)
-        s.sub_gap = max(0.0, sub - dual) / max(abs(sub), gap_scale * (s.gamma or 1.0))
+        s.sub_gap = _gap(sub - dual, max(abs(sub), gap_scale * (s.gamma or 1.0)))
         if s.loss == "l2":
             s.lower_bound, s.gap = dual, s.sub_gap
         else:
             s.lower_bound = _lp_lower_bound(s, iu, S)
-            s.gap = max(0.0, s.objective - s.lower_bound) / max(abs(s.objective), gap_scale)
+            s.gap = _gap(s.objective - s.lower_bound, max(abs(s.objective), gap_scale))
 
     def step(bk, s: _State, data):
         _add_pending(s)
