@@ -243,3 +243,15 @@ def test_bad_option_types_and_warm_start():
         CorrelationClustering(np.zeros((3, 3)), [[0, 1], [1]])
     with pytest.raises(ValueError, match="weights"):
         MetricNearness(D, weights=np.ones((5, 5)) + 1j)
+
+
+@pytest.mark.parametrize("gamma", [5e-324, 1e-300, 1e300])
+def test_extreme_gamma_is_never_a_wrong_optimal(gamma):
+    """gamma = 5e-324 overflowed the L1 lower bound to NaN, which read as a zero gap: status
+    optimal with the objective 13% above the optimum."""
+    prob = MetricNearness(dissimilarity(5, 4), norm="l1")
+    res = prob.solve(gamma=gamma, max_iter=200)
+    if res.status is Status.OPTIMAL:
+        assert prob.check(res, rtol=1e-5).ok
+    assert not (res.dual_residual == 0 and res.status is Status.OPTIMAL
+                and not prob.check(res, rtol=1e-5).ok)
