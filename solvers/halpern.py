@@ -626,6 +626,7 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
     res_step = validate.positive("residual_step", residual_step)
     factor = _restart_factor(restart_factor)
     max_evals = validate.positive("max_evals", max_evals, allow_inf=True)
+    check_every = validate.integer("check_every", check_every, allow_none=True)
     need_L = eta is None or (variant == "forb" and inner_step is None)
     if need_L and op.lipschitz is None:
         raise ValueError("op.lipschitz (average Lipschitz constant) is needed for the default "

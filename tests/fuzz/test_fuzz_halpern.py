@@ -146,7 +146,8 @@ def test_option_types(method, data, value):
     """Any value for any option: a clean error naming it, or a result that keeps its promise."""
     name = data.draw(st.sampled_from(OPTIONS[method]))
     game = FiniteSumMatrixGame(base_game(seed=1))
-    tol = value if name == "tol" and isinstance(value, float) and 0 < value < np.inf else 1e-6
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    tol = value if name == "tol" and numeric and 0 < value < np.inf else 1e-6
     kw = {"max_iter": 300, "restart_factor": 0.2, name: value}
     if name == "max_iter" and not isinstance(value, bool) and isinstance(value, int) and value > 0:
         kw[name] = min(value, 300)

@@ -148,7 +148,8 @@ OPTIONS = ("tol", "max_iter", "time_limit", "verbose", "callback", "gamma", "max
 def test_option_types(name, value, norm):
     """Any value for any option: a clean error naming it, or a result that keeps its promise."""
     prob = MetricNearness(dissimilarity(5, seed=4), norm=norm)
-    tol = value if name == "tol" and isinstance(value, float) and 0 < value < np.inf else 1e-6
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    tol = value if name == "tol" and numeric and 0 < value < np.inf else 1e-6
     kw = {name: value}
     if name == "max_iter" and isinstance(value, int) and not isinstance(value, bool):
         kw[name] = value  # small or invalid either way
