@@ -253,6 +253,6 @@ def test_extreme_gamma_is_never_a_wrong_optimal(gamma):
     res = prob.solve(gamma=gamma, max_iter=200)
     if res.status is Status.OPTIMAL:
         assert prob.check(res, rtol=1e-5).ok
-    else:  # an honest failure, with a gap that is not reported as 0
+    else:  # an honest failure whose residuals show why
         assert res.status in (Status.MAX_ITER, Status.NUMERICAL_ERROR)
-        assert not res.dual_residual <= 1e-6
+        assert not (res.dual_residual <= 1e-6 and res.primal_residual <= 1e-6 * prob.D.max())
