@@ -94,6 +94,8 @@ class ParametricConicProgram(Problem):
     def __init__(self, data: ConicData, theta=None, sampler=None, name: str = ""):
         if not isinstance(data, ConicData):
             raise ValueError(f"data must be a ConicData, got {type(data).__name__}")
+        if sampler is not None and not callable(sampler):
+            raise ValueError("sampler must be callable: sampler(rng, k) -> (k, p) array")
         self.data = data
         self.theta = np.zeros(data.p) if theta is None else data.theta1(theta)[:-1]
         self.sampler = sampler
@@ -311,8 +313,11 @@ class ParametricConicProgram(Problem):
         """``k`` parameter values (k, p) from the instance's sampler (``ValueError`` if none)."""
         if self.sampler is None:
             raise ValueError("this program has no sampler of theta; pass thetas explicitly")
-        T = np.asarray(self.sampler(np.random.default_rng(seed), int(k)), dtype=np.float64)
-        if T.shape != (int(k), self.p):
+        k = validate.integer("k", k)
+        seed = validate.integer("seed", seed, minimum=0)
+        T = validate.float_array("the sampler's output",
+                                 self.sampler(np.random.default_rng(seed), k))
+        if T.shape != (k, self.p):
             raise ValueError(f"the sampler returned shape {T.shape}, expected ({k}, {self.p})")
         return T
 
