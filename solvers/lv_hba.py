@@ -53,10 +53,15 @@ taken for curvature); a step size whose product with it exceeds 1 is halved ($\b
 final values. The digest of the paper
 found the released toy defaults diverge at larger sizes, so the steps scale with the problem.
 
-**Stopping** (the paper states none): ``optimal`` when the step residual
-$\|(x, y)^{k+1} - (x, y)^k\|/\alpha \le$ ``tol``, the value-function gap
+**Stopping** (the paper states none): ``optimal`` when $c_k$ times the step residual,
+$c_k\|(x, y)^{k+1} - (x, y)^k\|/\alpha$ (the projected gradient of $f + c_k(g - v_\gamma)$, in
+the units of $\nabla f$: an approximate KKT point of the value-function reformulation with
+multiplier $c_k$), is $\le$ ``tol``, the value-function gap
 $|g(x, y) - \hat v|$ (with $\hat v$ the proximal Lagrangian at $(\theta, \lambda)$) $\le$ ``tol``
-and the last projection met its KKT tolerance.
+and the last projection met its KKT tolerance. (The step residual alone carries the weight
+$1/c_k$ of $\nabla f$: stopping on it let a toy with $F^* = 0.0625$ end ``optimal`` at
+$F = 0.0659$, where the two gradients cancelled at $c_k \approx 18$.) ``dual_residual`` is this
+$c_k$-scaled residual.
 The penalty $c_k$ grows slowly, so the method approaches bilevel stationarity at a sublinear
 rate: expect ``max_iter`` at tight tolerances (the status says so).
 """
@@ -188,12 +193,19 @@ def _functions(fns: BilevelFunctions):
 
     def monitor(bk, st, d):
         return {"upper": fns.upper(st["x"], st["y"]), "step_residual": st["res"],
+                "kkt": kkt(st, d),
                 "value_gap": gap(st, d),
                 "violation": jnp.max(jnp.concatenate([cons(st["x"], st["y"]),
                                                       jnp.zeros((1,), st["x"].dtype)]))}
 
+    def kkt(st, d):
+        # c_k times the step residual: the projected gradient of f + c_k (g - v) (the step
+        # of iteration k used c_k = c_lower (k + 1)^p; st["k"] counts steps taken)
+        ck = d["c_lower"] * jnp.maximum(st["k"], 1).astype(st["res"].dtype) ** d["p"]
+        return ck * st["res"]
+
     def converged(bk, st, d):
-        return ((st["res"] <= d["tol"]) & (jnp.abs(gap(st, d)) <= d["tol"])
+        return ((kkt(st, d) <= d["tol"]) & (jnp.abs(gap(st, d)) <= d["tol"])
                 & (st["proj_kkt"] <= 1e-9))
 
     def curvatures(x, y, vy, vu):
@@ -270,8 +282,8 @@ def lv_hba(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1e-5,
 
     Returns:
         `Result`: ``x`` (p,), ``objective`` $f(x, y)$, ``primal_residual`` the largest
-        constraint violation $\max(c(x, y))_+$, ``dual_residual`` the step residual, ``info``:
-        ``y``, ``theta``, ``lam``, ``z``, ``value_gap``, ``steps`` (eta, alpha, beta),
+        constraint violation $\max(c(x, y))_+$, ``dual_residual`` $c_k$ times the step
+        residual, ``info``: ``y``, ``theta``, ``lam``, ``z``, ``value_gap``, ``steps`` (eta, alpha, beta),
         ``lower_gradient_steps`` (one per iteration), ``lower_solves`` (0: single loop).
     """
     import jax.numpy as jnp
@@ -336,8 +348,9 @@ def lv_hba(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1e-5,
         r = drive("lv_hba", step, monitor, converged, state, d, backend, opts)
         st = r.state
         viol = float(jnp.max(jnp.concatenate([cons(st["x"], st["y"]), jnp.zeros(1)])))
+        ck = c_lower * max(int(st["k"]), 1) ** p
         res = finish(r, "lv_hba", backend, st["x"], st["y"], float(fns.upper(st["x"], st["y"])),
-                     float(st["res"]), 0, jnp.asarray([0, r.iterations, 0]), setup,
+                     ck * float(st["res"]), 0, jnp.asarray([0, r.iterations, 0]), setup,
                      {"theta": np.asarray(st["theta"]), "lam": np.asarray(st["lam"]),
                       "z": np.asarray(st["z"]),
                       "value_gap": float(r.history["value_gap"][-1]),

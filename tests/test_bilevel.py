@@ -339,10 +339,10 @@ def test_lv_hba_inactive_constraint_at_solution():
     prob = Bilevel(lambda x, y: jnp.sum((y - 0.3) ** 2) + 0.1 * (x[0] - 0.3) ** 2,
                    lambda x, y: jnp.sum((y - x[0]) ** 2),
                    np.full(1, 1.5), np.full(1, 0.7), lambda x, y: jnp.stack([y[0] - 0.7]))
-    res = prob.solve(method="lv_hba")
+    res = prob.solve(method="lv_hba", backend="jax", max_iter=60_000, check_every=1000)
     assert res.status is Status.OPTIMAL, res.info["message"]
-    assert abs(res.x[0] - 0.3) <= 1e-3 and abs(res.info["y"][0] - 0.3) <= 1e-3
-    assert res.objective <= 1e-6
+    assert abs(res.x[0] - 0.3) <= 1e-4 and abs(res.info["y"][0] - 0.3) <= 1e-4
+    assert res.objective <= 1e-8
     assert res.info["lam"][0] <= 1e-6
 
 
