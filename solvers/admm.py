@@ -185,7 +185,7 @@ class Settings(NamedTuple):
 class Norms(NamedTuple):
     """What the tests need besides the scaled data (module docstring, "Checks").
 
-    ``ue`` (m), ``ud`` (n), ``uc``: the Ruiz part of the scaling (total scaling over the units
+    ``ue`` (m), ``ud`` (n), ``uc``: the tolerances' units over the total scaling (the units
     of `cvxkit.solvers.scaling`): a scaled row residual times ``ue`` is in normalized units, a
     scaled dual residual times ``ud * uc`` too. ``wA`` (m) $= E a$, ``wP`` (n) $= cD\\,
     \\max_k|P_{jk}|$, ``wC`` (n) $= D\\max_i |A_{ij}|/a_i$: the weights that turn the

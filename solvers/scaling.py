@@ -37,10 +37,15 @@ negligible, and so does its violation):
 * a cost unit $\gamma = \max(\beta^2\lVert P\rVert_\infty, \beta\lVert q\rVert_\infty)$
   (1 if zero).
 
-So $D_0 = \beta$, $E_{0,i} = 1/(a_i\beta)$, $c_0 = 1/\gamma$: the *normalized problem*
+So $D_0 = \beta$, $E_{0,i} = 1/(a_i\beta)$, $c_0 = 1/\gamma$ define the *normalized problem*
 ($\bar P = \beta^2P/\gamma$, $\bar q = \beta q/\gamma$, rows $A_{i:}/a_i$, bounds
-$b_i/(a_i\beta)$) has unit-size rows, $O(1)$ cost and $O(1)$ typical bounds. The solver's
-tolerances are applied to it (see `cvxkit.solvers.admm`).
+$b_i/(a_i\beta)$) on which the solver's tolerances are applied (see `cvxkit.solvers.admm`).
+
+Ruiz starts from the same units with a *typical* length $\beta_1$ instead (the median of the
+$|b_i|/a_i$ where it is below $\lVert q\rVert/\lVert P\rVert$; $D_1, E_1, c_1$): the iterations
+run on a balanced problem (with the smallest $\beta$, $\bar P$ can be tiny next to $\bar q$,
+and polishing's regularization $\delta$ then no longer small next to $\bar P$). Both lengths
+scale alike, so the scaled problem is still the same at every scale.
 
 `ruiz_dense` works on dense arrays of any array namespace, with any leading batch dimensions;
 `ruiz_sparse` on scipy.sparse matrices (one problem).
@@ -62,13 +67,17 @@ FLOOR_TO_MEDIAN = 1e-12
 
 class Units(NamedTuple):
     """The problem's units (module docstring): ``D0`` (..., n) $= \\beta$, ``E0`` (..., m)
-    $= 1/(a\\beta)$, ``c0`` (...) $= 1/\\gamma$, and the row norms ``a`` (..., m) (1 for empty
-    rows)."""
+    $= 1/(a\\beta)$, ``c0`` (...) $= 1/\\gamma$ (the tolerances' units), the row norms ``a``
+    (..., m) (1 for empty rows), and ``D1``, ``E1``, ``c1``: the same with the typical length
+    $\\beta_1$ (where Ruiz starts)."""
 
     D0: object
     E0: object
     c0: object
     a: object
+    D1: object
+    E1: object
+    c1: object
 
 
 def _units(xp, a, pmax, qmax, l, u, n):
@@ -81,21 +90,26 @@ def _units(xp, a, pmax, qmax, l, u, n):
 
     r = xp.concatenate([ratios(l), ratios(u)], axis=-1)
     if r.shape[-1] == 0:  # no constraints
-        beta_b = xp.full(r.shape[:-1], xp.inf, dtype=a.dtype)
+        low = mid = xp.full(r.shape[:-1], xp.inf, dtype=a.dtype)
     else:
         any_b = xp.any(~xp.isnan(r), axis=-1)
         r1 = xp.where(any_b[..., None], r, 1.0)
-        low = xp.maximum(xp.nanmin(r1, axis=-1), FLOOR_TO_MEDIAN * xp.nanmedian(r1, axis=-1))
-        beta_b = xp.where(any_b, low, xp.inf)
+        med = xp.nanmedian(r1, axis=-1)
+        low = xp.where(any_b, xp.maximum(xp.nanmin(r1, axis=-1), FLOOR_TO_MEDIAN * med), xp.inf)
+        mid = xp.where(any_b, med, xp.inf)
     has_q = (pmax > 0) & (qmax > 0)
     beta_q = xp.where(has_q, qmax / xp.where(has_q, pmax, 1.0), xp.inf)
-    beta = xp.minimum(beta_b, beta_q)
-    beta = xp.where(xp.isfinite(beta), beta, 1.0)
-    gamma = xp.maximum(beta * beta * pmax, beta * qmax)
-    gamma = xp.where(gamma > 0, gamma, 1.0)
-    beta = xp.asarray(beta)[..., None]
-    D0 = beta * xp.ones(beta.shape[:-1] + (n,), dtype=a.dtype)
-    return Units(D0, 1.0 / (a * beta), 1.0 / gamma, a)
+
+    def scales(beta_b):
+        beta = xp.minimum(beta_b, beta_q)
+        beta = xp.where(xp.isfinite(beta), beta, 1.0)
+        gamma = xp.maximum(beta * beta * pmax, beta * qmax)
+        gamma = xp.where(gamma > 0, gamma, 1.0)
+        beta = xp.asarray(beta)[..., None]
+        return beta * xp.ones(beta.shape[:-1] + (n,), dtype=a.dtype), 1.0 / (a * beta), 1.0 / gamma
+
+    D0, E0, c0 = scales(low)
+    return Units(D0, E0, c0, a, *scales(mid))
 
 
 def units_dense(xp, P, q, A, l, u) -> Units:
@@ -169,7 +183,7 @@ def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = No
 
     s = (xp.ones_like(q), xp.ones(A.shape[:-1], dtype=q.dtype), xp.ones(q.shape[:-1], dtype=q.dtype))
     if start is not None:
-        s = (s[0] * start.D0, s[1] * start.E0, s[2] * start.c0)
+        s = (s[0] * start.D1, s[1] * start.E1, s[2] * start.c1)
     if loop is None:
         for _ in range(iters):
             s = body(s)
@@ -210,7 +224,7 @@ def ruiz_sparse(P, q, A, iters: int = 10, start: Units | None = None) -> Scaled:
     q0 = np.asarray(q, dtype=np.float64)
     D, E, c = np.ones(n), np.ones(m), 1.0
     if start is not None:
-        D, E, c = D * start.D0, E * start.E0, float(start.c0)
+        D, E, c = D * start.D1, E * start.E1, float(start.c1)
     for _ in range(iters):
         colP = c * D * _colmax_csc(P.indptr, P.indices, aP, D, n)
         colA = D * _colmax_csc(A.indptr, A.indices, aA, E, n)
