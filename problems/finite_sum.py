@@ -206,6 +206,19 @@ class FiniteSumMatrixGame(Problem):
             "simplex_y": max(0.0, float(-y.min()), abs(float(y.sum()) - 1.0)),
         }
 
+    def check(self, result: Result, rtol: float = 1e-6, atol: float = 1e-6, reference=None):
+        r"""`Problem.check` with the duality gap measured in units of the payoff scale: the
+        report's ``max_violation`` is the largest of gap/$\alpha$ and the simplex violations, so
+        that ``atol`` means the same for $A$ and $A \cdot 10^k$."""
+        import dataclasses
+
+        rep = super().check(result, rtol, atol, reference)
+        r = self.residuals(result.x)
+        viol = max(r["duality_gap"] / self.payoff_scale, r["simplex_x"], r["simplex_y"])
+        ok = bool(result.status.converged and rep.reference_status.converged
+                  and rep.rel_gap <= rtol and viol <= atol)
+        return dataclasses.replace(rep, max_violation=viol, ok=ok)
+
     def reference_options(self) -> dict:
         return {"solver": "HIGHS"}
 

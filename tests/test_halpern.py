@@ -343,6 +343,7 @@ def test_game_scale_invariance(method, k):
     assert abs(res.objective - ref.objective) <= res.info["gap_bound"]
     assert 0 <= game.duality_gap(res.x) <= res.info["gap_bound"]
     assert res.info["relative_residual"] <= 1e-7
+    assert game.check(res, rtol=1e-5, atol=1e-6).ok
 
 
 def test_game_tiny_payoffs_do_not_stop_at_iteration_zero():
