@@ -337,9 +337,10 @@ def _lp(seed):
 INSTANCES = {"feasible0": lambda: feasible(0), "feasible1 (singular P)": lambda: feasible(
     1, singular=True, zero_rows=True), "LP3": _lp(3), "infeasible": lambda: infeasible(0),
     "unbounded": lambda: unbounded(0), "soft bounds LP": lambda: soft_bounds(0),
-    # a degenerate LP on which ADMM needs 7 000 to 50 000 iterations: rounding-level differences
-    # between the scaled copies (1e-16) steer the adaptive penalty differently, so the counts
-    # vary with k while the status and answer do not (slow run only)
+    # a degenerate LP on which ADMM needs 7 000 to 85 000 iterations: rounding-level differences
+    # between the scaled copies (1e-16) steer the adaptive penalty differently (20 to 350
+    # refactorizations), so the counts vary with k while the status and answer do not (slow run
+    # only, with max_iter 200 000)
     "LP2 (hard)": _lp(2)}
 SLOW_INSTANCES = {"LP2 (hard)"}
 KS = list(range(-9, 10, 3))  # every 3rd k in the default run, all of them with -m slow
@@ -361,7 +362,7 @@ def test_scale_invariance(name, kind, k, references):
     ref = references.get(name) or reference(INSTANCES[name]())
     prob = QuadraticProgram(*scaled(INSTANCES[name](), kind, k))
     out = judged(prob, ref, obj_factor=objective_scale(kind, k), allowed={ref.status},
-                 max_iter=60_000 if name in SLOW_INSTANCES else 20_000)
+                 max_iter=200_000 if name in SLOW_INSTANCES else 20_000)
     assert out == ("optimal" if ref.status is Status.OPTIMAL else f"status:{ref.status.value}")
 
 
