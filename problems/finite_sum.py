@@ -282,7 +282,7 @@ class FiniteSumMatrixGame(Problem):
         # stop on the game's residual (module docstring), as vr_halpern does
         res = halpern(T, self._start_from(warm_start), backend=backend, data=op.data,
                       residual_scale=eta, evals_per_call=2 * self.n, residual_fn=fb_residual,
-                      **options)
+                      monitor_fn=fb_residual, **options)
         return self._finish(res)
 
     def _finish(self, res: Result) -> Result:

@@ -349,8 +349,8 @@ def _halpern_algorithm(T: Callable, aux_fn: Callable | None,
         out = {"residual": s.stop, "calls": s.calls}
         if residual_fn is not None:
             out["fixed_point_residual"] = s.res
-        if aux_fn is not None:
-            out["aux"] = aux_fn(s.z, *d.data)
+        if aux_fn is not None:  # the stopping residual itself is not evaluated twice
+            out["aux"] = s.stop if aux_fn is residual_fn else aux_fn(s.z, *d.data)
         return out
 
     def converged(bk, s, d):
@@ -382,6 +382,7 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
             of the fixed-point residual (e.g. a problem's own optimality measure, so that ``tol``
             means the same for several methods); evaluated at every iterate. Restarts still
             compare fixed-point residuals, recorded in ``history["fixed_point_residual"]``.
+            ``monitor_fn`` may be the same function: it is then not evaluated again.
         evals_per_call: oracle cost of one call of ``T`` (e.g. 2n component evaluations for an
             extragradient map), reported as ``info["evals"]``.
         warm_start: a previous `Result` or a (d,) point: the new anchor.
