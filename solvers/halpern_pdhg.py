@@ -31,7 +31,8 @@ $$
 $\eta = 0.998/\lVert K\rVert_2$ (after preconditioning), so that $T$ is firmly nonexpansive in the
 norm $\lVert z\rVert_P^2 = \tfrac{\omega}{\eta}\lVert x\rVert^2 + 2y^\top Kx + \tfrac{1}{\eta\omega}\lVert y\rVert^2$.
 
-**Preconditioning.** 10 rounds of Ruiz equilibration of $K$ (infinity norms,
+**Preconditioning.** The rows of $K$ whose infinity norms lie outside $[10^{-4}, 10^4]$ (where
+Ruiz's scaling stops) divided by those norms, then 10 rounds of Ruiz equilibration of $K$ (infinity norms,
 `cvxkit.solvers.scaling`), then Pock-Chambolle scaling with $\alpha = 1$ (rows by
 $1/\sqrt{\lVert K_{i,:}\rVert_1}$, columns by $1/\sqrt{\lVert K_{:,j}\rVert_1}$), then the bounds
 and the cost are divided by $\lVert b\rVert_2$ and $\lVert c\rVert_2$ of the equilibrated problem
@@ -54,10 +55,12 @@ $[10^{-10}, 10^{10}]$.
 Euclidean norms). Every test compares a residual with magnitudes of the same units, so that it
 does not change when $c$, the bounds or the rows are multiplied by a constant:
 
-* primal residual $\lVert Kx - \Pi_S(Kx)\rVert \le \epsilon_{abs}\beta_p + \epsilon_{rel}\lVert b\rVert$,
-  where $b_i$ is the largest finite bound of row $i$ in magnitude (0 if none), and
-  $\beta_p = \lVert b\rVert$, or $\lVert\,\lvert K\rvert\lvert x\rvert\,\rVert$ (the magnitude of
-  the products' terms) when $b = 0$;
+* primal residual, each row relative to its norm $\kappa_i = \lVert K_{i,:}\rVert_\infty$ (so
+  that scaling a row changes nothing): $\lVert D_\kappa^{-1}(Kx - \Pi_S(Kx))\rVert \le
+  \epsilon_{abs}\beta_p + \epsilon_{rel}\lVert D_\kappa^{-1} b\rVert$, where $b_i$ is the largest
+  finite bound of row $i$ in magnitude (0 if none), and $\beta_p = \lVert D_\kappa^{-1}b\rVert$,
+  or $\lVert D_\kappa^{-1}\lvert K\rvert\lvert x\rvert\,\rVert$ (the magnitude of the products'
+  terms) when $b = 0$ ($D_\kappa = \text{diag}(\kappa)$);
 * dual residual $\lVert \lambda - \Pi_\Lambda(\lambda)\rVert \le \epsilon_{abs}\beta_d + \epsilon_{rel}\lVert c\rVert$,
   $\lambda = c - K^\top y$, $\Lambda$ the reduced costs the variable bounds allow
   ($\lambda_j \ge 0$ needs a finite $l_{v,j}$, $\lambda_j \le 0$ a finite $u_{v,j}$), $r = \Pi_\Lambda(\lambda)$,
@@ -79,7 +82,7 @@ use $x = 0$ (feasible, and optimal unless the LP is unbounded); ``Result`` repor
 These are cuPDLPx's relative measures $\lVert\cdot\rVert/(1 + \text{scale})$ with the ``1`` (an
 absolute quantity in the user's units, which made the tests depend on the data's scale) replaced
 by a magnitude of the same units. ``Result.info`` reports ``rel_primal``
-$= \lVert\cdot\rVert/(\beta_p + \lVert b\rVert)$, ``rel_dual`` $= \lVert\cdot\rVert/(\beta_d + \lVert c\rVert)$
+$= \lVert\cdot\rVert/(\beta_p + \lVert D_\kappa^{-1}b\rVert)$, ``rel_dual`` $= \lVert\cdot\rVert/(\beta_d + \lVert c\rVert)$
 and ``rel_gap`` $= \text{gap}/(10^{-3} t + \lvert c^\top x\rvert + \lvert d\rvert)$ (0 for 0/0):
 with $\epsilon_{abs} = \epsilon_{rel} = \epsilon$ (``tol``, the default) the tests hold exactly
 when all three are at most $\epsilon$.
@@ -88,7 +91,7 @@ when all three are at most $\epsilon$.
 displacement vector of an infeasible problem). A candidate is accepted only when it passes these
 tests on the unscaled data; at the end the accepted one is checked again in float64 with the
 user's own matrix (as is an ``optimal`` point), and if that check fails the iteration goes on
-with a 10 times tighter internal tolerance. With $\kappa_i = \lVert K_{i,:}\rVert_\infty$ and
+with a 10 times tighter internal tolerance. With $\kappa_i$ as above and
 the magnitude of $x$ set by the data,
 $\sigma_x = \max(\max_j \lvert l_{v,j}\rvert, \lvert u_{v,j}\rvert, \max_i \lvert b_i\rvert/\kappa_i)$
 (finite bounds only):
@@ -127,7 +130,7 @@ from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
 from cvxkit.solvers.result import Result, Status, as_numpy_history
-from cvxkit.solvers.scaling import ruiz_sparse
+from cvxkit.solvers.scaling import MAX_SCALING, MIN_SCALING, ruiz_sparse
 
 #: termination flags kept in the state
 RUNNING, OPTIMAL, PRIMAL_INFEASIBLE, DUAL_INFEASIBLE, DIVERGED = 0, 1, 2, 3, 4
@@ -194,7 +197,7 @@ class Data(NamedTuple):
     uvf: Any
     lcf: Any
     ucf: Any
-    bnorm: Any
+    bnorm: Any  # ||b / kappa|| (each row's bound relative to the row's norm)
     cnorm: Any
     krow: Any  # infinity norms of K's rows (unscaled; 1 for an empty row)
     cinf: Any  # ||c||_inf
@@ -340,17 +343,18 @@ def metrics(bk: Backend, d: Data, Kxh, Ktyh, xh, yh) -> Metrics:
     # |c^T x - d| plus the parts of c^T x* - d that the residuals can hide (module docstring)
     gap = xp.abs(pobj - dobj) + xp.sum(xp.abs((lam - r) * x)) + xp.sum(xp.abs(y * viol))
     # magnitudes of the terms: || |K| |x| ||, || |K^T| |y| ||, ||(c_j x_j, dual terms)||
-    tKx = _norm(xp, d.kxs * (d.Kabs @ xp.abs(xh)))
+    tKx = _norm(xp, d.kxs * (d.Kabs @ xp.abs(xh)) / d.krow)
     tKty = _norm(xp, d.kys * (d.Ktabs @ xp.abs(yh)))
     tobj = xp.sqrt(xp.sum(cx * cx) + dsq)
     objs = xp.abs(pobj) + xp.abs(dobj)
     # the units of the absolute parts: ||b|| and ||c||, the term magnitudes where those are 0
     bp = xp.where(d.bnorm > 0, d.bnorm, tKx)
     bd = xp.where(d.cnorm > 0, d.cnorm, tKty)
-    ok = ((prim <= st.eps_abs * bp + st.eps_rel * d.bnorm)
+    primk = _norm(xp, viol / d.krow)  # each row relative to its norm: invariant to row scaling
+    ok = ((primk <= st.eps_abs * bp + st.eps_rel * d.bnorm)
           & (dual <= st.eps_abs * bd + st.eps_rel * d.cnorm)
           & (gap <= st.eps_abs * GAP_FLOOR * tobj + st.eps_rel * objs))
-    return Metrics(prim, dual, gap, pobj, dobj, ok, _ratio(xp, prim, bp + d.bnorm),
+    return Metrics(prim, dual, gap, pobj, dobj, ok, _ratio(xp, primk, bp + d.bnorm),
                    _ratio(xp, dual, bd + d.cnorm), _ratio(xp, gap, GAP_FLOOR * tobj + objs))
 
 
@@ -508,9 +512,9 @@ def validate_lp(c, K, lc, uc, lv, uv):
 
 
 def data_scales(c, K, lc, uc, lv, uv):
-    """The unscaled magnitudes of the tests (module docstring): ``(b, ||b||, ||c||, kappa,
-    ||c||_inf, sigma_x)`` with ``b_i`` the largest finite bound of row ``i`` in magnitude and
-    ``kappa_i`` the infinity norm of row ``i`` (1 for an empty row)."""
+    """The unscaled magnitudes of the tests (module docstring): ``(b, ||b / kappa||, ||c||,
+    kappa, ||c||_inf, sigma_x)`` with ``b_i`` the largest finite bound of row ``i`` in magnitude
+    and ``kappa_i`` the infinity norm of row ``i`` (1 for an empty row)."""
     b = np.maximum(np.where(np.isfinite(lc), np.abs(lc), 0.0), np.where(np.isfinite(uc), np.abs(uc), 0.0))
     if validate.is_sparse(K):
         kappa = abs(K).max(axis=1).toarray().ravel()
@@ -518,8 +522,14 @@ def data_scales(c, K, lc, uc, lv, uv):
         kappa = np.abs(K).max(axis=1, initial=0.0)
     kappa = np.where(kappa > 0, kappa, 1.0)
     bounds = np.concatenate([np.abs(lv[np.isfinite(lv)]), np.abs(uv[np.isfinite(uv)]), b / kappa])
-    return (b, float(np.linalg.norm(b)), float(np.linalg.norm(c)), kappa,
+    return (b, float(np.linalg.norm(b / kappa)), float(np.linalg.norm(c)), kappa,
             float(np.abs(c).max(initial=0.0)), float(bounds.max(initial=0.0)))
+
+
+def _abs_max(K, axis):
+    """The largest magnitudes of ``K``'s rows (``axis=1``) or columns (``axis=0``), 1 where 0."""
+    s = abs(K).max(axis=axis).toarray().ravel() if K.shape[axis] else np.zeros(K.shape[1 - axis])
+    return np.where(s > 0, s, 1.0)
 
 
 def _abs_sums(K, axis):
@@ -534,11 +544,19 @@ def precondition(c, K, lc, uc, lv, uv, ruiz_iters=10, pock_chambolle=True, resca
 
     n = c.shape[0]
     Kc = sp.csc_matrix(K)
+    # Ruiz (OSQP's) leaves rows with norms below MIN_SCALING alone and scales those above
+    # MAX_SCALING as if they were MAX_SCALING: a row multiplied by 1e-9 would stay 1e-9 times
+    # smaller than the others. Such rows go to unit infinity norm first; Ruiz equilibrates the
+    # others, so that the result hardly depends on the scale of any row.
+    kappa = _abs_max(Kc, 1)
+    E0 = np.where((kappa < MIN_SCALING) | (kappa > MAX_SCALING), 1.0 / kappa, 1.0)
+    Kc = sp.csc_matrix(sp.diags(E0) @ Kc)
+    D0 = np.ones(n)
     if ruiz_iters > 0 and Kc.shape[0] > 0:
         s = ruiz_sparse(sp.csc_matrix((n, n)), np.zeros(n), Kc, iters=ruiz_iters)
-        Ks, D, E = s.A, s.D, s.E
+        Ks, D, E = s.A, s.D * D0, s.E * E0
     else:
-        Ks, D, E = Kc, np.ones(n), np.ones(Kc.shape[0])
+        Ks, D, E = Kc, D0, E0
     if pock_chambolle and Ks.shape[0] > 0:
         er = 1.0 / np.sqrt(_abs_sums(Ks, 1))
         dc = 1.0 / np.sqrt(_abs_sums(Ks, 0))

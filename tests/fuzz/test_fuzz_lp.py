@@ -76,9 +76,14 @@ def unbounded(seed, n=4):
 
 
 def scaled(data, kind, k):
-    """The same LP with the cost, the right-hand sides (and bounds) or the rows times 10^k."""
+    """The same LP with the cost, the right-hand sides (and bounds), the rows, or one row (the
+    first inequality, with its bound) times 10^k."""
     d, s = dict(data), 10.0 ** k
-    if kind == "cost":
+    if kind == "one row":
+        d["A_ub"], d["b_ub"] = d["A_ub"].copy(), d["b_ub"].copy()
+        d["A_ub"][0] *= s
+        d["b_ub"][0] *= s
+    elif kind == "cost":
         d["c"] = d["c"] * s
     elif kind == "rhs":
         d["b_ub"] = d["b_ub"] * s
@@ -355,14 +360,17 @@ SWEEP = {"feasible 0": feasible(0), "feasible 1": feasible(1, n=6, m_ub=3, m_eq=
 def _sweep(name, kind, k, tol=1e-6, backend="numpy"):
     base = SWEEP[name]
     status, obj = reference(base)
-    want = obj * 10.0 ** k if (status is Status.OPTIMAL and kind != "rows") else obj
+    want = obj * 10.0 ** k if (status is Status.OPTIMAL and kind in ("cost", "rhs")) else obj
     out = solve_and_judge(scaled(base, kind, k), tol, (status, want), backend=backend)
     assert out == ("optimal" if status is Status.OPTIMAL else f"status:{status.value}"), \
         (name, kind, k, out)
 
 
+KINDS = ["cost", "rhs", "rows", "one row"]
+
+
 @pytest.mark.parametrize("k", range(-9, 10, 3))
-@pytest.mark.parametrize("kind", ["cost", "rhs", "rows"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", sorted(SWEEP))
 def test_scale_sweep(name, kind, k):
     _sweep(name, kind, k)
@@ -370,7 +378,7 @@ def test_scale_sweep(name, kind, k):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("k", [k for k in range(-9, 10) if k % 3])
-@pytest.mark.parametrize("kind", ["cost", "rhs", "rows"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", sorted(SWEEP))
 def test_scale_sweep_all_k(name, kind, k):
     _sweep(name, kind, k)
@@ -378,19 +386,19 @@ def test_scale_sweep_all_k(name, kind, k):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("k", [-9, 9])
-@pytest.mark.parametrize("kind", ["cost", "rhs", "rows"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["feasible 0", "infeasible", "unbounded"])
 def test_scale_sweep_jax(name, kind, k):
     _sweep(name, kind, k, backend="jax")
 
 
-@given(seed=st.integers(0, 10**6), kind=st.sampled_from(["cost", "rhs", "rows"]),
+@given(seed=st.integers(0, 10**6), kind=st.sampled_from(KINDS),
        k=st.integers(-9, 9), which=st.sampled_from(["feasible", "free", "infeasible", "unbounded"]))
 def test_scale_random_instance(seed, kind, k, which):
     """The sweep on random instances: same status as HiGHS on the unscaled one, the scaled value."""
     base = {"feasible": lambda: feasible(seed), "free": lambda: feasible(seed, variant="free"),
             "infeasible": lambda: infeasible(seed), "unbounded": lambda: unbounded(seed)}[which]()
     status, obj = reference(base)
-    want = obj * 10.0 ** k if (status is Status.OPTIMAL and kind != "rows") else obj
+    want = obj * 10.0 ** k if (status is Status.OPTIMAL and kind in ("cost", "rhs")) else obj
     out = solve_and_judge(scaled(base, kind, k), 1e-6, (status, want), max_iter=50_000)
     assert out == ("optimal" if status is Status.OPTIMAL else f"status:{status.value}"), (kind, k, out)
