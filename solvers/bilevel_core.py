@@ -271,6 +271,8 @@ def outer_step(st: Outer, value_fn: Callable, grad_fn: Callable, x_lo, x_hi, fix
         lost = ((projected_gradient_norm(xn, g, x_lo, x_hi) <= tol)
                 & (precision(xn, aux) > tol))
         code = jnp.where((code == 0) & lost, 3, code).astype(jnp.int32)
+    bad_values = ~jnp.isfinite(val) | ~jnp.isfinite(g).all() | ~jnp.isfinite(xn).all()
+    code = jnp.where((code == 0) & bad_values, 4, code).astype(jnp.int32)
     dx, dg = xn - st.x, g - st.grad
     curv = jnp.vdot(dx, dg)
     bb = jnp.where(curv > 0, jnp.vdot(dx, dx) / jnp.where(curv > 0, curv, 1.0), 2 * s)
@@ -305,7 +307,7 @@ def outer_parts(value_fn: Callable, grad_fn: Callable, lower_residual: Callable,
         ok = (pg <= d["tol"]) & (lower_residual(st) <= d["lower_tol"])
         if precision is not None:
             ok = ok & (precision(d)(st.x, st.aux) <= d["tol"])
-        return ok | (st.failed > 0) | ~jnp.isfinite(st.value) | ~jnp.isfinite(st.x).all()
+        return ok | (st.failed > 0)
 
     return step, monitor, converged
 
@@ -366,6 +368,8 @@ FAILURES = {
        "support)",
     3: "precision lost: the projected gradient is below tol, but at the size the iterates "
        "have reached its rounding error exceeds tol, so stationarity cannot be certified",
+    4: "non-finite values: the lower level may be unbounded (not convex) at the current x, the "
+       "upper level unbounded below, or the steps diverged",
 }
 
 
