@@ -35,6 +35,7 @@ import numpy as np
 
 from cvxkit.problems.base import CheckReport, Problem, _CVXPY_STATUS, _quiet_fd1, user_callables
 from cvxkit.solvers.result import Result, Status
+from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array, is_sparse
 
 
@@ -463,8 +464,8 @@ def _data(name, X, y=None):
 
 def train_validation_split(X, y, val_fraction: float = 0.3, seed: int = 0):
     """``(X_train, y_train, X_val, y_val)``: a seeded random split."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    validate.positive("val_fraction", val_fraction, upper=1.0)
+    validate.integer("seed", seed, minimum=0)
     X, y = np.asarray(X), np.asarray(y)
     idx = np.random.default_rng(seed).permutation(len(X))
     n_val = max(1, int(round(val_fraction * len(X))))
@@ -502,8 +503,8 @@ class HyperparameterTuning(Bilevel):
                  per_feature: bool = False, x0=None, penalty_bounds=(1e-6, 1e6), name: str = ""):
         import jax.numpy as jnp
 
-        if model not in self.MODELS:
-            raise ValueError(f"unknown model {model!r}; valid choices: {', '.join(self.MODELS)}")
+        validate.choice("model", model, self.MODELS)
+        per_feature = validate.boolean("per_feature", per_feature)
         X, t = _data("X_train", X_train, t_train)
         Xv, tv = _data("X_val", X_val, t_val)
         if Xv.shape[1] != X.shape[1]:
@@ -672,8 +673,8 @@ class DataHypercleaning(Bilevel):
         k = int(max(c.max(), cv.max())) + 1 if n_classes is None else int(n_classes)
         if k < 2 or c.max() >= k or cv.max() >= k:
             raise ValueError(f"need at least 2 classes and labels below n_classes={k}")
-        if not (reg > 0 and np.isfinite(reg)):
-            raise ValueError(f"reg must be a positive finite number, got {reg!r}")
+        validate.positive("reg", reg)
+        validate.integer("n_classes", n_classes, minimum=2, allow_none=True)
         self.corrupted = None if corrupted is None else np.asarray(corrupted, bool)
         if self.corrupted is not None and self.corrupted.shape != (len(c),):
             raise ValueError(f"corrupted must be a boolean mask of shape ({len(c)},)")

@@ -115,6 +115,29 @@ def test_bad_training_data(kind):
           names=["X_train"], allowed_statuses=())
 
 
+FAMILY_OPTIONS = [
+    ("ridge", {"per_feature": "yes"}, "per_feature"), ("ridge", {"model": 3}, "model"),
+    ("ridge", {"model": "lasso"}, "model"), ("ridge", {"penalty_bounds": "ab"}, "penalty_bounds"),
+    ("ridge", {"penalty_bounds": (1.0, 0.5)}, "penalty_bounds"), ("ridge", {"x0": "a"}, "x0"),
+    ("split", {"val_fraction": "x"}, "val_fraction"), ("split", {"val_fraction": 1.5}, "val_fraction"),
+    ("split", {"seed": 0.5}, "seed"), ("clean", {"reg": "x"}, "reg"), ("clean", {"reg": -1.0}, "reg"),
+    ("clean", {"n_classes": 2.5}, "n_classes"), ("clean", {"corrupted": [True]}, "corrupted"),
+]
+
+
+@pytest.mark.parametrize("family, kw, name", FAMILY_OPTIONS)
+def test_bad_family_options(family, kw, name):
+    from cvxkit.problems.bilevel import DataHypercleaning
+
+    rng = np.random.default_rng(0)
+    X, t = rng.standard_normal((8, 2)), rng.standard_normal(8)
+    labels = np.arange(8) % 2
+    calls = {"ridge": lambda: HyperparameterTuning(X, t, X, t, **kw),
+             "split": lambda: HyperparameterTuning.from_data(X, t, **kw),
+             "clean": lambda: DataHypercleaning(X, labels, X, labels, **kw)}
+    judge(FAMILY, calls[family], names=[name], allowed_statuses=())
+
+
 SPARSE = [getattr(sp, f"{k}_{kind}") for k in ("csr", "csc", "coo", "lil", "dok", "dia", "bsr")
           for kind in ("matrix", "array") if hasattr(sp, f"{k}_{kind}")]
 
