@@ -111,7 +111,9 @@ class NonlinearProgram(Problem):
             raise ValueError(f"hess(x0, lam) must have shape ({n}, {n}), got {H0.shape}")
         if not (math.isfinite(f0) and np.isfinite(c0).all() and np.isfinite(g0).all()):
             raise ValueError("f, c or grad is not finite at x0")
-        self.known_optimum = None if known_optimum is None else float(known_optimum)
+        self.known_optimum = (None if known_optimum is None else
+                              float(float_array("known_optimum", known_optimum, ndim=0,
+                                                finite=True)))
         self.known_solution = (None if known_solution is None else
                                float_array("known_solution", known_solution, copy=True))
         if self.known_solution is not None and self.known_solution.shape != (n,):
