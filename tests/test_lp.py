@@ -281,8 +281,10 @@ def _shared(sub=""):
     return sorted(p.stem for p in d.glob("*.npz")) if d.is_dir() else []
 
 
-#: not solved within 60 s on the 2-core machine (docs/lp.md): these only need an honest status
-NETLIB_SLOW = {"BNL1", "BNL2", "GREENBEB", "PEROLD", "PILOT"}
+#: not solved within 60 s on the 2-core machine (docs/lp.md): these only need an honest status.
+#: PILOT-WE was "optimal" within 60 s 1.8e-2 off the optimum before the gap test counted what the
+#: residuals hide (issue 17); it now ends time_limit (6.6e-5 off at that point)
+NETLIB_SLOW = {"BNL1", "BNL2", "GREENBEB", "PEROLD", "PILOT", "PILOT-WE"}
 
 
 @pytest.mark.slow
