@@ -875,14 +875,17 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
         c: (n,) cost. K: (m, n) dense or scipy.sparse (None: no rows).
         lc, uc: (m,) row bounds (None: -inf / +inf). lv, uv: (n,) variable bounds (None: free).
         backend: ``"numpy"`` (scipy.sparse products) or ``"jax"`` (BCOO, jitted loop).
-        tol: default for ``eps_abs`` and ``eps_rel`` (cuPDLPx's relative tolerance).
+        tol: default for ``eps_abs`` and ``eps_rel``: the tests of the module docstring, all
+            relative to magnitudes of the data (invariant to scaling the cost, the bounds or
+            any row); ``eps_abs`` may be 0 (not both).
         max_iter: PDHG iterations; time_limit: seconds; check_every: iterations between checks
             (restart, termination, infeasibility); sync_every: JAX blocks between host syncs
             (default: about 1000 iterations' worth, 1 when verbose or with a callback).
         warm_start: a `Result`, ``{"x": ..., "y": ...}`` or a pair ``(x, y)`` (unscaled).
         dtype: ``"float64"`` or ``"float32"``.
         reflection: $\rho$ of the Halpern step (1: r2HPDHG, 0: Halpern PDHG).
-        eps_primal_infeasible, eps_dual_infeasible: certificate tolerances (relative).
+        eps_primal_infeasible, eps_dual_infeasible: certificate tolerances (relative; see the
+            module docstring for what an accepted certificate proves).
         ruiz_iters, pock_chambolle, rescale: the preconditioning steps (0/False to skip).
         primal_weight: initial $\omega$ (default $\lVert c\rVert/\lVert b\rVert$ after scaling);
         adaptive_primal_weight: update it at restarts.
@@ -894,7 +897,10 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
     ``dual_residual`` (the absolute Euclidean residuals of the module docstring) and ``info``
     holding ``y`` (m), ``reduced_costs`` (n), ``dual_objective``, ``rel_primal``, ``rel_dual``,
     ``rel_gap``, ``restarts``, ``restart_iterations``, ``primal_weight``, ``certificate`` (an
-    unscaled ray, for an infeasibility status), ``step_size``. ``history`` holds, per check,
+    unscaled ray, for an infeasibility status), ``step_size``, ``rejected`` (the candidates,
+    (iteration, status), that the final float64 check on the user's data refused). A
+    ``warm_start`` of another type or shape, or with NaN entries, raises ``ValueError``.
+    ``history`` holds, per check,
     the iteration, relative residuals, fixed-point residual, primal weight and restart count.
     """
     t0 = time.perf_counter()
