@@ -114,10 +114,13 @@ class FiniteSumMatrixGame(Problem):
             raise ValueError("A has non-finite entries (NaN or inf)")
         self.A = A
         self.n, self.m, self.k = A.shape
-        self.A_bar = A.mean(axis=0)
         amax = float(np.abs(A).max())
         self.payoff_scale = amax if amax > 0 else 1.0
-        An = A / self.payoff_scale  # norms of normalized data: no overflow for huge payoffs
+        An = A / self.payoff_scale  # sums and norms of normalized data: no overflow near 1e308
+        with np.errstate(over="ignore"):
+            self.A_bar = A.mean(axis=0)
+        if not np.isfinite(self.A_bar).all():  # the sum overflowed: average normalized data
+            self.A_bar = self.payoff_scale * An.mean(axis=0)
         self.lipschitz = self.payoff_scale * float(
             np.sqrt(np.mean(np.linalg.norm(An, 2, axis=(1, 2)) ** 2)))
         self.lipschitz_full = self.payoff_scale * float(np.linalg.norm(An.mean(axis=0), 2))

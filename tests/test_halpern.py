@@ -420,3 +420,15 @@ def test_solver_warm_start_and_option_types():
         halpern(lambda z: z, np.zeros(2), evals_per_call=1.5)
     with pytest.raises(ValueError, match="M"):
         FiniteSumOperator.from_matrices(np.ones((2, 2, 2)) * 1j)
+
+
+def test_game_payoffs_near_overflow():
+    """Payoffs of 1e307: the average of the components overflowed to inf (duality gap inf)."""
+    A = random_game(16, 3, 4, noise=0.3, seed=2)
+    base = FiniteSumMatrixGame(A).solve(method="halpern", tol=1e-7, restart_factor=0.2)
+    game = FiniteSumMatrixGame(A * 1e307)
+    assert np.isfinite(game.A_bar).all()
+    res = game.solve(method="halpern", tol=1e-7, restart_factor=0.2)
+    assert res.status is base.status is Status.OPTIMAL
+    np.testing.assert_allclose(res.x, base.x, atol=1e-9)
+    assert game.duality_gap(res.x) <= res.info["gap_bound"]
