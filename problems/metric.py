@@ -28,6 +28,7 @@ import numpy as np
 from cvxkit.problems.base import Problem
 from cvxkit.solvers import validate
 from cvxkit.solvers.project_forget import (
+    check_magnitude,
     metric_objective,
     symmetric_matrix,
     validate_dissimilarity,
@@ -128,6 +129,7 @@ class MetricNearness(_NormalizedReference, Problem):
         self.n = self.D.shape[0]
         self.norm = norm
         self.W = validate_weights(weights, self.n)
+        check_magnitude(self.D, self.W, norm)
         dmax = float(self.D.max())
         self._dscale = dmax if dmax > 0 else 1.0
         off = ~np.eye(self.n, dtype=bool)
@@ -213,6 +215,11 @@ class CorrelationClustering(_NormalizedReference, Problem):
             raise ValueError("W_plus and W_minus must have the same shape, got "
                              f"{self.W_plus.shape} and {self.W_minus.shape}")
         self.n = self.W_plus.shape[0]
+        with np.errstate(over="ignore"):
+            total = np.float64(self.W_plus.sum()) + np.float64(self.W_minus.sum())
+        if not np.isfinite(total):
+            raise ValueError("W_plus and W_minus are too large: the sum of the weights (the "
+                             "objective's scale) overflows float64; rescale them")
         if self.n < 2:
             raise ValueError("correlation clustering needs at least 2 nodes")
         diff = self.W_plus - self.W_minus

@@ -82,7 +82,7 @@ def symmetric_matrix(name: str, M, n: int | None = None, floor: float = 1.0) -> 
     asym = np.abs(M - M.T).max()
     if asym > 1e-12 * max(floor, np.abs(M).max()):
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {asym:.3g}")
-    return (M + M.T) / 2
+    return M / 2 + M.T / 2  # no overflow near the largest float
 
 
 def validate_dissimilarity(D, name: str = "D") -> np.ndarray:
@@ -113,6 +113,17 @@ def validate_weights(W, n: int) -> np.ndarray:
         )
     np.fill_diagonal(W, 1.0)
     return W
+
+
+def check_magnitude(d, w, loss: str, name: str = "D") -> None:
+    """``ValueError`` when the objective could overflow float64: $\sum w\,\max(d)^k$ ($k$ = 2
+    for L2, 1 for L1) must be finite (rescale the data otherwise)."""
+    power = 2 if loss == "l2" else 1
+    with np.errstate(over="ignore"):
+        size = np.float64(d.max()) ** power * np.float64(w.max()) * d.shape[0] ** 2
+    if not np.isfinite(size):
+        raise ValueError(f"{name} is too large for the {loss.upper()} objective (max {name}"
+                         f"^{power} x max weight x n^2 overflows float64); rescale {name}")
 
 
 class _State:
@@ -385,6 +396,7 @@ def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-
     gamma = validate.positive("gamma", gamma, allow_none=True)
     d = validate_dissimilarity(D)
     w = validate_weights(W, d.shape[0])
+    check_magnitude(d, w, loss)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback)
     n = d.shape[0]

@@ -256,3 +256,21 @@ def test_extreme_gamma_is_never_a_wrong_optimal(gamma):
     else:  # an honest failure whose residuals show why
         assert res.status in (Status.MAX_ITER, Status.NUMERICAL_ERROR)
         assert not (res.dual_residual <= 1e-6 and res.primal_residual <= 1e-6 * prob.D.max())
+
+
+def test_data_whose_objective_overflows_is_refused():
+    """D near the largest float: (D + D.T)/2 overflowed to inf and the L2 objective's scale
+    raised OverflowError; now the symmetrization is safe and an objective that cannot be
+    represented is refused by name."""
+    D = np.array([[0, 1.5e308, 1.0], [1.5e308, 0, 1.0], [1.0, 1.0, 0]])
+    with pytest.raises(ValueError, match="D is too large for the L1"):
+        MetricNearness(D, norm="l1")
+    with pytest.raises(ValueError, match="D is too large for the L2"):
+        MetricNearness(D / 1e150)
+    with pytest.raises(ValueError, match="D is too large"):
+        project_forget(D / 1e150)
+    with pytest.raises(ValueError, match="W_plus and W_minus are too large"):
+        CorrelationClustering(D, D / 2)
+    prob = MetricNearness(D / 1e160)  # large but representable: solved, and checked
+    res = prob.solve()
+    assert res.status is Status.OPTIMAL and prob.check(res).ok
