@@ -69,11 +69,12 @@ def float_array(name: str, v, *, ndim: int | None = None, nonempty: bool = False
     """
     if v is None:
         raise ValueError(f"{name} is required, got None")
+    if is_sparse(v):  # before the dict test: scipy's dok format is a dict
+        reject_complex(name, v)
+        v = v.toarray()
     if isinstance(v, (str, bytes, dict, set)):
         raise ValueError(f"{name} must be a numeric array, got {type(v).__name__}")
     reject_complex(name, v)
-    if is_sparse(v):
-        v = v.toarray()
     dtype = getattr(v, "dtype", None)
     if dtype is not None and not (np.issubdtype(np.dtype(dtype), np.number)
                                   or np.dtype(dtype) == np.bool_):

@@ -93,3 +93,9 @@ def test_solve_refuses_options_the_problem_sets_itself():
     D = np.array([[0.0, 1.0, 3.0], [1.0, 0.0, 1.0], [3.0, 1.0, 0.0]])
     with pytest.raises(ValueError, match=r"loss.*valid options: .*max_iter"):
         MetricNearness(D).solve(loss="l1")
+
+
+@pytest.mark.parametrize("fmt", _FORMATS)
+def test_float_array_densifies_every_sparse_format(fmt):
+    dense = np.array([[1.0, 0.0], [0.0, -2.0]])
+    np.testing.assert_array_equal(float_array("v", sp.csr_array(dense).asformat(fmt)), dense)
