@@ -274,3 +274,11 @@ def test_data_whose_objective_overflows_is_refused():
     prob = MetricNearness(D / 1e160)  # large but representable: solved, and checked
     res = prob.solve()
     assert res.status is Status.OPTIMAL and prob.check(res).ok
+
+
+def test_reference_survives_a_clarabel_failure_at_tight_tolerance():
+    """Clarabel fails at 1e-9 on this instance (SolverError): the reference used to be nan."""
+    prob = MetricNearness(dissimilarity(7, 0, kind="uniform"))
+    ref = prob.reference()
+    assert ref.status is Status.OPTIMAL and np.isfinite(ref.objective)
+    assert prob.check(prob.solve(tol=1e-8), rtol=1e-6).ok
