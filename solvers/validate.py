@@ -57,6 +57,14 @@ def _has_complex(v, depth: int = 0) -> bool:
     return False
 
 
+def _has_text(v, depth: int = 0) -> bool:
+    if isinstance(v, (str, bytes)):
+        return True
+    if isinstance(v, (list, tuple)) and depth < 4:
+        return any(_has_text(e, depth + 1) for e in v[:1000])
+    return False
+
+
 def float_array(name: str, v, *, ndim: int | None = None, nonempty: bool = False,
                 finite: bool = False, copy: bool = False) -> np.ndarray:
     """``v`` as a float64 ndarray, else ``ValueError`` naming ``name``.
@@ -75,6 +83,8 @@ def float_array(name: str, v, *, ndim: int | None = None, nonempty: bool = False
     if isinstance(v, (str, bytes, dict, set)):
         raise ValueError(f"{name} must be a numeric array, got {type(v).__name__}")
     reject_complex(name, v)
+    if isinstance(v, (list, tuple)) and _has_text(v):
+        raise ValueError(f"{name} must be a numeric array, got text entries")
     dtype = getattr(v, "dtype", None)
     if dtype is not None and not (np.issubdtype(np.dtype(dtype), np.number)
                                   or np.dtype(dtype) == np.bool_):

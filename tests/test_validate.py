@@ -15,6 +15,7 @@ def test_float_array_converts_and_checks():
 @pytest.mark.parametrize("value, kwargs, match", [
     ([1 + 2j], {}, "must be real"),
     (["a", "b"], {}, "must be a numeric array"),
+    ([["0", "1"], ["1", "0"]], {}, "text entries"),
     ([[1.0]], {"ndim": 1}, "must be a 1-D array"),
     ([], {"nonempty": True}, "non-empty"),
     ([1.0, np.nan], {"finite": True}, "NaN or infinite"),
