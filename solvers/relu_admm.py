@@ -143,7 +143,7 @@ def prox(bk: Backend, kind: str, v, p, t):
     xp = bk.xp
     if kind == "group":
         nrm = xp.sqrt(xp.sum(v * v, axis=-1, keepdims=True))
-        return v * xp.maximum(0.0, 1.0 - t * p / xp.maximum(nrm, 1e-300))
+        return v * xp.maximum(0.0, 1.0 - t * p / xp.maximum(nrm, xp.finfo(v.dtype).tiny))
     if kind == "l1":
         return xp.sign(v) * xp.maximum(xp.abs(v) - t * p, 0.0)
     if kind == "nonneg":
@@ -343,15 +343,43 @@ def prox_admm(op: Operator, kinds: tuple, lin, params: tuple, x0, *, backend="nu
     return out.state, out
 
 
+def _confirm_float64(op, kinds, build, state: State, eps_abs, eps_rel, tol) -> State:
+    """The stopping test of a float32 run recomputed in float64 on the user's data (``build``
+    makes the operator data on a back end) at its final iterates: a `State` whose residuals,
+    tolerances and ``done`` are the float64 ones."""
+    bk = get_backend("numpy", "float64")
+    lin, params = build(bk)
+    g = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
+    s = state._replace(x=g(state.x), z=tuple(map(g, state.z)), lam=tuple(map(g, state.lam)),
+                       z_prev=tuple(map(g, state.z_prev)), rho=g(state.rho), k=int(state.k),
+                       factor=None)
+    eps_rel = tol if eps_rel is None else eps_rel
+    st = Settings(1.0, float(eps_abs), float(eps_rel), 1.0, 1.0, False, 1, 1)
+    return _check(bk, op, kinds, Data(lin, params, st), s)
+
+
 def result_from_run(state: State, out, x, objective: float, backend: str, setup_time: float,
-                    info: dict) -> Result:
-    """A `Result` from a finished run (``x`` and ``objective`` in the caller's terms)."""
-    status = out.status
+                    info: dict, confirmed: State | None = None) -> Result:
+    """A `Result` from a finished run (``x`` and ``objective`` in the caller's terms).
+
+    ``confirmed``: the float64 recheck of a float32 run (`_confirm_float64`); its residuals are
+    reported, and ``optimal`` becomes ``optimal_inaccurate`` when the test fails in float64."""
+    status, message = out.status, ""
     if status is Status.OPTIMAL and not math.isfinite(objective):
         status = Status.NUMERICAL_ERROR
+    if confirmed is not None:
+        if status is Status.OPTIMAL and not bool(confirmed.done):
+            status = Status.OPTIMAL_INACCURATE
+            message = (f"the float32 run met the tolerance; rechecked in float64 on the user's "
+                       f"data its residuals ({float(confirmed.prim_res):.2e} primal, "
+                       f"{float(confirmed.dual_res):.2e} dual) miss it "
+                       f"({float(confirmed.eps_prim):.2e}, {float(confirmed.eps_dual):.2e})")
+        info = {**info, "float32_residuals": (float(state.prim_res), float(state.dual_res))}
+        state = state._replace(prim_res=confirmed.prim_res, dual_res=confirmed.dual_res,
+                               eps_prim=confirmed.eps_prim, eps_dual=confirmed.eps_dual)
     info = {"rho": float(state.rho), "rho_updates": int(state.n_refactor), "state": state,
             "eps_prim": float(state.eps_prim), "eps_dual": float(state.eps_dual), **info}
-    return Result(x=x, status=status, objective=float(objective),
+    return Result(x=x, status=status, objective=float(objective), message=message,
                   primal_residual=float(state.prim_res), dual_residual=float(state.dual_res),
                   iterations=int(state.k), solve_time=out.solve_time, setup_time=setup_time,
                   compile_time=out.compile_time, history=as_numpy_history(out.history),
@@ -555,12 +583,18 @@ def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True
     P, d = D.shape[1], X.shape[1]
     shape = (2, P, d) if cones else (P, d)
     op = relu_operator(loss_term, cones)
+    kinds = ((loss,) if loss_term else ()) + ("group",) + (("nonneg",) if cones else ())
+
+    def build(b):
+        """The operator data and term parameters on back end ``b``."""
+        with b.precision():
+            f = b.asarray
+            params = ((f(1.0), f(y)),) if loss_term else ()
+            return relu_lin(b, X, D, y, cones, loss_term), \
+                params + (f(beta),) + ((f(0.0),) if cones else ())
+
+    lin, params = build(bk)
     with bk.precision():
-        lin = relu_lin(bk, X, D, y, cones, loss_term)
-        f = bk.asarray
-        params = ((f(1.0), f(y)),) if loss_term else ()
-        params = params + (f(beta),) + ((f(0.0),) if cones else ())
-        kinds = ((loss,) if loss_term else ()) + ("group",) + (("nonneg",) if cones else ())
         x0, ws = _warm_start(warm_start, bk, op, lin, shape,
                              lambda W: W.reshape(-1, d))
     setup = time.perf_counter() - t0
@@ -568,7 +602,10 @@ def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True
     U = np.asarray(state.z[1 if loss_term else 0])
     W = U.reshape(shape)
     obj = relu_objective(X, y, D, W, beta, loss)
-    return result_from_run(state, out, W, obj, bk.name, setup, {"eps_abs": float(eps_abs)})
+    confirmed = _confirm_float64(op, kinds, build, state, eps_abs, kw["eps_rel"], tol) \
+        if dtype == "float32" else None
+    return result_from_run(state, out, W, obj, bk.name, setup, {"eps_abs": float(eps_abs)},
+                           confirmed)
 
 
 def _y_scale(y) -> float:
@@ -787,17 +824,23 @@ def _robust_admm(X, y, D, *, beta, loss, epsilon, backend, warm_start, t0, **kw)
             parts.append(np.abs(np.sum(X * a, axis=1) - y) + epsilon * np.abs(a).sum(axis=1))
         return np.concatenate(parts)
 
+    def build(b):
+        with b.precision():
+            f = b.asarray
+            return DenseLin(tuple(f(A) for A in blocks), f(Pm), f(q), f(0.0)), \
+                tuple((f(p[0]), f(p[1])) if isinstance(p, tuple) else f(p) for p in params)
+
+    lin, ps = build(bk)
     with bk.precision():
-        f = bk.asarray
-        lin = DenseLin(tuple(f(A) for A in blocks), f(Pm), f(q), f(0.0))
-        ps = tuple((f(p[0]), f(p[1])) if isinstance(p, tuple) else f(p) for p in params)
         x0, ws = _warm_start(warm_start, bk, DENSE, lin, (2, P, d), to_x)
     setup = time.perf_counter() - t0
     state, out = prox_admm(DENSE, kinds, lin, ps, x0, backend=bk, warm_start=ws, **kw)
     W = np.asarray(state.z[0]).reshape(2, P, d)
     obj = robust_objective(X, y, D, W, beta, loss, epsilon)
+    confirmed = _confirm_float64(DENSE, kinds, build, state, kw["eps_abs"], kw["eps_rel"],
+                                 kw["tol"]) if kw["dtype"] == "float32" else None
     return result_from_run(state, out, W, obj, bk.name, setup,
-                           {"epsilon": epsilon, "eps_abs": float(kw["eps_abs"])})
+                           {"epsilon": epsilon, "eps_abs": float(kw["eps_abs"])}, confirmed)
 
 
 def robust_objective(X, y, D, W, beta, loss, epsilon) -> float:
