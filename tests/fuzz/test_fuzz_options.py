@@ -133,7 +133,7 @@ FACTORIES = {
     "vr_halpern": (_game, {"tol": 1e-3, "max_iter": 5000}),
     "implicit_diff": (_hyper, {"tol": 1e-5}),
     "bilevel_penalty": (_hyper, {"tol": 1e-4}),
-    "lv_hba": (_hyper, {"tol": 1e-4}),
+    "lv_hba": (_hyper, {"tol": 1e-4, "max_iter": 3000}),
     "dual_proxy": (_conic, {"epochs": 3}),
 }
 #: methods whose only back end is JAX: the large run only
