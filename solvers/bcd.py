@@ -124,7 +124,8 @@ def _prox(xp, penalty, v, t):
     if penalty == "l1":
         return xp.sign(v) * xp.maximum(xp.abs(v) - t, 0.0)
     nrm = xp.sqrt(xp.sum(v * v, axis=-1, keepdims=True))
-    return v * xp.maximum(0.0, 1.0 - t / xp.maximum(nrm, xp.finfo(v.dtype).tiny))
+    keep = nrm > t  # (no division by a floor: t / tiny overflows)
+    return v * xp.where(keep, 1.0 - t / xp.where(keep, nrm, 1.0), 0.0)
 
 
 def _h(xp, penalty, v):

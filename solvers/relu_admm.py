@@ -143,7 +143,8 @@ def prox(bk: Backend, kind: str, v, p, t):
     xp = bk.xp
     if kind == "group":
         nrm = xp.sqrt(xp.sum(v * v, axis=-1, keepdims=True))
-        return v * xp.maximum(0.0, 1.0 - t * p / xp.maximum(nrm, xp.finfo(v.dtype).tiny))
+        keep = nrm > t * p  # (no division by a floor: t p / tiny overflows)
+        return v * xp.where(keep, 1.0 - t * p / xp.where(keep, nrm, 1.0), 0.0)
     if kind == "l1":
         return xp.sign(v) * xp.maximum(xp.abs(v) - t * p, 0.0)
     if kind == "nonneg":

@@ -187,11 +187,7 @@ def method_params():
 
 #: defects found in other families' code, not fixed here (their owners' files): (method,
 #: option) -> why. The fuzz skips these pairs; `test_known_defects` runs them as xfail.
-KNOWN: dict = {
-    ("al_sketch", "dtype"): (float("inf"), "al_sketch refuses any dtype but 'float64' with a "
-                             "message that does not name dtype ('al_sketch computes in float64 "
-                             "only: ...'): NLP family's code, reported, not fixed here"),
-}
+KNOWN: dict = {}  # al_sketch's dtype message (found here) was fixed by its owner
 
 
 def pairs(method):
