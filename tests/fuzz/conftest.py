@@ -6,7 +6,7 @@ printed at its end (`harness.COUNTS`).
 import pytest
 from hypothesis import HealthCheck, settings
 
-from .harness import COUNTS
+from .harness import COUNTS, FAILURES
 
 settings.register_profile("fuzz-small", max_examples=8, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))
@@ -35,10 +35,13 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section("fuzz outcomes")
-    total = 0
+    total, failed = 0, {k: 0 for k in FAILURES}
     for family in sorted(COUNTS):
         c = COUNTS[family]
         total += sum(c.values())
-        tr.write_line(f"{family:>20}: {sum(c.values()):5d} cases  " +
+        for k in FAILURES:
+            failed[k] += c.get(f"FAILED: {k}", 0)
+        tr.write_line(f"{family:>24}: {sum(c.values()):5d} cases  " +
                       ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
-    tr.write_line(f"{'total':>20}: {total:5d} cases, 0 silent wrong answers, 0 crashes")
+    tr.write_line(f"{'total':>24}: {total:5d} cases; failed (hypothesis counts shrinking "
+                  "retries too): " + ", ".join(f"{k} {v}" for k, v in failed.items()))

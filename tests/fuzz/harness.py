@@ -54,27 +54,40 @@ def judge(family: str, call, *, names=(), verify=None, verify_certificate=None,
         res = call()
     except (ValueError, TypeError) as e:
         if not _raised_in_cvxkit(e):
-            raise AssertionError(f"{family}: {type(e).__name__} from inside a dependency: "
-                                 f"{e}\n{''.join(traceback.format_tb(e.__traceback__)[-3:])}")
+            _fail(family, "crash", f"{type(e).__name__} from inside a dependency: {e}\n"
+                  f"{''.join(traceback.format_tb(e.__traceback__)[-3:])}")
         msg = str(e).lower()
         if names and not any(n.lower() in msg for n in names):
-            raise AssertionError(f"{family}: error message does not name any of {names}: {e}")
+            _fail(family, "unclear error", f"error message does not name any of {names}: {e}")
         COUNTS[family]["error"] += 1
         return "error"
     except Exception as e:  # noqa: BLE001 - every other exception is a defect
-        raise AssertionError(f"{family}: crash {type(e).__name__}: {e}\n"
-                             f"{''.join(traceback.format_tb(e.__traceback__)[-3:])}") from e
+        _fail(family, "crash", f"{type(e).__name__}: {e}\n"
+              f"{''.join(traceback.format_tb(e.__traceback__)[-3:])}")
     status = Status(res.status)
     if status is Status.OPTIMAL:
-        assert verify is not None, f"{family}: an optimal result with no way to verify it"
+        if verify is None:
+            _fail(family, "unverified optimal", "an optimal result with no way to verify it")
         why = verify(res)
-        assert why is None, f"{family}: SILENT WRONG ANSWER (status optimal): {why}"
+        if why is not None:
+            _fail(family, "silent wrong answer", f"status optimal, but {why}")
         COUNTS[family]["optimal (verified)"] += 1
         return "optimal"
     if status in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE) and verify_certificate:
         why = verify_certificate(res)
-        assert why is None, f"{family}: WRONG CERTIFICATE ({status.value}): {why}"
-    if allowed_statuses is not None:
-        assert status in allowed_statuses, f"{family}: status {status.value} not in {allowed_statuses}"
+        if why is not None:
+            _fail(family, "silent wrong answer", f"wrong certificate ({status.value}): {why}")
+    if allowed_statuses is not None and status not in allowed_statuses:
+        _fail(family, "unexpected status", f"status {status.value} not in {allowed_statuses}")
     COUNTS[family][f"status:{status.value}"] += 1
     return f"status:{status.value}"
+
+
+#: the outcome classes that fail a test (counted before the test fails, for the summary)
+FAILURES = ("crash", "unclear error", "unverified optimal", "silent wrong answer",
+            "unexpected status")
+
+
+def _fail(family: str, kind: str, message: str):
+    COUNTS[family][f"FAILED: {kind}"] += 1
+    raise AssertionError(f"{family}: {kind.upper()}: {message}")
