@@ -200,13 +200,7 @@ def _warm_start(warm_start, n: int, m: int):
         if v is None and nm == "lam":
             out.append(np.zeros(m))
             continue
-        try:
-            a = validate.float_array(f"warm_start {nm}", v, finite=True, copy=True)
-        except ValueError as e:
-            raise ValueError(f"{expected}; {e}") from None
-        if a.shape != (size,):
-            raise ValueError(f"{expected}; got {nm} of shape {a.shape}")
-        out.append(a)
+        out.append(validate.warm_array(expected, f"warm_start {nm}", v, (size,)))
     return out[0], out[1], scales
 
 

@@ -330,14 +330,8 @@ def _warm_start(ws, shape) -> np.ndarray:
     (that of ``Result.x``) and finite; ``ValueError`` saying what is expected otherwise."""
     expected = (f"warm_start must be a Result of this problem or an array of shape {shape} "
                 f"(the shape of Result.x)")
-    w = ws.x if isinstance(ws, Result) else ws
-    try:
-        w = validate.float_array("warm_start", w, finite=True)
-    except ValueError as e:
-        raise ValueError(f"{expected}; {e}") from None
-    if w.shape != tuple(shape):
-        raise ValueError(f"{expected}; got shape {w.shape}")
-    return w
+    return validate.warm_array(expected, "warm_start", ws.x if isinstance(ws, Result) else ws,
+                               shape)
 
 
 def as_blocks(A, block_size: int) -> np.ndarray:

@@ -666,13 +666,7 @@ def _warm_start(ws, bk, op, lin, shape, to_x):
             return g(state.x), state._replace(x=g(state.x), z=z, lam=tuple(g(v) for v in state.lam),
                                               z_prev=z, rho=g(state.rho))
         ws = ws.x
-    try:
-        W = validate.float_array("warm_start", ws, finite=True)
-    except ValueError as e:
-        raise ValueError(f"{expected}; {e}") from None
-    if W.shape != tuple(shape):
-        raise ValueError(f"{expected}; got shape {W.shape}")
-    return bk.asarray(to_x(W)), None
+    return bk.asarray(to_x(validate.warm_array(expected, "warm_start", ws, shape))), None
 
 
 def relu_predict(X, D, W):

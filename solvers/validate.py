@@ -177,3 +177,15 @@ def choice(name: str, v, choices):
     if not isinstance(v, str) or v not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
     return v
+
+
+def warm_array(expected: str, name: str, v, shape) -> np.ndarray:
+    """One array of a ``warm_start``: finite, of shape ``shape``, as a new float64 array; else
+    ``ValueError`` that starts with ``expected`` (what the method accepts) and says what is wrong."""
+    try:
+        a = float_array(name, v, finite=True, copy=True)
+    except ValueError as e:
+        raise ValueError(f"{expected}; {e}") from None
+    if a.shape != tuple(shape):
+        raise ValueError(f"{expected}; got {name} of shape {a.shape}")
+    return a
