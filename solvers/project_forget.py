@@ -116,7 +116,7 @@ def validate_weights(W, n: int) -> np.ndarray:
 
 
 def check_magnitude(d, w, loss: str, name: str = "D") -> None:
-    """``ValueError`` when the objective could overflow float64: $\sum w\,\max(d)^k$ ($k$ = 2
+    r"""``ValueError`` when the objective could overflow float64: $\sum w\,\max(d)^k$ ($k$ = 2
     for L2, 1 for L1) must be finite (rescale the data otherwise)."""
     power = 2 if loss == "l2" else 1
     with np.errstate(over="ignore"):
