@@ -397,3 +397,43 @@ def test_bad_bounds_warm_starts_and_option_types(ridge):
                        ("lv_hba", {"eta": "x"}), ("bilevel_penalty", {"step0": [1.0]})]:
         with pytest.raises(TypeError, match=next(iter(kw))):
             ridge.solve(method=method, **kw)
+
+
+# --- lv_hba stopping rule and returned y (the demo's ridge row) ----------------------------
+def demo_ridge():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6))
+    t = X @ rng.standard_normal(6) + 2.0 * rng.standard_normal(40)
+    return HyperparameterTuning.from_data(X, t)
+
+
+def test_lv_hba_ridge_optimal_is_right():
+    """The demo's row: optimal within 100 000 iterations at tol 1e-4 (the scaled residual is
+    relative to |grad f| ~ 3.5), with F within 1e-4 (relative) of the optimum, and the reported
+    objective F(x) itself (the lower level solved at x; the iterate's f was 0.028 below it)."""
+    prob = demo_ridge()
+    res = prob.solve(method="lv_hba", backend="jax", tol=1e-4, max_iter=100_000,
+                     check_every=1000)
+    assert res.status is Status.OPTIMAL, res.info["message"]
+    F_star = prob.solve(method="implicit_diff", backend="jax", tol=1e-10).objective
+    F = prob.value(res.x)
+    assert 0 <= F - F_star <= 1e-4 * abs(F_star)
+    assert abs(res.objective - F) <= 1e-6 * abs(F)
+    assert res.info["objective_iterate"] < res.objective - 1e-3  # the iterate's y is biased
+    assert prob.check(res, rtol=1e-6).ok
+
+
+def test_lv_hba_no_false_optimal_on_small_ridge():
+    """n = 6, d = 2, F* = 0.006488: the old rule (unscaled step residual) stopped optimal after
+    1866 iterations at F = 0.007793 (20 % above F*); an honest run is either max_iter or right."""
+    rng = np.random.default_rng(2)
+    X, Xv = rng.standard_normal((6, 2)), rng.standard_normal((4, 2))
+    w = np.array([1.0, -0.5])
+    prob = HyperparameterTuning(X, X @ w + 0.1 * rng.standard_normal(6), Xv,
+                                Xv @ w + 0.1 * rng.standard_normal(4))
+    res = prob.solve(method="lv_hba", backend="jax", tol=1e-4, max_iter=5000, check_every=100)
+    F_star = prob.solve(method="implicit_diff", backend="jax", tol=1e-10).objective
+    assert res.status in (Status.OPTIMAL, Status.MAX_ITER)
+    if res.status is Status.OPTIMAL:
+        assert prob.value(res.x) - F_star <= 1e-4
+    assert abs(res.objective - prob.value(res.x)) <= 1e-8
