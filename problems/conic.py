@@ -74,9 +74,11 @@ class QuadraticProgram(Problem):
     checked further: a non-convex ``P`` makes ADMM diverge, which it reports as
     ``numerical_error``.)
 
-    The solution ``Result.x`` is ``x`` ((B, n) for a batch); ``Result.info['y']`` holds the
-    duals ($y_i > 0$ when the upper bound is active, $< 0$ for the lower one), so that
-    $Px + q + A^\top y = 0$ at a solution.
+    The solution ``Result.x`` is ``x`` ((B, n) for a batch); ``Result.dual`` (and
+    ``Result.info['y']``) holds the duals ($y_i > 0$ when the upper bound is active, $< 0$ for
+    the lower one), so that $Px + q + A^\top y = 0$ at a solution. A batch's `Result` has a
+    leading batch axis on every array field (``objective`` (B,), ``status`` one `Status` per
+    member, ...; see `cvxkit.solvers.admm.admm_qp`).
     """
 
     family = "qp"
@@ -261,6 +263,18 @@ class QuadraticProgram(Problem):
                     idx = np.flatnonzero(rows)
                     cons.append(make(qp.A[idx] @ xi, bound[idx]))
         return cp.Problem(cp.Minimize(obj), cons), x
+
+    def check(self, result: Result, rtol: float = 1e-6, atol: float = 1e-6,
+              reference: Result | None = None):
+        """`Problem.check`; a batch's result (one `Status` per member) is compared as a whole:
+        the objectives summed over the members, ``ok`` only if every member is optimal, and the
+        report's status the first non-optimal member's (``optimal`` when all are)."""
+        status = result.status
+        if isinstance(status, np.ndarray):
+            bad = [Status(s) for s in status.ravel() if Status(s) is not Status.OPTIMAL]
+            result = result.replace(status=bad[0] if bad else Status.OPTIMAL,
+                                    objective=float(np.sum(result.objective)))
+        return super().check(result, rtol=rtol, atol=atol, reference=reference)
 
     # --- adapter ------------------------------------------------------------------------
     def _solve_admm(self, backend="numpy", **options):

@@ -101,7 +101,7 @@ import numpy as np
 from cvxkit.solvers import kkt
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
-from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.result import Result, Status, as_numpy_history, batch_message
 from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse, units_dense, units_sparse
 from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
@@ -992,10 +992,16 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
         ``linsys``, ``polish`` (``"off"``, ``"success"``, ``"failed"``) and, when infeasible,
         ``certificate`` ($\delta y$ or $\delta x$, unscaled, unit infinity norm, checked by
         `certificate_error`). ``message`` says why a certificate was or was not accepted. The history holds, per check: ``iteration``, ``objective``,
-        ``prim_res``, ``dual_res``, ``gap``, ``rho``. A batch returns ``x`` (B, n), per-member
-        arrays in ``info`` (``statuses``, ``iterations``, ``objectives``, ...), ``status`` =
-        ``optimal`` only if every member is (else the first non-optimal member's status),
-        ``objective`` the sum, residuals the maxima.
+        ``prim_res``, ``dual_res``, ``gap``, ``rho``. ``dual`` is ``info['y']``.
+
+        A batch returns one `Result` with a leading batch axis on every array field: ``x``
+        (B, n), ``dual`` (B, m), ``objective`` (B,), ``status`` a numpy array (dtype object)
+        of one `Status` per member, ``iterations``, ``primal_residual``, ``dual_residual``
+        (B,); ``message`` counts the members per status ("k of B members optimal; ...") and
+        ``converged`` is true when every member is optimal. ``info`` keeps per-member arrays
+        (``y``, ``z``, ``statuses`` as a list, ``iterations``, ``objectives``, ``gap``,
+        ``rho``, ``certificates``, ``messages``, ...); ``solve_time`` and ``history`` are
+        the batch's.
     """
     t_setup = time.perf_counter()
     P, q, A, l, u, batch = validate_qp(P, q, A, l, u)
@@ -1132,7 +1138,7 @@ def _result_single(P, q, A, x, z, y, s_np: dict, status, out, setup_time, backen
     return Result(x=x, status=status, objective=obj, primal_residual=s_np["prim_res"],
                   dual_residual=s_np["dual_res"], iterations=s_np["k"], solve_time=out.solve_time,
                   setup_time=setup_time, compile_time=out.compile_time, history=_history(out),
-                  backend=backend, method="admm", info=info, message=message)
+                  backend=backend, method="admm", info=info, message=message, dual=info["y"])
 
 
 def certificate_error(P, q, A, l, u, status, v, eps_pinf: float, eps_dinf: float):
@@ -1276,6 +1282,7 @@ def _failed(q, A, msg, setup_time, backend):
     n = q.shape[-1]
     return Result(x=np.full(n, np.nan), status=Status.NUMERICAL_ERROR, objective=float("nan"),
                   setup_time=setup_time, backend=backend, method="admm",
+                  dual=np.full(A.shape[-2], np.nan), message=f"factorization failed: {msg}",
                   info={"error": f"factorization failed: {msg}"})
 
 
@@ -1566,7 +1573,7 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
     objs = np.einsum("bi,bij,bj->b", x, Pb, x) * 0.5 + np.einsum("bi,bi->b", qb, x)
     certs = [None] * B
     statuses = list(statuses)
-    messages = [""] * B
+    messages = list(fin.get("messages", [""] * B))
     pick = lambda M, i, nd: M[i] if np.ndim(M) == nd else M  # noqa: E731
     for i, stt in enumerate(statuses):
         if stt in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE):
@@ -1580,8 +1587,8 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
             objs[i] = math.inf if stt is Status.PRIMAL_INFEASIBLE else -math.inf
             x[i] = np.nan
             y[i] = np.nan
-    bad = [s for s in statuses if s is not Status.OPTIMAL]
-    status = bad[0] if bad else Status.OPTIMAL
+    status = np.empty(B, dtype=object)
+    status[:] = statuses
     polished = np.asarray(fin.get("polished", np.zeros(B, bool)))
     info = {"y": y, "z": np.asarray(fin["z"]), "statuses": statuses,
             "iterations": np.asarray(fin["k"], dtype=int), "objectives": objs,
@@ -1591,13 +1598,14 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
             "rho": np.asarray(fin["rho"]),
             "rho_updates": np.asarray(fin["n_refactor"], dtype=int), "certificates": certs,
             "polish": "off" if not pol[0] else polished, "linsys": linsys, "messages": messages}
-    finite = np.isfinite(objs)
-    return Result(x=x, status=status, objective=float(objs.sum()) if finite.all() else float(objs[~finite][0]),
-                  primal_residual=float(np.max(fin["prim_res"])),
-                  dual_residual=float(np.max(fin["dual_res"])),
-                  iterations=int(np.max(fin["k"])), solve_time=out.solve_time,
+    return Result(x=x, status=status, objective=objs, dual=y,
+                  primal_residual=np.asarray(fin["prim_res"], dtype=np.float64),
+                  dual_residual=np.asarray(fin["dual_res"], dtype=np.float64),
+                  iterations=np.asarray(fin["k"], dtype=int), solve_time=out.solve_time,
                   setup_time=setup_time, compile_time=out.compile_time, history=_history(out),
-                  backend=backend, method="admm", info=info)
+                  backend=backend, method="admm", info=info,
+                  message=batch_message(statuses, messages))
+
 
 
 def _numpy_batch_loop(P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scaling, pol) -> Result:
@@ -1621,7 +1629,8 @@ def _numpy_batch_loop(P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, sc
            **{k: [r.info.get(k, np.nan) for r in results]
               for k in ("gap", "eps_prim", "eps_dual", "eps_gap", "rho")},
            "n_refactor": [r.info.get("rho_updates", 0) for r in results],
-           "polished": np.array([r.info.get("polish") == "success" for r in results])}
+           "polished": np.array([r.info.get("polish") == "success" for r in results]),
+           "messages": [r.message for r in results]}
     cy = [r.info.get("certificate") if r.status is Status.PRIMAL_INFEASIBLE else None for r in results]
     cx = [r.info.get("certificate") if r.status is Status.DUAL_INFEASIBLE else None for r in results]
     fin["cert_y"], fin["cert_x"] = cy, cx

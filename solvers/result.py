@@ -103,7 +103,9 @@ class Result:
 
     @property
     def converged(self) -> bool:
-        """True when the solver met its tolerance."""
+        """True when the solver met its tolerance (a batch: every member did)."""
+        if isinstance(self.status, np.ndarray):  # a batch: one Status per member
+            return bool(all(Status(s) is Status.OPTIMAL for s in self.status.ravel()))
         return self.status.converged
 
     def replace(self, **changes) -> "Result":
@@ -112,12 +114,34 @@ class Result:
 
     def __repr__(self) -> str:
         shape = getattr(self.x, "shape", None)
+        if isinstance(self.status, np.ndarray):  # a batch: per-member fields
+            n_opt = sum(Status(s) is Status.OPTIMAL for s in self.status.ravel())
+            return (
+                f"Result(batch={self.status.size}, optimal={n_opt}/{self.status.size}, "
+                f"objective={np.asarray(self.objective)!r}, iterations max "
+                f"{int(np.max(self.iterations, initial=0))}, solve_time={self.solve_time:.3g}s, "
+                f"backend={self.backend!r}, method={self.method!r}, x.shape={shape})"
+            )
         return (
             f"Result(status={self.status.value}, objective={self.objective:.10g}, "
             f"primal_residual={self.primal_residual:.3g}, iterations={self.iterations}, "
             f"solve_time={self.solve_time:.3g}s, backend={self.backend!r}, method={self.method!r}, "
             f"x.shape={shape})"
         )
+
+
+def batch_message(statuses, messages=None) -> str:
+    """``"k of B members optimal; ..."``: the count of each status, then the first member of
+    each other status with its own message."""
+    statuses = [Status(s) for s in statuses]
+    B = len(statuses)
+    n_opt = sum(s is Status.OPTIMAL for s in statuses)
+    parts = [f"{n_opt} of {B} members optimal"]
+    for st in dict.fromkeys(s for s in statuses if s is not Status.OPTIMAL):
+        idx = [i for i, s in enumerate(statuses) if s is st]
+        why = (messages[idx[0]] if messages is not None and messages[idx[0]] else st.message)
+        parts.append(f"{len(idx)} {st.value} (first: member {idx[0]}: {why})")
+    return "; ".join(parts)
 
 
 def as_numpy_history(history: dict[str, list]) -> dict[str, np.ndarray]:

@@ -78,6 +78,23 @@ def test_random_qp_matches_osqp_and_clarabel(backend, n_eq):
     np.testing.assert_allclose(res.info["y"], ref.y, atol=1e-4)
 
 
+def test_dual_is_y_and_makes_the_lagrangian_stationary(backend):
+    """``Result.dual`` is ``info['y']`` (user's units): P x + q + A^T y ~ 0 at an optimal result,
+    y >= 0 only on active upper bounds, <= 0 only on active lower ones; NaN when infeasible."""
+    P, q, A, l, u = random_qp(N, M, seed=7, n_eq=3)
+    res = admm_qp(P, q, A, l, u, backend=backend, tol=1e-8)
+    assert res.status is Status.OPTIMAL
+    y = res.dual
+    assert y is res.info["y"] and y.shape == (M,)
+    stat = P @ res.x + q + A.T @ y
+    assert np.abs(stat).max() <= 1e-6 * max(1.0, np.abs(q).max())
+    Ax = A @ res.x
+    assert np.abs(y[(Ax > l + 1e-4) & (Ax < u - 1e-4)]).max(initial=0.0) <= 1e-6
+    inf = admm_qp(*infeasible_qp(), backend=backend)
+    assert inf.status is Status.PRIMAL_INFEASIBLE
+    assert inf.dual is inf.info["y"] and np.isnan(inf.dual).all()
+
+
 def test_numpy_and_jax_agree():
     data = random_qp(N, M, seed=7, n_eq=2)
     r_np = admm_qp(*data, tol=1e-6)
@@ -197,17 +214,35 @@ def test_batch_equals_single_solves():
     batch = QuadraticProgram(P, q, A, l, u)
     assert batch.batch == B
     res = batch.solve(backend="jax", tol=1e-7)
-    assert res.status is Status.OPTIMAL and res.x.shape == (B, N)
-    assert all(s is Status.OPTIMAL for s in res.info["statuses"])
+    # one Result with a leading batch axis on every array field, never a sum
+    assert res.converged and res.x.shape == (B, N) and res.dual.shape == (B, M)
+    assert res.dual is res.info["y"]
+    assert isinstance(res.status, np.ndarray) and res.status.shape == (B,)
+    assert all(s is Status.OPTIMAL for s in res.status)
+    assert list(res.status) == res.info["statuses"]
+    for field in (res.objective, res.iterations, res.primal_residual, res.dual_residual):
+        assert isinstance(field, np.ndarray) and field.shape == (B,)
+    assert res.message.startswith(f"{B} of {B} members optimal")
+    assert f"batch={B}" in repr(res) and f"optimal={B}/{B}" in repr(res)
     for i in range(B):
         single = admm_qp(*data[i], backend="jax", tol=1e-7)
-        assert single.iterations == res.info["iterations"][i]
+        assert single.status is res.status[i]
+        assert single.iterations == res.iterations[i] == res.info["iterations"][i]
+        assert res.objective[i] == pytest.approx(single.objective, rel=1e-7, abs=1e-12)
+        assert res.primal_residual[i] == pytest.approx(single.primal_residual, abs=1e-9)
         np.testing.assert_allclose(res.x[i], single.x, atol=1e-8)
-        np.testing.assert_allclose(res.info["y"][i], single.info["y"], atol=1e-7)
-    # the numpy back end loops over the members: same answers
+        np.testing.assert_allclose(res.dual[i], single.dual, atol=1e-7)
+    # the numpy back end loops over the members: same answers, same kind of Result
     res_np = batch.solve(tol=1e-7)
+    assert res_np.converged and res_np.objective.shape == (B,) and res_np.status.shape == (B,)
     np.testing.assert_allclose(res_np.x, res.x, atol=1e-8)
+    np.testing.assert_allclose(res_np.objective, res.objective, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res_np.dual, res.dual, atol=1e-7)
+    np.testing.assert_array_equal(res_np.iterations, res.iterations)
     np.testing.assert_array_equal(res_np.info["iterations"], res.info["iterations"])
+    # each member's duals satisfy stationarity P x + q + A^T y = 0 at the tolerance
+    for i in range(B):
+        assert batch.member(i).kkt_residuals(res.x[i], res.dual[i])["dual"] <= 1e-5
     # and the batch checks against the CVXPY model of all members at once
     rep = batch.check(res, rtol=1e-6, atol=1e-6)
     assert rep.ok, rep
@@ -224,7 +259,7 @@ def test_batch_compaction_keeps_every_member():
     q, A = rng.standard_normal((B, n)), rng.standard_normal((B, m, n))
     l, u = -rng.random((B, m)), rng.random((B, m))
     res = admm_qp(P, q, A, l, u, backend="jax", tol=1e-6)
-    assert res.status is Status.OPTIMAL
+    assert res.converged and all(s is Status.OPTIMAL for s in res.status)
     assert any(isinstance(key[0], tuple) and key[0][0] == "scatter" for key in admm._AOT)  # compacted
     its = res.info["iterations"]
     assert its.max() > 2 * np.median(its)  # a tail worth compacting
@@ -246,14 +281,24 @@ def test_batch_mixed_statuses_and_shared_data():
     A2[1] = A2[0]                          # but row 1 = row 0 makes it infeasible
     prob = QuadraticProgram(P, qs, np.stack([A2 if i == 2 else A for i in range(B)]), ls, us)
     res = prob.solve(backend="jax", tol=1e-6)
-    statuses = res.info["statuses"]
+    statuses = res.status  # one per member
+    assert list(statuses) == res.info["statuses"]
     assert statuses[2] is Status.PRIMAL_INFEASIBLE
     assert all(statuses[i] is Status.OPTIMAL for i in range(B) if i != 2)
-    assert res.status is Status.PRIMAL_INFEASIBLE  # the batch's status names a non-optimal member
+    assert not res.converged
+    assert res.message.startswith(f"{B - 1} of {B} members optimal; 1 primal_infeasible "
+                                  "(first: member 2")
     assert np.isnan(res.x[2]).all() and np.isfinite(np.delete(res.x, 2, axis=0)).all()
+    # per-member objectives: +inf for the infeasible member, never a sum
+    assert res.objective[2] == math.inf and np.isfinite(np.delete(res.objective, 2)).all()
+    assert np.isnan(res.dual[2]).all()
     for i in (0, 4):
         single = prob.member(i).solve(tol=1e-6)
         np.testing.assert_allclose(res.x[i], single.x, atol=1e-6)
+        assert res.objective[i] == pytest.approx(single.objective, rel=1e-6)
+    # check() of the whole batch: not ok (a member is infeasible), reported as such
+    rep = prob.check(res)
+    assert not rep.ok and rep.status is Status.PRIMAL_INFEASIBLE
 
 
 def nonconvex_qp():
@@ -303,8 +348,8 @@ def test_batch_every_status_certificates_polish_warm_start():
     for backend in ("numpy", "jax"):
         res = admm_qp(P, q, A, l, u, backend=backend, polish=True)
         results[backend] = res
-        assert res.info["statuses"] == expected
-        assert res.status is Status.PRIMAL_INFEASIBLE  # the first non-optimal member
+        assert res.info["statuses"] == expected and list(res.status) == expected
+        assert list(res.objective[:2]) == [math.inf, -math.inf] and np.isnan(res.objective[3])
         assert np.isnan(res.x[[0, 1, 3]]).all() and np.isfinite(res.x[[2, 4, 5]]).all()
         assert list(res.info["polish"]) == [0, 0, 1, 0, 1, 1]
         np.testing.assert_allclose(res.x[2], x_opt, atol=1e-8)  # polished: exact
