@@ -894,7 +894,8 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
             (``jax.experimental.sparse``) or ``"auto"`` (segment on CPU, BCOO on accelerators).
 
     Returns a `Result` with ``x`` (n,), ``objective`` $c^\top x$, ``primal_residual`` and
-    ``dual_residual`` (the absolute Euclidean residuals of the module docstring) and ``info``
+    ``dual_residual`` (the absolute Euclidean residuals of the module docstring), ``dual`` the
+    multipliers ``y`` (m,) (the same array as ``info['y']``), and ``info``
     holding ``y`` (m), ``reduced_costs`` (n), ``dual_objective``, ``rel_primal``, ``rel_dual``,
     ``rel_gap``, ``restarts``, ``restart_iterations``, ``primal_weight``, ``certificate`` (an
     unscaled ray, for an infeasibility status), ``step_size``, ``rejected`` (the candidates,
@@ -1070,5 +1071,5 @@ def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend, reject
     return Result(x=x, status=status, objective=obj, primal_residual=float(s["prim"]),
                   dual_residual=float(s["dual"]), iterations=int(s["it"]), solve_time=out.solve_time,
                   setup_time=setup_time, compile_time=out.compile_time + init_time, history=h,
-                  backend=backend,
+                  backend=backend, dual=y,
                   method="halpern_pdhg", info=info)

@@ -103,6 +103,24 @@ def test_random_lp_numpy(tol):
     assert (y[lp.m_eq:] <= 0).all()
 
 
+def test_dual_is_y_and_satisfies_kkt(backend):
+    """``Result.dual`` is ``info['y']``; the reduced costs ``c - K^T y`` vanish on the variables
+    strictly inside their bounds, and ``y`` vanishes on the rows strictly inside theirs."""
+    lp = random_lp(0)
+    res = lp.solve(backend=backend, tol=1e-8)
+    assert res.status is Status.OPTIMAL
+    y = res.dual
+    assert y is res.info["y"] and y.shape == (lp.m_eq + lp.m_ub,)
+    c, K, lc, uc, lv, uv = lp.bound_form()
+    x, scale = res.x, np.abs(c).max()
+    r = c - K.T @ y
+    inside = (x > lv + 1e-3) & (x < uv - 1e-3)
+    assert inside.sum() >= 5 and np.abs(r[inside]).max() <= 1e-5 * scale
+    Kx = K @ x
+    slack = (Kx > lc + 1e-3) & (Kx < uc - 1e-3)
+    assert slack.any() and np.abs(y[slack]).max() <= 1e-5 * scale
+
+
 def test_random_lp_jax_matches_numpy():
     lp = random_lp(2)
     rn = lp.solve(tol=1e-6)
