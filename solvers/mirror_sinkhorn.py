@@ -389,7 +389,8 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         ``objective``, ``gap`` at checks) and ``info``: ``average`` (unrounded), ``last_iterate``
         ``pi_{T+1}``, ``step_sizes`` (all steps, resumed runs included), ``losses`` (if ``loss``),
         ``delta``, ``grad_bound``, ``steps`` (total ``T``), ``eps`` (``1/sum eta_t``),
-        ``potentials`` ``(f, g)`` and ``state`` (for ``warm_start``).
+        ``potentials`` ``(f, g)`` and ``state`` (for ``warm_start``). ``dual`` is
+        ``info['potentials']``, the pair ``(f, g)``.
     """
     t_setup = time.perf_counter()
     a, b = validate_marginals(a, b)
@@ -532,6 +533,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         dual_residual=gap if certify else float("nan"), iterations=out.iterations,
         solve_time=out.solve_time, setup_time=setup_time, compile_time=out.compile_time,
         history=as_numpy_history(out.history), backend=bk.name, method="mirror_sinkhorn", info=info,
+        dual=info["potentials"],
     )
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from conftest import clouds
 from cvxkit.problems import OptimalTransport
-from cvxkit.solvers import Status
+from cvxkit.solvers import Result, Status
 from cvxkit.solvers.sinkhorn import sinkhorn, sinkhorn_batch
 
 
@@ -80,6 +80,41 @@ def test_exact_matches_emd_and_cvxpy(seed):
     u, v = res.info["u"], res.info["v"]
     assert (u[:, None] + v[None, :] - C).max() <= 1e-10
     assert abs(res.info["dual_objective"] - res.objective) <= 1e-10
+
+
+def test_one_row_stage_does_not_stop_on_the_row_error(backend):
+    """n = 1 (rows always exact): a rebuilt kernel at the final eps was accepted on its row error
+    alone (2e-14), with the columns off by 0.27; the stopping error now counts both marginals."""
+    a, b = np.array([1.0]), np.array([0.86579648, 0.13420352])
+    C = np.array([[0.01652764, 0.81327024]])
+    res = sinkhorn(a, b, C, 0.025414694975008513, tol=1e-9, backend=backend)
+    assert res.status is Status.OPTIMAL and res.primal_residual <= 1e-9
+    np.testing.assert_allclose(res.x[0], b, rtol=1e-9)
+
+
+def test_exact_dual_is_the_potentials():
+    """``Result.dual`` is ``(u, v)`` of ``info``: f_i + g_j <= C_ij everywhere, with equality
+    on the plan's support (complementary slackness)."""
+    a, b, C = clouds(30, 25, seed=7)
+    res = OptimalTransport(a, b, C).solve()
+    f, g = res.dual
+    assert f is res.info["u"] and g is res.info["v"]
+    slack = C - f[:, None] - g[None, :]
+    assert slack.min() >= -1e-10 * np.abs(C).max()
+    support = res.x > 1e-12 * res.x.max()
+    assert np.abs(slack[support]).max() <= 1e-10 * np.abs(C).max()
+
+
+def test_entropic_dual_is_the_potentials(backend):
+    """``Result.dual`` is ``(f, g)`` of ``info``, and P = exp((f_i + g_j - C_ij) / reg)."""
+    a, b, C = clouds(30, 25, seed=8)
+    reg = 0.05 * C.mean()
+    res = OptimalTransport(a, b, C, reg=reg).solve(backend=backend, tol=1e-10)
+    f, g = res.dual
+    assert f is res.info["f"] and g is res.info["g"]
+    np.testing.assert_allclose(np.exp((f[:, None] + g[None, :] - C) / reg), res.x, rtol=1e-7,
+                               atol=1e-14)
+    assert np.dot(f, a) + np.dot(g, b) == pytest.approx(res.info["dual_objective"], rel=1e-12)
 
 
 def test_entropic_tends_to_exact_as_reg_shrinks():
@@ -179,11 +214,42 @@ def test_batch_equals_single_solves():
     a /= a.sum(1, keepdims=True)
     b /= b.sum(1, keepdims=True)
     C = rng.random((B, n, m))
-    P, its, err = sinkhorn_batch(a, b, C, 0.05, tol=1e-11)
-    assert (err <= 1e-11).all()
+    res = sinkhorn_batch(a, b, C, 0.05, tol=1e-11)
+    assert isinstance(res, Result) and res.x.shape == (B, n, m)
+    assert res.objective.shape == res.iterations.shape == res.primal_residual.shape == (B,)
+    assert res.status.shape == (B,) and all(s is Status.OPTIMAL for s in res.status)
+    assert res.converged and res.message.startswith(f"{B} of {B} members optimal")
+    assert (res.info["relative_marginal_error"] <= 1e-11).all()
+    f, g = res.dual
+    assert f.shape == (B, n) and g.shape == (B, m)
+    assert f is res.info["f"] and g is res.info["g"]
+    assert "batch=4" in repr(res)
     for i in range(B):
         single = sinkhorn(a[i], b[i], C[i], 0.05, tol=1e-11)
-        assert np.abs(P[i] - single.x).max() <= 1e-10
+        assert np.abs(res.x[i] - single.x).max() <= 1e-10
+        assert res.objective[i] == pytest.approx(single.objective, rel=1e-10)
+        # the potentials give the plan: P = exp((f_i + g_j - C_ij) / reg)
+        np.testing.assert_allclose(np.exp((f[i][:, None] + g[i][None, :] - C[i]) / 0.05),
+                                   res.x[i], rtol=1e-8, atol=1e-14)
+
+
+def test_batch_member_statuses():
+    """A member capped by max_iter is reported as such; the others stay optimal."""
+    rng = np.random.default_rng(12)
+    B, n, m = 3, 8, 7
+    a = rng.random((B, n)) + 0.1
+    b = rng.random((B, m)) + 0.1
+    a /= a.sum(1, keepdims=True)
+    b /= b.sum(1, keepdims=True)
+    C = rng.random((B, n, m))
+    C[1] *= 50.0  # reg small relative to member 1's costs: many more iterations
+    full = sinkhorn_batch(a, b, C, 0.05, tol=1e-10)
+    cap = int(np.sort(full.iterations)[1])  # enough for all but the slowest member
+    res = sinkhorn_batch(a, b, C, 0.05, tol=1e-10, max_iter=cap)
+    slow = int(np.argmax(full.iterations))
+    assert res.status[slow] is Status.MAX_ITER and not res.converged
+    assert all(res.status[i] is Status.OPTIMAL for i in range(B) if i != slow)
+    assert "2 of 3 members optimal" in res.message and "max_iter" in res.message
 
 
 BAD = {
