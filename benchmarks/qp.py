@@ -265,7 +265,7 @@ def bench_batch(args):
     ok = sum(s.value == "optimal" for s in res.info["statuses"])
     x_ref = res.x
     rows.append(dict(solver="cvxkit admm (JAX, one call)", time=t, compile=cold.compile_time,
-                     note=f"{ok}/{B} optimal, iterations max {res.iterations}, "
+                     note=f"{ok}/{B} optimal, iterations max {np.max(res.iterations)}, "
                           f"mean {np.mean(res.info['iterations']):.0f}"))
     import jax
 

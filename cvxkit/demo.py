@@ -256,7 +256,7 @@ def run_demo(print_fn=print) -> bool:
                            f"{res.solve_time + res.setup_time:.4f}",
                            f"{res.compile_time:.2f}", f"{rep.objective:.10g}",
                            f"{rep.reference_objective:.10g}", f"{rep.rel_gap:.1e}",
-                           f"{rep.max_violation:.1e}", res.status.value,
+                           f"{rep.max_violation:.1e}", rep.status.value,
                            "ok" if rep.ok else "FAIL")))
     print_fn("")
     print_fn("time: setup + solve seconds, JAX compilation apart (compile); reference: CVXPY "
