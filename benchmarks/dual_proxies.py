@@ -40,7 +40,7 @@ from common import best_of, write_results
 
 from cvxkit.problems.parametric_conic import (multidimensional_knapsack, portfolio,
                                               production_planning)
-from cvxkit.solvers.dual_proxy import DualProxy
+from cvxkit.problems import DualProxy
 
 #: the paper's headline (abstract, verified): average optimality gaps under 0.5%
 PAPER_MEAN_GAP = 0.005

@@ -6,8 +6,8 @@ from cvxkit.problems.convex_relu import ConvexReLU, ConvexReLUNet
 from cvxkit.problems.finite_sum import FiniteSumMatrixGame
 from cvxkit.problems.metric import CorrelationClustering, MetricNearness
 from cvxkit.problems.nlp import NonlinearProgram
-from cvxkit.problems.parametric_conic import ParametricConicProgram
+from cvxkit.problems.parametric_conic import ConicData, DualProxy, ParametricConicProgram
 from cvxkit.problems.transport import OnlineTransport, OptimalTransport, TransportPolytopeProblem
 
-__all__ = ["Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "CorrelationClustering", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
+__all__ = ["Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "ConicData", "CorrelationClustering", "DualProxy", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
            "OptimalTransport", "ParametricConicProgram", "Problem", "QuadraticProgram", "TransportPolytopeProblem"]

@@ -5,7 +5,7 @@ Tanneau & Van Hentenryck, "Dual Lagrangian Learning for Conic Optimization", Neu
 dual variables that are dual-feasible by construction, so that every output gives a valid
 lower bound on the optimal value; it is trained by maximizing that bound (no solver in the loop).
 
-Problem (the data are affine in $\theta \in \mathbb{R}^p$; see `ConicData`):
+Problem (the data are affine in $\theta \in \mathbb{R}^p$; as plain arrays, see `FIELDS`):
 
 $$
 \min_x\ c(\theta)^\top x + d(\theta)\quad\text{s.t.}\quad A(\theta)x + b(\theta) \in K,\quad
@@ -31,7 +31,7 @@ DLL, for one $\theta$:
    negative), which is $\le$ the optimal value by weak duality;
 5. training: maximize the mean of $g$ over parameter samples with Adam (optax).
 
-Bounds valid in floating point (`DualProxy.bound`): evaluated in float64 whatever precision the
+Bounds valid in floating point (`ProxyNetwork.bound`): evaluated in float64 whatever precision the
 network trained in; the SOC part of $\hat y$ is nudged inward by $(k+2)\,\epsilon\lVert s\rVert$
 so that $\hat y \in K^*$ holds for the floating-point numbers themselves; every reduced cost
 is widened by a forward rounding-error bound
@@ -46,7 +46,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Sequence
+import types
+from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,187 +55,56 @@ import scipy.sparse as sp
 from cvxkit.solvers import validate
 from cvxkit.solvers.result import Result, Status
 
-CONE_KINDS = ("zero", "nonneg", "soc")
+FIELDS = ("n", "m", "p", "cones", "A_rows", "A_cols", "A_map", "c_map", "b_map", "d_map", "lb",
+          "ub", "pairs_i", "pairs_j", "kappa")
+"""The plain arrays a proxy runs on (a mapping with these keys; `cvxkit.problems.ConicData`
+validates and builds them, ``ConicData.arrays()``):
+
+- ``n``, ``m``, ``p``: numbers of variables, cone rows and parameters;
+- ``cones``: ``((kind, dim), ...)``, kind in ``"zero"``, ``"nonneg"``, ``"soc"``, over the m rows;
+- ``A_rows``, ``A_cols`` (nnz,): the fixed pattern of $A(\theta)$; ``A_map`` (nnz, p + 1),
+  ``c_map`` (n, p + 1), ``b_map`` (m, p + 1), ``d_map`` (1, p + 1): scipy.sparse affine maps
+  acting on $(\theta, 1)$;
+- ``lb``, ``ub`` (n,): variable bounds; ``pairs_i``, ``pairs_j``, ``kappa`` (P,): rotated-cone
+  pairs.
+"""
 
 
-def _as_map(M, rows: int, p: int, name: str) -> sp.csr_matrix:
-    """An affine map as a (rows, p + 1) CSR matrix (last column: the constant)."""
-    M = validate.matrix(name, M, finite=False)
-    if M.ndim != 2 or M.shape != (rows, p + 1):
-        raise ValueError(f"{name} must have shape ({rows}, {p + 1}), got {M.shape}")
-    M = sp.csr_matrix(M)
-    if M.shape != (rows, p + 1):
-        raise ValueError(f"{name} must have shape ({rows}, {p + 1}), got {M.shape}")
-    if not np.all(np.isfinite(M.data)):
-        raise ValueError(f"{name} has NaN or infinite entries")
-    return M
+def box_mask(n: int, pairs_i, pairs_j) -> np.ndarray:
+    """(n,) mask of the variables completed by their bounds (all but the pair variables)."""
+    mask = np.ones(int(n), dtype=bool)
+    mask[np.asarray(pairs_i, np.int64)] = mask[np.asarray(pairs_j, np.int64)] = False
+    return mask
 
 
-def _bound(name: str, v, n: int, default: float) -> np.ndarray:
-    """A variable bound: ``None`` (``default``), a scalar or an (n,) real array."""
-    if v is None:
-        return np.full(n, default)
-    v = validate.float_array(name, v)
-    if v.shape not in ((), (1,), (n,)):
-        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {v.shape}")
-    return np.broadcast_to(v, (n,)).copy()
+def cone_index(cones) -> dict:
+    """Row indices by cone kind: ``{"zero": (k,), "nonneg": (k,), "soc": {dim: (blocks, dim)}}``."""
+    out = {"zero": [], "nonneg": [], "soc": {}}
+    start = 0
+    for kind, dim in cones:
+        rows = np.arange(start, start + dim)
+        if kind == "soc":
+            out["soc"].setdefault(dim, []).append(rows)
+        else:
+            out[kind].extend(rows)
+        start += dim
+    return {"zero": np.asarray(out["zero"], np.int64),
+            "nonneg": np.asarray(out["nonneg"], np.int64),
+            "soc": {k: np.stack(v) for k, v in out["soc"].items()}}
 
 
-def _cones(cones) -> tuple:
-    """``((kind, dim), ...)`` from a sequence of pairs (kind a string, dim an integer)."""
-    if isinstance(cones, (str, bytes)) or not isinstance(cones, (tuple, list)):
-        raise ValueError(f"cones must be a list of (kind, dim) pairs, got {type(cones).__name__}")
-    out = []
-    for c in cones:
-        if not (isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str)):
-            raise ValueError(f"cones must be a list of (kind, dim) pairs, got the entry {c!r}")
-        out.append((c[0], validate.integer(f"the dimension of cone {c[0]!r}", c[1], minimum=0)))
-    return tuple(out)
-
-
-def _pairs(pairs):
-    """``(i, j, kappa)`` of the rotated-cone pairs: integer indices and real kappa."""
-    if not isinstance(pairs, (tuple, list)) or len(pairs) != 3:
-        raise ValueError("pairs must be a tuple (i, j, kappa) of equal-length arrays")
-    idx = []
-    for name, v in (("pairs i", pairs[0]), ("pairs j", pairs[1])):
-        a = validate.float_array(name, v, finite=True).ravel()
-        if not np.array_equal(a, np.round(a)):
-            raise ValueError(f"{name} must hold integer variable indices")
-        idx.append(a.astype(np.int64))
-    return idx[0], idx[1], validate.float_array("kappa", pairs[2]).ravel()
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ConicData:
-    r"""A parametric conic program as plain arrays (see the module docstring).
-
-    Every piece of data is an affine map of $\theta$, stored as a sparse matrix with $p + 1$
-    columns acting on $(\theta, 1)$:
-
-    Attributes:
-        n, m, p: numbers of variables, cone rows and parameters.
-        cones: ``((kind, dim), ...)`` with kind in ``"zero"``, ``"nonneg"``, ``"soc"``, covering
-            the ``m`` rows of $K$ in order (SOC blocks: first row $t$, then $s$).
-        A_rows, A_cols: (nnz,) positions of the entries of $A(\theta)$ (a fixed pattern).
-        A_map: (nnz, p + 1) — the entries' values are ``A_map @ [theta, 1]``.
-        c_map: (n, p + 1); b_map: (m, p + 1); d_map: (1, p + 1).
-        lb, ub: (n,) variable bounds (``-inf``/``inf`` allowed; `DualProxy` needs them finite
-            except on pair variables).
-        pairs_i, pairs_j: (P,) variable indices of the rotated-cone pairs; kappa: (P,) > 0.
-    """
-
-    n: int
-    m: int
-    p: int
-    cones: tuple
-    A_rows: np.ndarray
-    A_cols: np.ndarray
-    A_map: sp.csr_matrix
-    c_map: sp.csr_matrix
-    b_map: sp.csr_matrix
-    d_map: sp.csr_matrix
-    lb: np.ndarray
-    ub: np.ndarray
-    pairs_i: np.ndarray
-    pairs_j: np.ndarray
-    kappa: np.ndarray
-
-    @classmethod
-    def build(cls, n, m, p, cones, A_rows, A_cols, A_map, c_map, b_map, d_map=None, lb=None,
-              ub=None, pairs=None) -> "ConicData":
-        """Validate and assemble (raises ``ValueError`` naming what is wrong)."""
-        n, m, p = int(n), int(m), int(p)
-        if n < 1 or m < 0 or p < 1:
-            raise ValueError(f"need n >= 1, m >= 0, p >= 1; got n={n}, m={m}, p={p}")
-        cones = _cones(cones)
-        for k, d in cones:
-            if k not in CONE_KINDS:
-                raise ValueError(f"unknown cone {k!r}; valid choices: {', '.join(CONE_KINDS)}")
-            if d < (2 if k == "soc" else 1):
-                raise ValueError(f"cone {k!r} of dimension {d} is too small")
-        if sum(d for _, d in cones) != m:
-            raise ValueError(f"the cones cover {sum(d for _, d in cones)} rows, A has {m}")
-        A_rows = np.asarray(A_rows, dtype=np.int64).ravel()
-        A_cols = np.asarray(A_cols, dtype=np.int64).ravel()
-        if A_rows.shape != A_cols.shape:
-            raise ValueError("A_rows and A_cols must have the same length")
-        if A_rows.size and (A_rows.min() < 0 or A_rows.max() >= m or A_cols.min() < 0
-                            or A_cols.max() >= n):
-            raise ValueError("A_rows/A_cols out of range")
-        A_map = _as_map(A_map, A_rows.size, p, "A_map")
-        c_map = _as_map(c_map, n, p, "c_map")
-        b_map = _as_map(b_map, m, p, "b_map")
-        d_map = _as_map(sp.csr_matrix((1, p + 1)) if d_map is None else d_map, 1, p, "d_map")
-        lb, ub = _bound("lb", lb, n, -np.inf), _bound("ub", ub, n, np.inf)
-        if np.isnan(lb).any() or np.isnan(ub).any() or (lb > ub).any():
-            raise ValueError("bounds must satisfy lb <= ub (no NaN)")
-        if (lb == np.inf).any() or (ub == -np.inf).any():
-            raise ValueError("lb = +inf or ub = -inf makes the problem infeasible")
-        pi, pj, kap = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) if pairs is None \
-            else _pairs(pairs)
-        if not (pi.shape == pj.shape == kap.shape):
-            raise ValueError("pairs must be (i, j, kappa) of equal lengths")
-        if pi.size:
-            used = np.concatenate([pi, pj])
-            if used.min() < 0 or used.max() >= n or np.unique(used).size != used.size:
-                raise ValueError("pair variables must be distinct indices in range(n)")
-            if not (np.all(np.isfinite(kap)) and np.all(kap > 0)):
-                raise ValueError("kappa must be finite and positive")
-            if np.any(lb[used] != 0) or np.any(ub[used] != np.inf):
-                raise ValueError("pair variables must have bounds [0, inf)")
-        return cls(n, m, p, cones, A_rows, A_cols, A_map, c_map, b_map, d_map, lb, ub, pi, pj, kap)
-
-    # --- numpy evaluation ---------------------------------------------------------------
-    def theta1(self, theta) -> np.ndarray:
-        """``[theta, 1]`` after checking the shape (p,) and finiteness."""
-        theta = validate.float_array("theta", theta)
-        if theta.shape != (self.p,):
-            raise ValueError(f"theta must have shape ({self.p},), got {theta.shape}")
-        if not np.all(np.isfinite(theta)):
-            raise ValueError("theta has NaN or infinite entries")
-        return np.append(theta, 1.0)
-
-    def at(self, theta):
-        """``(c, A, b, d)`` at ``theta``: c (n,), A (m, n) scipy CSR, b (m,), d float."""
-        t1 = self.theta1(theta)
-        A = sp.csr_matrix((self.A_map @ t1, (self.A_rows, self.A_cols)), shape=(self.m, self.n))
-        return self.c_map @ t1, A, self.b_map @ t1, float((self.d_map @ t1)[0])
-
-    @property
-    def box(self) -> np.ndarray:
-        """(n,) mask of the variables completed by their bounds (all but the pair variables)."""
-        mask = np.ones(self.n, dtype=bool)
-        mask[self.pairs_i] = mask[self.pairs_j] = False
-        return mask
-
-    def cone_index(self) -> dict:
-        """Row indices by cone kind: ``{"zero": (k,), "nonneg": (k,), "soc": {dim: (blocks, dim)}}``."""
-        out = {"zero": [], "nonneg": [], "soc": {}}
-        start = 0
-        for kind, dim in self.cones:
-            rows = np.arange(start, start + dim)
-            if kind == "soc":
-                out["soc"].setdefault(dim, []).append(rows)
-            else:
-                out[kind].extend(rows)
-            start += dim
-        return {"zero": np.asarray(out["zero"], np.int64),
-                "nonneg": np.asarray(out["nonneg"], np.int64),
-                "soc": {k: np.stack(v) for k, v in out["soc"].items()}}
-
-    def dual_value(self, theta, y) -> float:
-        """The Lagrangian dual function $g(y)$ at one ``theta`` in plain float64 numpy (no
-        rounding slack; ``-inf`` if a pair's reduced cost is negative). ``y`` must lie in $K^*$."""
-        c, A, b, d = self.at(theta)
-        r = c - A.T @ np.asarray(y, dtype=np.float64)
-        box = self.box
-        with np.errstate(invalid="ignore"):
-            terms = np.where(r > 0, self.lb * r, np.where(r < 0, self.ub * r, 0.0))[box]
-        ri, rj = r[self.pairs_i], r[self.pairs_j]
-        if np.any(ri < 0) or np.any(rj < 0):
-            return -np.inf
-        return float(d - b @ y + terms.sum() + (self.kappa * np.sqrt(2 * ri * rj)).sum())
+def _arrays(data) -> types.SimpleNamespace:
+    """The plain arrays of ``data`` (a mapping with the keys `FIELDS`), plus ``box``."""
+    if not isinstance(data, Mapping):
+        raise ValueError("the proxy's data must be a mapping of plain arrays with the keys "
+                         f"{', '.join(FIELDS)} (e.g. cvxkit.problems.ConicData.arrays()); got "
+                         f"{type(data).__name__}")
+    missing = [k for k in FIELDS if k not in data]
+    if missing:
+        raise ValueError(f"the proxy's data lacks {', '.join(missing)}")
+    a = types.SimpleNamespace(**{k: data[k] for k in FIELDS})
+    a.box = box_mask(a.n, a.pairs_i, a.pairs_j)
+    return a
 
 
 # --- JAX pieces (imported lazily) ------------------------------------------------------------
@@ -245,9 +115,11 @@ def _jax():
     return jax, jnp
 
 
-def _device_data(data: ConicData, dtype):
-    """The maps as COO triplets on the device (value and absolute value), in ``dtype``."""
+def device_data(data, dtype):
+    """The maps of ``data`` (a mapping of the plain arrays `FIELDS`) on the device, in ``dtype``:
+    gathers or COO triplets (value and absolute value), bounds, cone rows, pairs."""
     _, jnp = _jax()
+    data = _arrays(data)
 
     def trip(M):
         """A map as a gather (rows with at most one parameter entry: ``const + coef * t[idx]``,
@@ -266,7 +138,7 @@ def _device_data(data: ConicData, dtype):
                 jnp.asarray(C.data, dtype), C.shape[0])
 
     fin = lambda v: jnp.asarray(np.where(np.isfinite(v), v, 0.0), dtype)  # noqa: E731
-    idx = data.cone_index()
+    idx = cone_index(data.cones)
     return {
         "A": trip(data.A_map), "c": trip(data.c_map), "b": trip(data.b_map), "d": trip(data.d_map),
         "rows": jnp.asarray(data.A_rows, jnp.int32), "cols": jnp.asarray(data.A_cols, jnp.int32),
@@ -387,32 +259,13 @@ def lagrangian_bound(y, theta, dd, certify: bool = False, penalty: float = 0.0):
 
 
 # --- the proxy -------------------------------------------------------------------------------
-def _as_conic_data(problem, parameters) -> ConicData:
-    if isinstance(problem, ConicData):
-        return problem
-    if hasattr(problem, "conic_data"):
-        return problem.conic_data()
-    try:
-        import cvxpy as cp
-    except ImportError:  # pragma: no cover
-        cp = None
-    if cp is not None and isinstance(problem, cp.Problem):
-        # the CVXPY front end lives with the problem family (one canonicalization, not two)
-        from cvxkit.problems.parametric_conic import ParametricConicProgram
-
-        return ParametricConicProgram.from_cvxpy(problem, parameters).conic_data()
-    raise ValueError("DualProxy needs a cvxpy.Problem with parameters, a ParametricConicProgram "
-                     f"or a ConicData; got {type(problem).__name__}")
-
-
-class DualProxy:
-    r"""A learned dual proxy: $\theta \mapsto$ dual-feasible $(\hat y, z)$ and the bound $g(\hat y)$.
+class ProxyNetwork:
+    r"""A learned dual proxy over plain arrays: $\theta \mapsto$ dual-feasible $(\hat y, z)$ and
+    the bound $g(\hat y)$ (the algorithm; the front end accepting a CVXPY problem is
+    `cvxkit.problems.DualProxy`).
 
     Args:
-        problem: a ``cvxpy.Problem`` whose data depend on ``cvxpy.Parameter`` objects (DPP), a
-            `~cvxkit.problems.ParametricConicProgram`, or a `ConicData`.
-        parameters: for a CVXPY problem, the parameters in the order they are stacked into
-            $\theta$ (each flattened column-major, like ``cp.vec``); default: all of them.
+        data: a mapping of the plain arrays `FIELDS` (``cvxkit.problems.ConicData.arrays()``).
         hidden: widths of the hidden layers (default: two layers of
             ``max(32, min(256, 2 (m + n)))``, the paper uses ``2 (m + n)`` for the LP).
         activation: ``"sigmoid"`` (the paper), ``"relu"``, ``"tanh"`` or ``"softplus"``.
@@ -425,11 +278,11 @@ class DualProxy:
     is $-\infty$ for almost every dual point): ``ValueError`` otherwise.
     """
 
-    def __init__(self, problem, parameters: Sequence | None = None, *, hidden=None,
-                 activation: str = "sigmoid", orthant: str = "softplus", seed: int = 0,
-                 dtype: str = "float32"):
-        self.data = _as_conic_data(problem, parameters)
-        D = self.data
+    def __init__(self, data, *, hidden=None, activation: str = "sigmoid",
+                 orthant: str = "softplus", seed: int = 0, dtype: str = "float32"):
+        self._arrays = _arrays(data)
+        self._data_map = data
+        D = self._arrays
         free = D.box & ~(np.isfinite(D.lb) & np.isfinite(D.ub))
         if free.any():
             raise ValueError(
@@ -469,7 +322,7 @@ class DualProxy:
         with jax.enable_x64(True):
             key = jax.random.PRNGKey(self.seed)
             layers = []
-            sizes = (self.data.p,) + self.hidden + (self.data.m,)
+            sizes = (self._arrays.p,) + self.hidden + (self._arrays.m,)
             keys = jax.random.split(key, len(sizes) - 1)
             for a, b_, k in zip(sizes[:-1], sizes[1:], keys):
                 layers.append(eqx.nn.Linear(a, b_, key=k, dtype=dt))
@@ -480,15 +333,15 @@ class DualProxy:
     def _dd(self, dtype):
         key = ("dd", dtype)
         if key not in self._fns:
-            self._fns[key] = _device_data(self.data, dtype)
+            self._fns[key] = device_data(self._data_map, dtype)
         return self._fns[key]
 
     def _check_thetas(self, thetas) -> np.ndarray:
         T = validate.float_array("thetas", thetas)
         if T.ndim == 1:
             T = T[None]
-        if T.ndim != 2 or T.shape[1] != self.data.p:
-            raise ValueError(f"thetas must have shape (B, {self.data.p}), got {np.shape(thetas)}")
+        if T.ndim != 2 or T.shape[1] != self._arrays.p:
+            raise ValueError(f"thetas must have shape (B, {self._arrays.p}), got {np.shape(thetas)}")
         if not np.all(np.isfinite(T)):
             raise ValueError("thetas have NaN or infinite entries")
         return T
@@ -524,17 +377,17 @@ class DualProxy:
         with jax.enable_x64(True):
             g, y, r = self._certified_fn()(self.net, jnp.asarray(T, jnp.float64))
             g, y, r = (np.asarray(v) for v in (g, y, r))
-        box = self.data.box
+        box = self._arrays.box
         zl = np.where(box, np.maximum(r, 0.0), 0.0)
         zu = np.where(box, np.maximum(-r, 0.0), 0.0)
-        ri, rj = r[:, self.data.pairs_i], r[:, self.data.pairs_j]
+        ri, rj = r[:, self._arrays.pairs_i], r[:, self._arrays.pairs_j]
         # sigma a few ulps inside the cone boundary, so sigma^2 <= 2 r_i r_j in floating point
         sig = -np.sqrt(2 * np.maximum(ri, 0) * np.maximum(rj, 0)) * (1 - 4 * np.finfo(float).eps)
         zp = np.stack([ri, rj, sig], axis=-1)
         return {"y": y, "z_lower": zl, "z_upper": zu, "z_pairs": zp, "bound": g}
 
     def fit(self, thetas, *, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3,
-            val_thetas=None, verbose: bool = False) -> "DualProxy":
+            val_thetas=None, verbose: bool = False) -> "ProxyNetwork":
         r"""Train by maximizing the mean Lagrangian bound over ``thetas`` (B, p) (self-supervised).
 
         Adam (optax) with a cosine-decayed learning rate from ``lr`` to ``lr / 100`` over all
@@ -564,7 +417,7 @@ class DualProxy:
         dt = jnp.float32 if self.dtype == "float32" else jnp.float64
         with jax.enable_x64(True):
             dd = self._dd(dt)
-            cmax = float(np.abs(self.data.c_map @ np.append(T[0], 1.0)).max())
+            cmax = float(np.abs(self._arrays.c_map @ np.append(T[0], 1.0)).max())
             penalty = 1e3 * (1.0 + cmax)
             orthant = self.orthant
 
@@ -645,8 +498,8 @@ class DualProxy:
     def _dual_scale(self, T) -> float:
         """A typical dual magnitude, mean|c| / mean|A_ij| over a few samples (1 if degenerate)."""
         T1 = np.hstack([T, np.ones((len(T), 1))])
-        cm = np.abs(self.data.c_map @ T1.T).mean()
-        am = np.abs(self.data.A_map @ T1.T).mean() if self.data.A_map.shape[0] else 0.0
+        cm = np.abs(self._arrays.c_map @ T1.T).mean()
+        am = np.abs(self._arrays.A_map @ T1.T).mean() if self._arrays.A_map.shape[0] else 0.0
         s = cm / am if am > 0 and cm > 0 else 1.0
         return float(np.clip(s, 1e-6, 1e6))
 
@@ -713,11 +566,12 @@ def _net_cls():
     return Net
 
 
-def dual_proxy_bound(data: ConicData, train_thetas, theta, *, epochs: int = 50,
+def dual_proxy_bound(data, train_thetas, theta, *, epochs: int = 50,
                      batch_size: int = 64, lr: float = 1e-3, hidden=None, seed: int = 0,
                      backend: str = "jax") -> Result:
-    """Train a `DualProxy` on ``train_thetas`` (B, p) and return its certified bound at
-    ``theta`` (p,) as a `Result` (the registry's entry point; JAX only)."""
+    """Train a `ProxyNetwork` on ``train_thetas`` (B, p) and return its certified bound at
+    ``theta`` (p,) as a `Result` (the registry's entry point; JAX only). ``data``: a mapping of
+    the plain arrays `FIELDS` (``cvxkit.problems.ConicData.arrays()``)."""
     if backend != "jax":
         raise ValueError(f"dual_proxy runs on the 'jax' backend only, got {backend!r}")
     # options checked before the network is built (fit checks them again)
@@ -725,7 +579,7 @@ def dual_proxy_bound(data: ConicData, train_thetas, theta, *, epochs: int = 50,
     validate.integer("batch_size", batch_size)
     validate.positive("lr", lr)
     t0 = time.perf_counter()
-    proxy = DualProxy(data, hidden=hidden, seed=seed).fit(train_thetas, epochs=epochs,
+    proxy = ProxyNetwork(data, hidden=hidden, seed=seed).fit(train_thetas, epochs=epochs,
                                                           batch_size=batch_size, lr=lr)
     setup = time.perf_counter() - t0
     proxy.bound(theta)  # compile for a batch of one

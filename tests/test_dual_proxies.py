@@ -12,7 +12,7 @@ from cvxkit.problems import ParametricConicProgram
 from cvxkit.problems.parametric_conic import (multidimensional_knapsack, portfolio,
                                               production_planning)
 from cvxkit.solvers import methods
-from cvxkit.solvers.dual_proxy import DualProxy
+from cvxkit.problems import DualProxy
 
 VALID = 1e-7  # bound <= CVXPY optimum + VALID
 
@@ -162,11 +162,11 @@ def test_gradient_is_danskin(classes):
     import jax
     import jax.numpy as jnp
 
-    from cvxkit.solvers.dual_proxy import _device_data, lagrangian_bound
+    from cvxkit.solvers.dual_proxy import device_data, lagrangian_bound
 
     prob, T, _ = classes["knapsack"]
     with jax.enable_x64(True):
-        dd = _device_data(prob.data, jnp.float64)
+        dd = device_data(prob.data.arrays(), jnp.float64)
         y = jnp.asarray([0.3, 0.7, 1.1])
         grad = jax.grad(lambda v: lagrangian_bound(v, jnp.asarray(T[0]), dd)[0])(y)
     c, A, b, _ = prob.data.at(T[0])
@@ -233,6 +233,30 @@ def test_solve_and_check_through_the_problem_interface():
 
 
 # --- errors ---------------------------------------------------------------------------------
+def test_front_end_in_problems_algorithm_on_plain_arrays():
+    """The layering (DESIGN.md): `DualProxy` and `ConicData` are the front end in
+    cvxkit.problems; cvxkit.solvers.dual_proxy runs on a mapping of plain arrays and gives the
+    same bound as the front end with the same seed."""
+    import cvxkit.problems as P
+    import cvxkit.solvers.dual_proxy as S
+
+    assert P.DualProxy.__module__ == "cvxkit.problems.parametric_conic"
+    assert P.ConicData.__module__ == "cvxkit.problems.parametric_conic"
+    assert not hasattr(S, "DualProxy") and not hasattr(S, "ConicData")
+    prob = multidimensional_knapsack(2, 5, seed=3)
+    arrays = prob.data.arrays()
+    assert set(arrays) == set(S.FIELDS)
+    T = prob.sample(8, seed=1)
+    front = DualProxy(prob, hidden=(8,), seed=2).fit(T, epochs=2, batch_size=4)
+    plain = S.ProxyNetwork(arrays, hidden=(8,), seed=2).fit(T, epochs=2, batch_size=4)
+    np.testing.assert_array_equal(front.bound(T), plain.bound(T))
+    assert front.data is not None and isinstance(front.data, P.ConicData)
+    with pytest.raises(ValueError, match="mapping of plain arrays"):
+        S.ProxyNetwork(prob.data)
+    with pytest.raises(ValueError, match="lacks"):
+        S.ProxyNetwork({k: v for k, v in arrays.items() if k != "kappa"})
+
+
 def test_bad_input_raises_value_error():
     import cvxpy as cp
 
@@ -285,7 +309,8 @@ def test_projection_layer_matches_numpy_and_moreau():
     import jax
     import jax.numpy as jnp
 
-    from cvxkit.solvers.dual_proxy import ConicData, _device_data, project_dual_cone
+    from cvxkit.problems import ConicData
+    from cvxkit.solvers.dual_proxy import device_data, project_dual_cone
 
     cones = [("soc", 3), ("nonneg", 2), ("zero", 1), ("soc", 4), ("soc", 3)]
     m = 13
@@ -303,7 +328,7 @@ def test_projection_layer_matches_numpy_and_moreau():
 
     rng = np.random.default_rng(0)
     with jax.enable_x64(True):
-        dd = _device_data(D, jnp.float64)
+        dd = device_data(D.arrays(), jnp.float64)
         for _ in range(20):
             v = 3 * rng.standard_normal(m)
             out = np.asarray(project_dual_cone(jnp.asarray(v), dd, "relu", scale=2.0))

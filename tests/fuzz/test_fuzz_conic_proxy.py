@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from cvxkit.problems import ParametricConicProgram
 from cvxkit.problems.parametric_conic import multidimensional_knapsack
-from cvxkit.solvers.dual_proxy import DualProxy
+from cvxkit.problems import DualProxy
 
 from .harness import judge
 
