@@ -381,7 +381,8 @@ class Bilevel(Problem):
         import jax.numpy as jnp
 
         x = self._as_x(result.x)
-        y = np.asarray(result.info["y"], dtype=np.float64)
+        y = result.dual if result.dual is not None else result.info["y"]  # the lower level
+        y = np.asarray(y, dtype=np.float64)
         y_ref, ref_status = self.lower_reference(x)
         fns = self.functions
         with _x64():

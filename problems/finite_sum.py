@@ -95,6 +95,8 @@ class FiniteSumMatrixGame(Problem):
             scipy.sparse format, is one component).
 
     The solution ``Result.x`` is $z = (x, y)$, shape (m + k,); `strategies` splits it.
+    ``Result.dual`` is the second (column, maximizing) player's strategy $y$ = ``x[m:]``, shape
+    (k,): the dual variable of the row player's problem $\min_x \max_j (\bar A^\top x)_j$.
     `objective` is $\max_j(\bar A^\top x)_j$, the loss the row strategy guarantees (the game value
     at an equilibrium); `residuals` gives the duality gap and the simplex violations. ``payoff_scale`` is
     $\alpha = \max|A|$, the unit of every tolerance (module docstring).
@@ -294,4 +296,6 @@ class FiniteSumMatrixGame(Problem):
         info = {**res.info, "duality_gap": self.duality_gap(res.x), "relative_residual": r,
                 "operator_residual": self.operator_residual(res.x), "gap_bound": self.gap_bound(r),
                 "payoff_scale": self.payoff_scale}
-        return res.replace(objective=self.objective(res.x), info=info)
+        # dual: the column player's (maximizer's) strategy y = z[m:] (a copy; x keeps z whole)
+        dual = None if res.x is None else np.array(np.asarray(res.x)[self.m:])
+        return res.replace(objective=self.objective(res.x), info=info, dual=dual)

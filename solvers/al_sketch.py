@@ -591,4 +591,5 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
         dual_residual=float(np.linalg.norm(gL_user)), iterations=out.iterations,
         solve_time=out.solve_time - compile_time, setup_time=setup_time, compile_time=compile_time,
         history=as_numpy_history(out.history), backend=bk.name, method="al_sketch", info=info,
+        dual=lam, message=info["message"] or "",
     )

@@ -387,8 +387,8 @@ def growth_message(x0, x, value0, value) -> str:
 def finish(r, method: str, backend: str, x, y, objective: float, stationarity: float,
            failed: int, counts, setup_time: float, info: dict, init_compile: float = 0.0,
            start=None) -> Result:
-    """The `Result` of a bilevel solve: ``x`` the upper-level variable, ``info["y"]`` the lower
-    level, ``dual_residual`` the stationarity measure, counts of lower solves and steps;
+    """The `Result` of a bilevel solve: ``x`` the upper-level variable, ``dual`` (and
+    ``info["y"]``, kept) the lower-level solution y, ``dual_residual`` the stationarity measure, counts of lower solves and steps;
     ``failed`` a code of `FAILURES` (0: none); ``start`` optional ``(x0, objective at x0)``
     for the `growth_message` of a run that did not converge."""
     status = r.status
@@ -414,7 +414,8 @@ def finish(r, method: str, backend: str, x, y, objective: float, stationarity: f
                   dual_residual=float(stationarity), iterations=r.iterations,
                   solve_time=r.solve_time, setup_time=setup_time,
                   compile_time=r.compile_time + init_compile,
-                  history=as_numpy_history(r.history), backend=backend, method=method, info=info)
+                  history=as_numpy_history(r.history), backend=backend, method=method, info=info,
+                  dual=np.asarray(y), message=message)
 
 
 def warm_start_point(warm_start, x0, y0):

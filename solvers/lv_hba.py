@@ -472,7 +472,8 @@ def lv_hba(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1e-5,
                       "steps": {"eta": float(st["eta"]), "alpha": float(st["alpha"]),
                                 "beta": float(st["alpha"]) * beta / alpha}}, tc, start=start)
         if res.status is Status.OPTIMAL and not lres <= target:
-            res = res.replace(status=Status.OPTIMAL_INACCURATE, info={
-                **res.info, "message": f"the lower level at the final x was solved to gradient "
-                f"mapping {lres:.3g} only (target {target:.3g}) within {LOWER_ITERS} steps"})
+            msg = (f"the lower level at the final x was solved to gradient mapping {lres:.3g} "
+                   f"only (target {target:.3g}) within {LOWER_ITERS} steps")
+            res = res.replace(status=Status.OPTIMAL_INACCURATE, message=msg,
+                              info={**res.info, "message": msg})
         return res.replace(primal_residual=max(viol, 0.0))

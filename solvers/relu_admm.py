@@ -384,7 +384,8 @@ def result_from_run(state: State, out, x, objective: float, backend: str, setup_
                   primal_residual=float(state.prim_res), dual_residual=float(state.dual_res),
                   iterations=int(state.k), solve_time=out.solve_time, setup_time=setup_time,
                   compile_time=out.compile_time, history=as_numpy_history(out.history),
-                  backend=backend, method="relu_admm", info=info)
+                  backend=backend, method="relu_admm", info=info,
+                  dual=tuple(np.asarray(state.rho * lam) for lam in state.lam))
 
 
 # ============================================================================================

@@ -437,3 +437,16 @@ def test_lv_hba_no_false_optimal_on_small_ridge():
     if res.status is Status.OPTIMAL:
         assert prob.value(res.x) - F_star <= 1e-4
     assert abs(res.objective - prob.value(res.x)) <= 1e-8
+
+
+@pytest.mark.parametrize("method", ["implicit_diff", "bilevel_penalty", "lv_hba"])
+def test_dual_is_the_lower_level_solution(ridge, method):
+    """``Result.dual`` is the lower-level solution y at the returned x (``info["y"]``, kept;
+    docs/bilevel.md), close to CVXPY's lower-level solution there."""
+    opts = {"max_iter": 300} if method != "lv_hba" else {"max_iter": 2000}
+    res = ridge.solve(method=method, tol=1e-6, **opts)
+    assert res.message
+    np.testing.assert_array_equal(res.dual, res.info["y"])
+    y_ref, st = ridge.lower_reference(res.x)
+    assert st is Status.OPTIMAL
+    assert np.abs(res.dual - y_ref).max() <= 1e-4 * max(1.0, np.abs(y_ref).max())

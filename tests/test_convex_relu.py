@@ -467,3 +467,32 @@ def test_float32_runs_confirmed_in_float64(method):
                 else:  # the residuals reported are the float64 ones, within the tolerances
                     assert res.primal_residual <= res.info["eps_prim"]
     assert Status.OPTIMAL in seen and len(seen) > 1  # float32 reaches 1e-6, not 1e-9
+
+
+@pytest.mark.parametrize("variant", ["gated", "relu"])
+def test_relu_admm_dual_is_the_splitting_multipliers(variant):
+    """``Result.dual`` of relu_admm: the (unscaled) multipliers rho * lambda_j of the splitting
+    z_j = A_j u (docs/convex_relu.md): the group-lasso block in beta times the subdifferential
+    of the group norm, the cone block in the normal cone of s >= 0 (y <= 0, y * s = 0)."""
+    prob = tiny(variant=variant)
+    res = prob.solve(method="relu_admm", tol=1e-8, max_iter=20_000)
+    assert res.status is Status.OPTIMAL, res.message
+    st = res.info["state"]
+    assert isinstance(res.dual, tuple) and len(res.dual) == len(st.z)
+    for y, lam in zip(res.dual, st.lam):
+        np.testing.assert_allclose(y, float(st.rho) * np.asarray(lam))
+    y, z = np.asarray(res.dual[0]), np.asarray(st.z[0])  # the group-lasso block: rows are groups
+    scale = prob.beta
+    for yg, zg in zip(y.reshape(len(y), -1), z.reshape(len(z), -1)):
+        assert np.linalg.norm(yg) <= scale * (1 + 1e-5)
+        if np.linalg.norm(zg) > 1e-6:
+            np.testing.assert_allclose(yg, scale * zg / np.linalg.norm(zg), atol=1e-5 * scale)
+    if variant == "relu":
+        y, s = np.asarray(res.dual[1]), np.asarray(st.z[1])
+        assert y.max() <= 1e-8 * scale and np.abs(y * s).max() <= 1e-6 * scale
+
+
+def test_bcd_has_no_dual():
+    """bcd sets no dual (docs/convex_relu.md): ``None``, with a message."""
+    res = tiny(variant="gated").solve(method="bcd", tol=1e-7)
+    assert res.dual is None and res.message

@@ -432,3 +432,24 @@ def test_game_payoffs_near_overflow():
     assert res.status is base.status is Status.OPTIMAL
     np.testing.assert_allclose(res.x, base.x, atol=1e-9)
     assert game.duality_gap(res.x) <= res.info["gap_bound"]
+
+
+@pytest.mark.parametrize("method", ["vr_halpern", "halpern"])
+def test_game_dual_is_the_column_strategy(game, method):
+    """``Result.dual`` is the second (maximizing) player's strategy y = x[m:] (docs/halpern.md):
+    a point of the simplex whose guaranteed payoff min_i (A_bar y)_i is the value up to the gap."""
+    res = game.solve(method=method, tol=1e-6, max_iter=20_000, restart_factor=0.2)
+    assert res.status is Status.OPTIMAL, res
+    x, y = game.strategies(res.x)
+    np.testing.assert_array_equal(res.dual, y)
+    assert res.dual.shape == (game.k,)
+    assert abs(res.dual.sum() - 1) <= 1e-9 and res.dual.min() >= -1e-12
+    lower = float(np.min(game.A_bar @ res.dual))
+    assert abs(res.objective - lower - res.info["duality_gap"]) <= 1e-9
+    assert res.info["duality_gap"] <= 1e-4
+
+
+def test_generic_halpern_has_no_dual():
+    """The plain Halpern iteration knows no family: ``dual`` is None (the game sets it)."""
+    res = halpern(lambda z: 0.5 * z, np.ones(3), tol=1e-8)
+    assert res.dual is None and res.message

@@ -272,3 +272,17 @@ def test_bad_options(hs):
         hs[28].solve(x0=np.zeros(3))
     with pytest.raises(ValueError, match="no Hock"):
         hs_problem(47)
+
+
+def test_dual_is_the_multipliers(hs):
+    """``Result.dual`` is the multiplier vector (``info["lam"]``, kept), with
+    grad f(x) + J(x)^T lam = 0 at the solution (docs/nlp.md)."""
+    prob = hs[6]
+    res = prob.solve(method="al_sketch", tol=TOL, max_iter=500)
+    assert res.status is Status.OPTIMAL, res.message
+    assert res.dual is not None and res.message
+    np.testing.assert_array_equal(res.dual, res.info["lam"])
+    J = prob.jacobian(res.x)
+    J = J.toarray() if sp.issparse(J) else np.asarray(J)
+    stat = prob.gradient(res.x) + J.T @ res.dual
+    assert np.linalg.norm(stat) <= 1e-6 * max(1.0, np.linalg.norm(prob.gradient(res.x)))
