@@ -27,14 +27,79 @@ import numpy as np
 
 from cvxkit.problems.base import REFERENCE_SETTINGS, Problem
 from cvxkit.solvers import validate
-from cvxkit.solvers.project_forget import (
-    check_magnitude,
-    metric_objective,
-    symmetric_matrix,
-    validate_dissimilarity,
-    validate_weights,
-)
 from cvxkit.solvers.result import Result, Status
+
+
+# --- family validation and objective (the metric family's knowledge; the solver checks its own
+# arrays separately) ---------------------------------------------------------------------------
+def symmetric_matrix(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
+    """``M`` (dense, or any scipy.sparse format: densified) as a float64 square (n, n) finite
+    real array, symmetrized; ``ValueError`` naming ``name`` otherwise.
+
+    Symmetry is required to ``1e-12 * max(floor, max|M|)``.
+    """
+    M = validate.matrix(name, M, finite=False, sparse=False)
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.size == 0:
+        raise ValueError(f"{name} must be a non-empty square (n, n) matrix, got shape {M.shape}")
+    if n is not None and M.shape != (n, n):
+        raise ValueError(f"{name} must have shape {(n, n)}, got {M.shape}")
+    if not np.isfinite(M).all():
+        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    asym = np.abs(M - M.T).max()
+    if asym > 1e-12 * max(floor, np.abs(M).max()):
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {asym:.3g}")
+    return M / 2 + M.T / 2  # no overflow near the largest float
+
+
+def validate_dissimilarity(D, name: str = "D") -> np.ndarray:
+    """``D`` as a float64 (n, n) symmetric, nonnegative, finite array with zero diagonal.
+
+    Raises ``ValueError`` naming the first defect found.
+    """
+    D = symmetric_matrix(name, D)
+    if D.shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 points, got shape {D.shape}")
+    if (D < 0).any():
+        raise ValueError(f"{name} has negative entries (min {D.min():.3g}); dissimilarities are >= 0")
+    if np.abs(np.diag(D)).max() > 0:
+        raise ValueError(f"{name} must have a zero diagonal")
+    return D
+
+
+def validate_weights(W, n: int) -> np.ndarray:
+    """Weights ``W``: ``None`` (all ones), or a symmetric (n, n) array, positive off the diagonal."""
+    if W is None:
+        return np.ones((n, n))
+    W = symmetric_matrix("weights", W, n, floor=0.0)
+    off = ~np.eye(n, dtype=bool)
+    if (W[off] <= 0).any():
+        raise ValueError(
+            f"weights must be positive off the diagonal (min {W[off].min():.3g}); the Bregman "
+            "projections need a strictly convex objective"
+        )
+    np.fill_diagonal(W, 1.0)
+    return W
+
+
+def check_magnitude(d, w, loss: str, name: str = "D") -> None:
+    r"""``ValueError`` when the objective could overflow float64: $\sum w\,\max(d)^k$ ($k$ = 2
+    for L2, 1 for L1) must be finite (rescale the data otherwise)."""
+    power = 2 if loss == "l2" else 1
+    with np.errstate(over="ignore"):
+        size = np.float64(d.max()) ** power * np.float64(w.max()) * d.shape[0] ** 2
+    if not np.isfinite(size):
+        raise ValueError(f"{name} is too large for the {loss.upper()} objective (max {name}"
+                         f"^{power} x max weight x n^2 overflows float64); rescale {name}")
+
+
+def metric_objective(x, d, w, loss) -> float:
+    r"""The metric nearness objective $\phi(x) = \sum_{i<j} w_{ij}\,\ell(x_{ij} - d_{ij})$,
+    $\ell(r) = r^2/2$ for ``loss="l2"``, $|r|$ for ``loss="l1"``."""
+    iu = np.triu_indices(d.shape[0], 1)
+    r = x[iu] - d[iu]
+    if loss == "l2":
+        return float(0.5 * np.sum(w[iu] * r * r))
+    return float(np.sum(w[iu] * np.abs(r)))
 
 
 def max_triangle_violation(X) -> float:

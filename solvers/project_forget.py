@@ -66,7 +66,7 @@ SWEEP_TOL = 0.01
 PROX_INEXACT = 0.1
 
 
-def symmetric_matrix(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
+def _symmetric(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
     """``M`` (dense, or any scipy.sparse format: densified) as a float64 square (n, n) finite
     real array, symmetrized; ``ValueError`` naming ``name`` otherwise.
 
@@ -85,45 +85,36 @@ def symmetric_matrix(name: str, M, n: int | None = None, floor: float = 1.0) -> 
     return M / 2 + M.T / 2  # no overflow near the largest float
 
 
-def validate_dissimilarity(D, name: str = "D") -> np.ndarray:
-    """``D`` as a float64 (n, n) symmetric, nonnegative, finite array with zero diagonal.
-
-    Raises ``ValueError`` naming the first defect found.
-    """
-    D = symmetric_matrix(name, D)
-    if D.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 points, got shape {D.shape}")
-    if (D < 0).any():
-        raise ValueError(f"{name} has negative entries (min {D.min():.3g}); dissimilarities are >= 0")
-    if np.abs(np.diag(D)).max() > 0:
-        raise ValueError(f"{name} must have a zero diagonal")
-    return D
-
-
-def validate_weights(W, n: int) -> np.ndarray:
-    """Weights ``W``: ``None`` (all ones), or a symmetric (n, n) array, positive off the diagonal."""
+def _check_data(D, W, loss: str):
+    r"""The algorithm's preconditions on its own arrays: ``(d, w)`` float64 (n, n), ``D``
+    symmetric, nonnegative, zero diagonal, $n \ge 2$; ``W`` (``None``: ones) symmetric, positive
+    off the diagonal (the Bregman projections need a strictly convex objective); the objective's
+    scale $\max w \max(d)^k n^2$ finite. ``ValueError`` naming the argument otherwise (the
+    family's own validation, with its vocabulary, is in `cvxkit.problems.metric`)."""
+    d = _symmetric("D", D)
+    n = d.shape[0]
+    if n < 2:
+        raise ValueError(f"D needs at least 2 points, got shape {d.shape}")
+    if (d < 0).any():
+        raise ValueError(f"D has negative entries (min {d.min():.3g}); D must be >= 0")
+    if np.abs(np.diag(d)).max() > 0:
+        raise ValueError("D must have a zero diagonal")
     if W is None:
-        return np.ones((n, n))
-    W = symmetric_matrix("weights", W, n, floor=0.0)
-    off = ~np.eye(n, dtype=bool)
-    if (W[off] <= 0).any():
-        raise ValueError(
-            f"weights must be positive off the diagonal (min {W[off].min():.3g}); the Bregman "
-            "projections need a strictly convex objective"
-        )
-    np.fill_diagonal(W, 1.0)
-    return W
-
-
-def check_magnitude(d, w, loss: str, name: str = "D") -> None:
-    r"""``ValueError`` when the objective could overflow float64: $\sum w\,\max(d)^k$ ($k$ = 2
-    for L2, 1 for L1) must be finite (rescale the data otherwise)."""
+        w = np.ones((n, n))
+    else:
+        w = _symmetric("W", W, n, floor=0.0)
+        off = ~np.eye(n, dtype=bool)
+        if (w[off] <= 0).any():
+            raise ValueError(f"W must be positive off the diagonal (min {w[off].min():.3g}); the "
+                             "Bregman projections need a strictly convex objective")
+        np.fill_diagonal(w, 1.0)
     power = 2 if loss == "l2" else 1
     with np.errstate(over="ignore"):
-        size = np.float64(d.max()) ** power * np.float64(w.max()) * d.shape[0] ** 2
+        size = np.float64(d.max()) ** power * np.float64(w.max()) * n ** 2
     if not np.isfinite(size):
-        raise ValueError(f"{name} is too large for the {loss.upper()} objective (max {name}"
-                         f"^{power} x max weight x n^2 overflows float64); rescale {name}")
+        raise ValueError(f"D is too large for the {loss.upper()} objective (max D^{power} x max "
+                         "W x n^2 overflows float64); rescale D")
+    return d, w
 
 
 class _State:
@@ -257,8 +248,8 @@ def _move_centre(s: _State) -> None:
     s.prox_steps += 1
 
 
-def metric_objective(x, d, w, loss) -> float:
-    """$\\phi(x)$ over the pairs $i < j$ (see the module docstring)."""
+def _objective(x, d, w, loss) -> float:
+    """$\\phi(x)$ over the pairs $i < j$ (module docstring): what the gap test measures."""
     iu = np.triu_indices(d.shape[0], 1)
     r = x[iu] - d[iu]
     if loss == "l2":
@@ -320,7 +311,7 @@ def _make_algorithm(tol: float, scale: float, gap_scale: float, max_sweeps: int,
 
     def measure(s: _State):
         _oracle(s, 0.1 * tol * scale, oracle_backend)
-        s.objective = metric_objective(s.x, s.d, s.w, s.loss)
+        s.objective = _objective(s.x, s.d, s.w, s.loss)
         iu, S = _upper_pairs(s)  # the duals' load, shared by both bounds
         sub, dual = _subproblem_gap(s, iu, S)
         s.sub_gap = _gap(sub - dual, max(abs(sub), gap_scale * (s.gamma or 1.0)))
@@ -394,9 +385,7 @@ def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-
     validate.choice("backend", backend, ("numpy", "jax"))
     max_sweeps = validate.integer("max_sweeps", max_sweeps)
     gamma = validate.positive("gamma", gamma, allow_none=True)
-    d = validate_dissimilarity(D)
-    w = validate_weights(W, d.shape[0])
-    check_magnitude(d, w, loss)
+    d, w = _check_data(D, W, loss)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback)
     n = d.shape[0]

@@ -282,3 +282,33 @@ def test_reference_survives_a_clarabel_failure_at_tight_tolerance():
     ref = prob.reference()
     assert ref.status is Status.OPTIMAL and np.isfinite(ref.objective)
     assert prob.check(prob.solve(tol=1e-8), rtol=1e-6).ok
+
+
+def test_family_knowledge_lives_in_problems():
+    """Layering (DESIGN.md): the metric family's validators and objective are in
+    cvxkit.problems.metric; project_forget checks its own arrays (same defects refused, named by
+    its argument) and measures the same objective."""
+    import cvxkit.problems.metric as fam
+    import cvxkit.solvers.project_forget as pf
+
+    for name in ("validate_dissimilarity", "validate_weights", "check_magnitude",
+                 "metric_objective", "symmetric_matrix"):
+        assert getattr(fam, name).__module__ == "cvxkit.problems.metric"
+        assert not hasattr(pf, name)
+    D = dissimilarity(6, 0)
+    W = 1.0 + dissimilarity(6, 1)
+    np.fill_diagonal(W, 0.0)
+    X = np.minimum(D, 1.0)
+    for loss in ("l1", "l2"):
+        assert pf._objective(X, D, fam.validate_weights(W, 6), loss) == \
+            fam.metric_objective(X, D, fam.validate_weights(W, 6), loss)
+    for bad, match in [(-D, "negative"), (D + np.eye(6), "diagonal"), (D[:, :-1], "square"),
+                       (np.triu(D), "symmetric"), (np.zeros((1, 1)), "2 points")]:
+        with pytest.raises(ValueError, match=match):
+            project_forget(bad)
+        with pytest.raises(ValueError, match=match):
+            fam.validate_dissimilarity(bad)
+    with pytest.raises(ValueError, match="W must be positive"):
+        project_forget(D, -W)
+    with pytest.raises(ValueError, match="weights must be positive"):
+        MetricNearness(D, weights=-W)
