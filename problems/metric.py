@@ -33,22 +33,8 @@ from cvxkit.solvers.result import Result, Status
 # --- family validation and objective (the metric family's knowledge; the solver checks its own
 # arrays separately) ---------------------------------------------------------------------------
 def symmetric_matrix(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
-    """``M`` (dense, or any scipy.sparse format: densified) as a float64 square (n, n) finite
-    real array, symmetrized; ``ValueError`` naming ``name`` otherwise.
-
-    Symmetry is required to ``1e-12 * max(floor, max|M|)``.
-    """
-    M = validate.matrix(name, M, finite=False, sparse=False)
-    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.size == 0:
-        raise ValueError(f"{name} must be a non-empty square (n, n) matrix, got shape {M.shape}")
-    if n is not None and M.shape != (n, n):
-        raise ValueError(f"{name} must have shape {(n, n)}, got {M.shape}")
-    if not np.isfinite(M).all():
-        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
-    asym = np.abs(M - M.T).max()
-    if asym > 1e-12 * max(floor, np.abs(M).max()):
-        raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {asym:.3g}")
-    return M / 2 + M.T / 2  # no overflow near the largest float
+    """``M`` as a symmetrized float64 (n, n) array (`cvxkit.solvers.validate.symmetric`)."""
+    return validate.symmetric(name, M, n, floor)
 
 
 def validate_dissimilarity(D, name: str = "D") -> np.ndarray:

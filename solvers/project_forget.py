@@ -66,32 +66,13 @@ SWEEP_TOL = 0.01
 PROX_INEXACT = 0.1
 
 
-def _symmetric(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
-    """``M`` (dense, or any scipy.sparse format: densified) as a float64 square (n, n) finite
-    real array, symmetrized; ``ValueError`` naming ``name`` otherwise.
-
-    Symmetry is required to ``1e-12 * max(floor, max|M|)``.
-    """
-    M = validate.matrix(name, M, finite=False, sparse=False)
-    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.size == 0:
-        raise ValueError(f"{name} must be a non-empty square (n, n) matrix, got shape {M.shape}")
-    if n is not None and M.shape != (n, n):
-        raise ValueError(f"{name} must have shape {(n, n)}, got {M.shape}")
-    if not np.isfinite(M).all():
-        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
-    asym = np.abs(M - M.T).max()
-    if asym > 1e-12 * max(floor, np.abs(M).max()):
-        raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {asym:.3g}")
-    return M / 2 + M.T / 2  # no overflow near the largest float
-
-
 def _check_data(D, W, loss: str):
     r"""The algorithm's preconditions on its own arrays: ``(d, w)`` float64 (n, n), ``D``
     symmetric, nonnegative, zero diagonal, $n \ge 2$; ``W`` (``None``: ones) symmetric, positive
     off the diagonal (the Bregman projections need a strictly convex objective); the objective's
     scale $\max w \max(d)^k n^2$ finite. ``ValueError`` naming the argument otherwise (the
     family's own validation, with its vocabulary, is in `cvxkit.problems.metric`)."""
-    d = _symmetric("D", D)
+    d = validate.symmetric("D", D)
     n = d.shape[0]
     if n < 2:
         raise ValueError(f"D needs at least 2 points, got shape {d.shape}")
@@ -102,7 +83,7 @@ def _check_data(D, W, loss: str):
     if W is None:
         w = np.ones((n, n))
     else:
-        w = _symmetric("W", W, n, floor=0.0)
+        w = validate.symmetric("W", W, n, floor=0.0)
         off = ~np.eye(n, dtype=bool)
         if (w[off] <= 0).any():
             raise ValueError(f"W must be positive off the diagonal (min {w[off].min():.3g}); the "

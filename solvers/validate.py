@@ -9,6 +9,8 @@ says what is wrong -- never a crash deep inside numpy, scipy, POT or JAX.
   (on request) input is refused.
 * `matrix`: a 2-D matrix that may stay sparse: every scipy.sparse format (csr, csc, coo, lil,
   dok, dia, bsr; ``*_matrix`` and ``*_array``) becomes a float64 ``csc_matrix``.
+* `symmetric`: a dense square symmetric matrix (symmetrized); `warm_array`: one array of a
+  warm start.
 * `positive`, `nonnegative`, `integer`, `boolean`, `choice`: option checks. A wrong type raises
   `ArgumentTypeError`, which is both a ``TypeError`` and a ``ValueError``.
 """
@@ -189,3 +191,22 @@ def warm_array(expected: str, name: str, v, shape) -> np.ndarray:
     if a.shape != tuple(shape):
         raise ValueError(f"{expected}; got {name} of shape {a.shape}")
     return a
+
+
+def symmetric(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
+    """``M`` (dense, or any scipy.sparse format: densified) as a float64 square (n, n) finite
+    real array, symmetrized; ``ValueError`` naming ``name`` otherwise.
+
+    Symmetry is required to ``1e-12 * max(floor, max|M|)``.
+    """
+    M = matrix(name, M, finite=False, sparse=False)
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.size == 0:
+        raise ValueError(f"{name} must be a non-empty square (n, n) matrix, got shape {M.shape}")
+    if n is not None and M.shape != (n, n):
+        raise ValueError(f"{name} must have shape {(n, n)}, got {M.shape}")
+    if not np.isfinite(M).all():
+        raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    asym = np.abs(M - M.T).max()
+    if asym > 1e-12 * max(floor, np.abs(M).max()):
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {asym:.3g}")
+    return M / 2 + M.T / 2  # no overflow near the largest float
