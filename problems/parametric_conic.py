@@ -818,16 +818,12 @@ class DualProxy(ProxyNetwork):
             `ParametricConicProgram`, or a `ConicData`.
         parameters: for a CVXPY problem, the parameters in the order they are stacked into
             $\theta$ (each flattened column-major, like ``cp.vec``); default: all of them.
-        hidden: widths of the hidden layers (default: two layers of
-            ``max(32, min(256, 2 (m + n)))``, the paper uses ``2 (m + n)`` for the LP).
-        activation: ``"sigmoid"`` (the paper), ``"relu"``, ``"tanh"`` or ``"softplus"``.
-        orthant: projection of orthant rows, ``"softplus"`` or ``"relu"``.
-        seed: network initialization and minibatch order.
-        dtype: training precision, ``"float32"`` (default) or ``"float64"``; `bound` always
-            evaluates in float64.
+        hidden, activation, orthant, seed, dtype: the network and its training, as in
+            `ProxyNetwork` (defaults: the paper's sigmoid network of width
+            ``max(32, min(256, 2 (m + n)))``, float32 training, float64 bounds).
 
-    Every variable outside the rotated-cone pairs needs finite bounds (else the dual function
-    is $-\infty$ for almost every dual point): ``ValueError`` otherwise. ``data`` is the
+    Every variable outside the rotated-cone pairs needs finite bounds: ``ValueError``
+    otherwise. ``data`` is the
     `ConicData`; `bound`, `duals`, `fit` and `result` are documented on `ProxyNetwork`.
     """
 
