@@ -943,8 +943,8 @@ def _positive(name, v, upper=None):
 def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=None, eps_rel=None,
             max_iter=4000, time_limit=math.inf, verbose=False, callback=None, check_every=25,
             seed=0, warm_start=None, dtype="float64", rho=0.1, sigma=1e-6, alpha=1.6,
-            adaptive_rho=True, adaptive_rho_tolerance=5.0, scaling=10, eps_prim_inf=1e-4,
-            eps_dual_inf=1e-4, check_gap=True, polish=False, polish_refine_iter=3, delta=1e-6,
+            adaptive_rho=True, adaptive_rho_tolerance=5.0, scaling=10, eps_primal_infeasible=1e-4,
+            eps_dual_infeasible=1e-4, check_gap=True, polish=False, polish_refine_iter=3, delta=1e-6,
             linsys="auto", mesh=None) -> Result:
     r"""Solve $\min \tfrac12 x^\top Px + q^\top x$ s.t. $l \le Ax \le u$ by OSQP's ADMM.
 
@@ -969,7 +969,7 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
         adaptive_rho, adaptive_rho_tolerance: penalty updates at checks, refactoring when the
             estimate moves by more than this factor (5).
         scaling: Ruiz equilibration rounds (10; 0 switches scaling off).
-        eps_prim_inf, eps_dual_inf: infeasibility certificate tolerances (1e-4).
+        eps_primal_infeasible, eps_dual_infeasible: infeasibility certificate tolerances (1e-4).
         check_gap: also require the duality gap test (OSQP 1.x does).
         polish, polish_refine_iter, delta: solution polishing (off by default, as in OSQP).
         linsys: ``"auto"``, ``"dense"`` (reduced system, dense Cholesky) or ``"sparse"`` (full
@@ -1013,8 +1013,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
     sigma = v.positive("sigma", sigma)
     alpha = v.positive("alpha", alpha, upper=2.0)
     v.positive("delta", delta)
-    eps_prim_inf = v.positive("eps_prim_inf", eps_prim_inf)
-    eps_dual_inf = v.positive("eps_dual_inf", eps_dual_inf)
+    eps_primal_infeasible = v.positive("eps_primal_infeasible", eps_primal_infeasible)
+    eps_dual_infeasible = v.positive("eps_dual_infeasible", eps_dual_infeasible)
     if v.positive("adaptive_rho_tolerance", adaptive_rho_tolerance) < 1:
         raise ValueError(f"adaptive_rho_tolerance must be >= 1, got {adaptive_rho_tolerance!r}")
     scaling = v.integer("scaling", scaling, minimum=0)
@@ -1048,8 +1048,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
     x0, y0, rho_w = _warm(warm_start, n, m, batch)
     rho_start = np.where(np.isnan(rho_w), rho0, rho_w) if rho_w is not None else \
         (np.full(batch, rho0) if batch is not None else rho0)
-    cfg = dict(sigma=sigma, alpha=alpha, eps_abs=eps_abs, eps_rel=eps_rel, eps_pinf=eps_prim_inf,
-               eps_dinf=eps_dual_inf, rho_tolerance=float(adaptive_rho_tolerance),
+    cfg = dict(sigma=sigma, alpha=alpha, eps_abs=eps_abs, eps_rel=eps_rel, eps_pinf=eps_primal_infeasible,
+               eps_dinf=eps_dual_infeasible, rho_tolerance=float(adaptive_rho_tolerance),
                adaptive=bool(adaptive_rho), check_gap=bool(check_gap), block=int(check_every),
                max_iter=int(max_iter))
     pol = (bool(polish), float(delta), int(polish_refine_iter))

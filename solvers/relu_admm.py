@@ -50,7 +50,7 @@ penalty, $(y, \beta) \to (sy, s\beta)$, scales the optimal weights, the iterates
 duals and both residuals by $s$ (all are homogeneous of degree one), so the run and its status
 are the same for every $s$ and the answer is $s$ times the unscaled one.
 **Adaptive penalty** (OSQP's estimate, not in the paper): $\hat\rho = \rho\sqrt{\hat r_p/\hat r_d}$
-from the normalized residuals; when it differs from $\rho$ by more than ``rho_tolerance`` (5x),
+from the normalized residuals; when it differs from $\rho$ by more than ``adaptive_rho_tolerance`` (5x),
 $\rho$ moves halfway (geometrically) towards it, $\rho \leftarrow \sqrt{\rho\hat\rho}$, $\lambda$ is
 rescaled and the system refactored.
 """
@@ -100,7 +100,7 @@ class Settings(NamedTuple):
     eps_abs: Any
     eps_rel: Any
     gamma: Any
-    rho_tolerance: Any
+    adaptive_rho_tolerance: Any
     adaptive: Any
     block: Any
     max_iter: Any
@@ -232,13 +232,13 @@ def _check(bk, op, kinds, d: Data, s: State) -> State:
 
 
 def _adapt(bk, op, d: Data, s: State) -> State:
-    """OSQP's penalty estimate from normalized residuals; refactor on a change > rho_tolerance."""
+    """OSQP's penalty estimate from normalized residuals; refactor on a change > adaptive_rho_tolerance."""
     xp, st = bk.xp, d.settings
     rel_p = s.prim_res / xp.maximum(s.eps_prim - st.eps_abs, 1e-30) * st.eps_rel
     rel_d = s.dual_res / xp.maximum(s.eps_dual - st.eps_abs, 1e-30) * st.eps_rel
     est = xp.clip(s.rho * xp.sqrt(rel_p / xp.maximum(rel_d, 1e-30)), RHO_MIN, RHO_MAX)
-    change = st.adaptive & ~s.done & ((est > s.rho * st.rho_tolerance) |
-                                      (est < s.rho / st.rho_tolerance))
+    change = st.adaptive & ~s.done & ((est > s.rho * st.adaptive_rho_tolerance) |
+                                      (est < s.rho / st.adaptive_rho_tolerance))
     # halfway (geometrically): the estimate of a single check is noisy, and the full jump
     # (27x at (3000, 50, 100)) left rho far too small, with the objective oscillating
     est = xp.sqrt(s.rho * est)
@@ -275,7 +275,7 @@ def make_algorithm(op: Operator, kinds: tuple) -> Algorithm:
 
 
 def _check_options(*, tol, eps_abs, eps_rel, max_iter, time_limit, verbose, callback,
-                   check_every, rho, gamma, alpha, adaptive_rho, rho_tolerance, dtype, seed=0):
+                   check_every, rho, gamma, alpha, adaptive_rho, adaptive_rho_tolerance, dtype, seed=0):
     """Type and range checks of every option (`cvxkit.solvers.validate`): ``TypeError`` for a
     wrong type, ``ValueError`` out of range, each naming the option. Returns
     ``(tol, max_iter, check_every)`` as float, int, int."""
@@ -292,8 +292,8 @@ def _check_options(*, tol, eps_abs, eps_rel, max_iter, time_limit, verbose, call
     validate.positive("gamma (the dual step over rho)", gamma, upper=(1 + math.sqrt(5)) / 2)
     validate.positive("alpha (over-relaxation)", alpha, upper=2.0)
     validate.boolean("adaptive_rho", adaptive_rho)
-    if validate.positive("rho_tolerance", rho_tolerance) < 1:
-        raise ValueError(f"rho_tolerance must be >= 1, got {rho_tolerance!r}")
+    if validate.positive("adaptive_rho_tolerance", adaptive_rho_tolerance) < 1:
+        raise ValueError(f"adaptive_rho_tolerance must be >= 1, got {adaptive_rho_tolerance!r}")
     validate.choice("dtype", dtype, ("float64", "float32"))
     validate.integer("seed", seed, minimum=0)
     return tol, max_iter, check_every
@@ -302,7 +302,7 @@ def _check_options(*, tol, eps_abs, eps_rel, max_iter, time_limit, verbose, call
 def prox_admm(op: Operator, kinds: tuple, lin, params: tuple, x0, *, backend="numpy", tol=1e-6,
               eps_abs=None, eps_rel=None, max_iter=10_000, time_limit=math.inf, verbose=False,
               callback=None, check_every=10, rho=1.0, gamma=1.0, alpha=1.6, adaptive_rho=True,
-              rho_tolerance=5.0, dtype="float64", warm_start=None) -> tuple[State, Any]:
+              adaptive_rho_tolerance=5.0, dtype="float64", warm_start=None) -> tuple[State, Any]:
     """Run the proximal ADMM (module docstring) from ``x0``; returns ``(final state, driver Run)``.
 
     ``lin`` and ``params`` are pytrees of arrays of the back end (made inside
@@ -312,7 +312,7 @@ def prox_admm(op: Operator, kinds: tuple, lin, params: tuple, x0, *, backend="nu
     tol, max_iter, check_every = _check_options(
         tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter, time_limit=time_limit,
         verbose=verbose, callback=callback, check_every=check_every, rho=rho, gamma=gamma,
-        alpha=alpha, adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype)
+        alpha=alpha, adaptive_rho=adaptive_rho, adaptive_rho_tolerance=adaptive_rho_tolerance, dtype=dtype)
     # one driver step = check_every ADMM iterations
     opts = Options(tol=tol, max_iter=-(-max_iter // check_every), time_limit=time_limit,
                    verbose=verbose, callback=callback, check_every=1, dtype=dtype)
@@ -323,7 +323,7 @@ def prox_admm(op: Operator, kinds: tuple, lin, params: tuple, x0, *, backend="nu
     with bk.precision():
         f = lambda v: bk.asarray(v)  # noqa: E731
         i32 = (lambda v: xp.asarray(v, dtype=xp.int32)) if bk.name == "jax" else int
-        st = Settings(f(alpha), f(eps_abs), f(eps_rel), f(gamma), f(rho_tolerance),
+        st = Settings(f(alpha), f(eps_abs), f(eps_rel), f(gamma), f(adaptive_rho_tolerance),
                       xp.asarray(bool(adaptive_rho)), i32(check_every), i32(max_iter))
         d = Data(lin, params, st)
         if warm_start is not None:
@@ -515,7 +515,7 @@ def relu_lin(bk: Backend, X, D, y, cones: bool, loss_term: bool, cone_scale: flo
 def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True,
               epsilon: float = 0.0, backend="numpy", tol=1e-6, eps_abs=None, eps_rel=None,
               max_iter=20_000, time_limit=math.inf, verbose=False, callback=None, check_every=10,
-              rho=None, gamma=1.0, alpha=1.6, adaptive_rho=True, rho_tolerance=5.0,
+              rho=None, gamma=1.0, alpha=1.6, adaptive_rho=True, adaptive_rho_tolerance=5.0,
               dtype="float64", warm_start=None, seed=0) -> Result:
     r"""Solve the convex (gated) ReLU training program by the ADMM of Bai, Gautam & Sojoudi.
 
@@ -540,7 +540,7 @@ def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True
             the units of ``y``, so that scaling ``y`` and ``beta`` by ``s`` scales the answer
             by ``s`` and changes neither status nor iteration count).
         eps_abs, eps_rel: override those (``eps_abs`` then absolute, in the units of ``y``).
-        check_every, adaptive_rho, rho_tolerance: see the module docstring.
+        check_every, adaptive_rho, adaptive_rho_tolerance: see the module docstring.
         warm_start: a previous `Result` of this solver on a problem of the same shapes (its
             iterates and penalty), or weights of the shape of ``Result.x`` (an array, or another
             method's `Result`), from which the ADMM starts with zero duals; anything else raises
@@ -565,7 +565,7 @@ def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True
     _check_options(tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter,
                    time_limit=time_limit, verbose=verbose, callback=callback,
                    check_every=check_every, rho=rho, gamma=gamma, alpha=alpha,
-                   adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype, seed=seed)
+                   adaptive_rho=adaptive_rho, adaptive_rho_tolerance=adaptive_rho_tolerance, dtype=dtype, seed=seed)
     # the absolute tolerance in the units of y: x, z, the scaled duals and both residuals are
     # homogeneous of degree 1 in (y, beta), so the iterates of (s y, s beta) are s times those of
     # (y, beta) and stop at the same iteration (module docstring)
@@ -573,7 +573,7 @@ def relu_admm(X, y, D, *, beta: float, loss: str = "squared", cones: bool = True
     kw = dict(tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter,
               time_limit=time_limit, verbose=verbose, callback=callback,
               check_every=check_every, rho=1.0 if rho is None else rho, gamma=gamma,
-              alpha=alpha, adaptive_rho=adaptive_rho, rho_tolerance=rho_tolerance, dtype=dtype)
+              alpha=alpha, adaptive_rho=adaptive_rho, adaptive_rho_tolerance=adaptive_rho_tolerance, dtype=dtype)
     if epsilon > 0:
         if not cones:
             raise ValueError("the robust program (epsilon > 0) is formulated for the ReLU variant "

@@ -295,7 +295,7 @@ def test_robust_warm_start_from_weights():
     ("relu_admm", "max_iter", 2.5), ("relu_admm", "max_iter", True), ("relu_admm", "max_iter", 0),
     ("relu_admm", "check_every", 0), ("relu_admm", "verbose", 1), ("relu_admm", "rho", -1.0),
     ("relu_admm", "rho", "x"), ("relu_admm", "gamma", 2.0), ("relu_admm", "alpha", 2.0),
-    ("relu_admm", "adaptive_rho", "yes"), ("relu_admm", "rho_tolerance", 0.5),
+    ("relu_admm", "adaptive_rho", "yes"), ("relu_admm", "adaptive_rho_tolerance", 0.5),
     ("relu_admm", "dtype", "float16"), ("relu_admm", "seed", -1), ("relu_admm", "seed", 2.5),
     ("relu_admm", "eps_abs", -1.0), ("relu_admm", "eps_rel", "x"),
     ("relu_admm", "time_limit", np.nan), ("relu_admm", "callback", 3),

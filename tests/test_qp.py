@@ -683,7 +683,7 @@ def test_bad_data_names_the_argument(args, name):
 
 @pytest.mark.parametrize("opt, value", [
     ("tol", "1e-3"), ("eps_rel", "0.1"), ("eps_abs", 0), ("rho", [0.1]), ("sigma", True), ("alpha", 2.5),
-    ("delta", -1.0), ("eps_prim_inf", "x"), ("eps_dual_inf", np.nan), ("max_iter", 1.5),
+    ("delta", -1.0), ("eps_primal_infeasible", "x"), ("eps_dual_infeasible", np.nan), ("max_iter", 1.5),
     ("check_every", 2.0), ("scaling", 1.0), ("polish_refine_iter", -1), ("adaptive_rho", 1),
     ("check_gap", "yes"), ("polish", None), ("linsys", 1), ("adaptive_rho_tolerance", "5"),
     ("time_limit", "1"), ("verbose", 2)])

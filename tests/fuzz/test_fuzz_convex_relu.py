@@ -202,7 +202,7 @@ def test_estimator_bad_data(kind, loss):
 
 # --- options and warm starts ----------------------------------------------------------------
 HOSTILE = [None, "x", 2.5, -5, 0, float("nan"), float("inf"), True, [1], object(), 1, 1e-3]
-ADMM_OPTIONS = ["rho", "gamma", "alpha", "adaptive_rho", "rho_tolerance", "eps_abs", "eps_rel"]
+ADMM_OPTIONS = ["rho", "gamma", "alpha", "adaptive_rho", "adaptive_rho_tolerance", "eps_abs", "eps_rel"]
 BCD_OPTIONS = ["rule", "update", "accelerate", "anderson_memory", "anderson_every", "block_size"]
 COMMON = ["tol", "max_iter", "check_every", "seed", "dtype", "verbose", "time_limit",
           "callback"]

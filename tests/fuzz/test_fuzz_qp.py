@@ -232,7 +232,7 @@ def test_every_sparse_format(fmt, array):
 # options and warm starts
 # --------------------------------------------------------------------------------------
 OPTIONS = ["max_iter", "time_limit", "verbose", "check_every", "rho", "sigma", "alpha",
-           "adaptive_rho", "adaptive_rho_tolerance", "scaling", "eps_prim_inf", "eps_dual_inf",
+           "adaptive_rho", "adaptive_rho_tolerance", "scaling", "eps_primal_infeasible", "eps_dual_infeasible",
            "check_gap", "polish", "polish_refine_iter", "delta", "linsys", "seed", "dtype"]
 _ANY = st.one_of(st.none(), st.booleans(), st.integers(-3, 5), st.floats(allow_nan=True),
                  st.sampled_from(["1e-3", "auto", "dense", "float32", "", 1j, [1e-3], (1,), {}]))
