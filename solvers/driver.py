@@ -14,18 +14,35 @@ time is measured apart. `while_solve` is the same loop as one pure JAX function,
 ``jax.vmap`` over a batch of problems.
 
 Common options (`Options`): ``tol``, ``max_iter``, ``time_limit`` (seconds),
-``verbose``, ``callback`` (called at every check with a dict of the monitored values; return
-``True`` to stop), ``check_every``, ``seed``, ``warm_start``, ``dtype``.
+``verbose``, ``progress``, ``callback`` (called at every check with a dict of the monitored
+values; return ``True`` to stop), ``check_every``, ``seed``, ``warm_start``, ``dtype``.
+
+An algorithm whose step performs a fixed block of iterations says so in
+``Algorithm.iterations_per_step``; ``max_iter``, ``Result.iterations`` and
+``history["iteration"]`` always count iterations, never steps.
+
+`finish` builds every solver's `Result` from the loop's `Run` and the algorithm's `Final`
+(its postprocessed solution in the user's units). The status rule it enforces: the status is
+the loop's, unless the algorithm's final check on the user's data names another — and a final
+check never turns a loop that did not meet its stopping test into ``optimal``.
+
+Compiled code lives in bounded `LRUCache` objects (`compile_cache`), keyed by shapes, dtypes
+and static options.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+import sys
 import time
 from typing import Any, Callable, NamedTuple
 
 from cvxkit.solvers.backend import Backend
-from cvxkit.solvers.result import Status
+from cvxkit.solvers.result import Result, Status, as_numpy_history
+
+PROGRESS_AFTER = 5.0
+"""Seconds after which ``progress=None`` (auto) shows a progress bar, on a terminal only."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +58,7 @@ class Options:
     seed: int = 0
     warm_start: Any = None
     dtype: str = "float64"
+    progress: bool | None = None
 
     def __post_init__(self):
         from cvxkit.solvers import validate as v
@@ -49,6 +67,8 @@ class Options:
         v.integer("max_iter", self.max_iter)
         v.positive("time_limit", self.time_limit, allow_inf=True)
         v.boolean("verbose", self.verbose)
+        if self.progress is not None:
+            v.boolean("progress", self.progress)
         v.integer("check_every", self.check_every, allow_none=True)
         v.integer("seed", self.seed, minimum=0)
         if self.callback is not None and not callable(self.callback):
@@ -63,6 +83,7 @@ class Algorithm(NamedTuple):
     step: Callable
     monitor: Callable
     converged: Callable
+    iterations_per_step: int = 1
 
 
 class Run(NamedTuple):
@@ -88,6 +109,25 @@ class _Monitor:
         self.history: dict[str, list] = {"iteration": [], "time": []}
         self.n_checks = 0
         self.header_done = False
+        self.bar = None
+
+    def _progress(self, it: int, values: dict, elapsed: float, done: bool):
+        """Show or advance the progress bar (``tqdm.auto``): always with ``progress=True``;
+        with ``progress=None``, once a run has lasted `PROGRESS_AFTER` seconds on a terminal."""
+        want = self.opts.progress
+        if want is None:
+            want = elapsed > PROGRESS_AFTER and sys.stderr.isatty()
+        if self.bar is None and want and not done:
+            from tqdm.auto import tqdm
+
+            total = self.opts.max_iter if math.isfinite(self.opts.max_iter) else None
+            self.bar = tqdm(total=total, desc=f"cvxkit {self.name}", unit="it", leave=False)
+        if self.bar is not None:
+            self.bar.update(it - self.bar.n)
+            self.bar.set_postfix({k: f"{v:.2e}" for k, v in list(values.items())[:3]},
+                                 refresh=False)
+            if done:
+                self.bar.close()
 
     def check(self, it: int, values: dict, converged: bool) -> Status | None:
         values = {k: float(v) for k, v in values.items()}
@@ -110,6 +150,8 @@ class _Monitor:
             status = Status.MAX_ITER
         if self.opts.verbose and (status is not None or _should_print(self.n_checks)):
             self._print(it, values, elapsed, status)
+        if self.opts.progress is not False:
+            self._progress(it, values, elapsed, status is not None)
         return status
 
     def _print(self, it, values, elapsed, status):
@@ -129,16 +171,22 @@ def run(alg: Algorithm, bk: Backend, state, data, opts: Options) -> Run:
     if bk.name == "jax":
         return _run_jax(alg, bk, state, data, opts)
     k = opts.check_every or 1
+    per = alg.iterations_per_step
     t0 = time.perf_counter()
     mon = _Monitor(alg.name, opts, t0)
     it = 0
     status = mon.check(0, alg.monitor(bk, state, data), bool(alg.converged(bk, state, data)))
     while status is None:
-        for _ in range(min(k, opts.max_iter - it)):
+        for _ in range(min(k, _steps_left(opts.max_iter - it, per))):
             state = alg.step(bk, state, data)
-            it += 1
+            it += per
         status = mon.check(it, alg.monitor(bk, state, data), bool(alg.converged(bk, state, data)))
     return Run(state, status, it, mon.history, time.perf_counter() - t0, 0.0)
+
+
+def _steps_left(iterations: int, per: int) -> int:
+    """Steps of ``per`` iterations that cover ``iterations`` (the last step may overshoot)."""
+    return -(-iterations // per)
 
 
 def _advance_fn(alg: Algorithm, bk: Backend):
@@ -169,7 +217,39 @@ def while_solve(alg: Algorithm, bk: Backend, state, data, max_iter: int):
     return _advance_fn(alg, bk)(state, data, max_iter)
 
 
-_COMPILED: dict = {}
+class LRUCache:
+    """A bounded least-recently-used cache of compiled code.
+
+    Keys must identify what was compiled: shapes, dtypes and static options (see
+    `signature`); a user callable may be part of a key only next to its array signature.
+    """
+
+    def __init__(self, maxsize: int = 32):
+        self.maxsize = maxsize
+        self._items: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, key, build: Callable[[], Any]):
+        """The value cached at ``key``, built by ``build()`` on a miss (evicting the oldest)."""
+        try:
+            self._items.move_to_end(key)
+            return self._items[key]
+        except KeyError:
+            value = build()
+            self._items[key] = value
+            if len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+            return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+compile_cache = LRUCache(maxsize=64)
+"""The one cache of compiled JAX code shared by every solver (keys start with the owner's
+name)."""
 
 
 def signature(jax, tree) -> tuple:
@@ -182,19 +262,19 @@ def signature(jax, tree) -> tuple:
 def _compiled(alg: Algorithm, bk: Backend, state, data):
     """AOT-compiled ``advance`` and monitor for this algorithm and these shapes (cached)."""
     jax = bk._jax
-    key = (alg, bk, *signature(jax, (state, data)))
-    if key not in _COMPILED:
+
+    def build():
         probe = lambda s, d: (alg.monitor(bk, s, d), alg.converged(bk, s, d))  # noqa: E731
-        _COMPILED[key] = (
-            jax.jit(_advance_fn(alg, bk)).lower(state, data, 0).compile(),
-            jax.jit(probe).lower(state, data).compile(),
-        )
-    return _COMPILED[key]
+        return (jax.jit(_advance_fn(alg, bk)).lower(state, data, 0).compile(),
+                jax.jit(probe).lower(state, data).compile())
+
+    return compile_cache.get(("driver.run", alg, bk, *signature(jax, (state, data))), build)
 
 
 def _run_jax(alg: Algorithm, bk: Backend, state, data, opts: Options) -> Run:
     jax = bk._jax
     k = opts.check_every or 10
+    per = alg.iterations_per_step
     tc = time.perf_counter()
     advance, monitor = _compiled(alg, bk, state, data)
     compile_time = time.perf_counter() - tc
@@ -204,8 +284,65 @@ def _run_jax(alg: Algorithm, bk: Backend, state, data, opts: Options) -> Run:
     values, conv = jax.device_get(monitor(state, data))
     status = mon.check(0, values, bool(conv))
     while status is None:
-        state, i = advance(state, data, min(k, opts.max_iter - it))
-        it += int(i)
+        state, i = advance(state, data, min(k, _steps_left(opts.max_iter - it, per)))
+        it += int(i) * per
         values, conv = jax.device_get(monitor(state, data))
         status = mon.check(it, values, bool(conv))
     return Run(state, status, it, mon.history, time.perf_counter() - t0, compile_time)
+
+
+class Final(NamedTuple):
+    """What an algorithm's postprocessing hands `finish`, in the user's units.
+
+    ``status`` is the verdict of a final check on the user's data (a verified certificate,
+    ``optimal_inaccurate`` when the check misses the tolerance, ``numerical_error``), or
+    ``None`` to keep the loop's status; ``iterations`` overrides the loop's count where the
+    method counts differently (e.g. oracle calls).
+    """
+
+    x: Any
+    objective: Any
+    dual: Any = None
+    primal_residual: Any = math.nan
+    dual_residual: Any = math.nan
+    info: dict = {}
+    status: Any = None
+    message: str = ""
+    iterations: Any = None
+
+
+def _allowed(loop: Status, final: Status) -> bool:
+    """A final check may confirm, downgrade or name a certificate, never promote a loop that
+    did not meet its stopping test to ``optimal``."""
+    return final is not Status.OPTIMAL or loop is Status.OPTIMAL
+
+
+def finish(final: Final, *, method: str, backend: str, run: Run | None = None,
+           setup_time: float = 0.0, solve_time: float | None = None,
+           history: dict | None = None) -> Result:
+    """The `Result` of one solve (or of a batch, when ``final.status`` is an array).
+
+    Fields come from ``final`` and the loop's ``run`` (iterations, history with true iteration
+    numbers, solve and compile times); a solver without a driver loop (a direct method) passes
+    ``run=None`` and its own ``status``, ``solve_time`` and ``history``.
+    """
+    status = final.status
+    if run is not None:
+        if status is None:
+            status = run.status
+        elif isinstance(status, Status) and not _allowed(run.status, status):
+            raise RuntimeError(f"{method}: a final check may not turn {run.status.value} into "
+                               f"{status.value}")
+    if status is None:
+        raise ValueError(f"{method}: a solve without a driver loop must state its status")
+    hist = run.history if run is not None and history is None else (history or {})
+    iterations = final.iterations if final.iterations is not None else (
+        run.iterations if run is not None else 0)
+    return Result(
+        x=final.x, status=status, objective=final.objective,
+        primal_residual=final.primal_residual, dual_residual=final.dual_residual,
+        iterations=iterations,
+        solve_time=solve_time if solve_time is not None else (run.solve_time if run else 0.0),
+        setup_time=setup_time, compile_time=run.compile_time if run is not None else 0.0,
+        history=as_numpy_history(hist), backend=backend, method=method, info=dict(final.info),
+        dual=final.dual, message=final.message)

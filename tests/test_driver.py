@@ -116,3 +116,53 @@ def test_result_is_frozen_and_status_aliases():
     assert Status.INFEASIBLE is Status.PRIMAL_INFEASIBLE
     assert Status.UNBOUNDED is Status.DUAL_INFEASIBLE
     assert "optimal" in repr(r)
+
+
+def test_blocks_count_iterations(backend):
+    """A step of 5 iterations: max_iter, Run.iterations and history count iterations."""
+    def step5(bk, x, d):
+        for _ in range(5):
+            x = bk.xp.cos(x)
+        return x
+
+    alg = COS._replace(name="cos5", step=step5, iterations_per_step=5)
+    bk = get_backend(backend)
+    with bk.precision():
+        out = run(alg, bk, bk.asarray([0.0]), bk.asarray(-1.0), Options(max_iter=23, check_every=2))
+        assert out.status is Status.MAX_ITER and out.iterations == 25
+        assert all(i % 5 == 0 for i in out.history["iteration"])
+        done = run(alg, bk, bk.asarray([0.0]), bk.asarray(1e-12), Options(tol=1e-12))
+    assert done.status is Status.OPTIMAL and done.iterations % 5 == 0
+
+
+def test_progress_bar(capsys):
+    bk = get_backend("numpy")
+    run(COS, bk, np.array([0.0]), 1e-10, Options(progress=True))
+    assert "cvxkit cos" in capsys.readouterr().err
+    run(COS, bk, np.array([0.0]), 1e-10, Options(progress=False))
+    assert capsys.readouterr().err == ""
+
+
+def test_finish_builds_result_and_never_promotes_to_optimal():
+    from cvxkit.solvers.driver import Final, finish
+
+    bk = get_backend("numpy")
+    out = run(COS, bk, np.array([0.0]), -1.0, Options(max_iter=4))
+    res = finish(Final(x=out.state, objective=0.0), method="cos", backend="numpy", run=out)
+    assert res.status is Status.MAX_ITER and res.iterations == 4 and res.message
+    assert isinstance(res.history["iteration"], np.ndarray)
+    with pytest.raises(RuntimeError, match="may not turn"):
+        finish(Final(x=out.state, objective=0.0, status=Status.OPTIMAL), method="cos",
+               backend="numpy", run=out)
+    with pytest.raises(ValueError, match="must state its status"):
+        finish(Final(x=0.0, objective=0.0), method="direct", backend="numpy")
+
+
+def test_compile_cache_is_bounded():
+    from cvxkit.solvers.driver import LRUCache
+
+    cache = LRUCache(maxsize=2)
+    built = []
+    for key in (1, 2, 1, 3, 2):
+        cache.get(key, lambda k=key: built.append(k) or k)
+    assert len(cache) == 2 and built == [1, 2, 3, 2]  # 2 was evicted by 3 (1 was used more recently)
