@@ -24,7 +24,8 @@ $g_i \sim N(0, I_d)$ (duplicate and all-zero patterns removed; ``P`` is the numb
   $\tfrac12(|x_k^\top a_k - y_k| + \epsilon\lVert a_k\rVert_1)^2$ (squared) or
   $\ell(y_kx_k^\top a_k - \epsilon\lVert a_k\rVert_1)$ (classification).
 
-Methods: ``"relu_admm"`` (every variant; `cvxkit.solvers.relu_admm`) and ``"bcd"`` (gated,
+Methods: ``"relu_admm"`` (every variant; `cvxkit.solvers.relu_admm` on the splitting of
+`cvxkit.problems.relu_splitting`) and ``"bcd"`` (gated,
 squared loss: block coordinate descent, one block per pattern; `cvxkit.solvers.bcd`). The
 solution ``Result.x`` is (2, P, d) (``v``, ``w``) for ReLU, (P, d) for gated.
 """
@@ -36,14 +37,8 @@ import dataclasses
 import numpy as np
 
 from cvxkit.problems.base import Problem
-from cvxkit.solvers.relu_admm import (
-    LOSS_KINDS,
-    loss_value,
-    relu_admm,
-    relu_objective,
-    relu_predict,
-    robust_objective,
-)
+from cvxkit.problems.relu_splitting import LOSS_KINDS, relu_program
+from cvxkit.solvers.relu_admm import relu_admm
 from cvxkit.solvers.result import Result
 from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
@@ -103,6 +98,44 @@ def _labels(y, n: int | None = None) -> np.ndarray:
     if n is not None and y.shape[0] != n:
         raise ValueError(f"y must have length {n} (one label per row of X), got {y.shape[0]}")
     return y
+
+
+# --- the model: predictions and objectives -----------------------------------------------------
+def relu_predict(X, D, W):
+    """$\\sum_i D_iX(v_i - w_i)$ for weights ``W`` (2, P, d) or gated (P, d)."""
+    U = W[0] - W[1] if W.ndim == 3 else W
+    return np.sum(D * (X @ U.T), axis=1)
+
+
+def loss_value(loss: str, pred, y) -> float:
+    """The training loss: squared $\\tfrac12\\sum(\\hat y - y)^2$, logistic, hinge (sums)."""
+    if loss == "squared":
+        return 0.5 * float(np.sum((pred - y) ** 2))
+    if loss == "logistic":
+        return float(np.sum(np.logaddexp(0.0, -y * pred)))
+    return float(np.sum(np.maximum(0.0, 1.0 - y * pred)))
+
+
+def relu_objective(X, y, D, W, beta, loss) -> float:
+    """Loss plus $\\beta\\sum\\lVert\\text{blocks}\\rVert_2$ of weights ``W``."""
+    return loss_value(loss, relu_predict(X, D, W), y) + beta * float(
+        np.sum(np.linalg.norm(W, axis=-1)))
+
+
+def robust_objective(X, y, D, W, beta, loss, epsilon) -> float:
+    """Worst-case loss over $\\lVert\\delta_k\\rVert_\\infty \\le \\epsilon$ with the patterns
+    fixed, plus the group penalty."""
+    U = W[0] - W[1]
+    a = np.einsum("kp,pq->kq", D, U)  # (n, d): a_k
+    pred = np.sum(X * a, axis=1)
+    l1 = epsilon * np.sum(np.abs(a), axis=1)
+    if loss == "squared":
+        val = 0.5 * float(np.sum((np.abs(pred - y) + l1) ** 2))
+    elif loss == "logistic":
+        val = float(np.sum(np.logaddexp(0.0, -y * pred + l1)))
+    else:
+        val = float(np.sum(np.maximum(0.0, 1.0 - y * pred + l1)))
+    return val + beta * float(np.sum(np.linalg.norm(W, axis=-1)))
 
 
 def sample_patterns(X, n_patterns: int, seed: int = 0, gates=None):
@@ -214,7 +247,10 @@ class ConvexReLU(Problem):
         return W.reshape(self.shape)
 
     def objective(self, W) -> float:
-        W = self._weights(W)
+        return self._objective(self._weights(W))
+
+    def _objective(self, W) -> float:
+        """The objective at weights ``W`` of shape ``self.shape`` (not validated)."""
         if self.epsilon > 0:
             return robust_objective(self.X, self.y, self.D, W, self.beta, self.loss, self.epsilon)
         return relu_objective(self.X, self.y, self.D, W, self.beta, self.loss)
@@ -315,10 +351,14 @@ class ConvexReLU(Problem):
         return res.replace(x=W, objective=self.objective(W), primal_residual=self.max_violation(W))
 
     # --- adapters -----------------------------------------------------------------------------
+    def prox_program(self):
+        """The `cvxkit.solvers.relu_admm.ProxProgram` of this instance (`relu_program`)."""
+        return relu_program(self.X, self.y, self.D, beta=self.beta, loss=self.loss,
+                            cones=self.variant == "relu", epsilon=self.epsilon,
+                            objective=self._objective)
+
     def _solve_admm(self, backend="numpy", **options) -> Result:
-        return relu_admm(self.X, self.y, self.D, beta=self.beta, loss=self.loss,
-                         cones=self.variant == "relu", epsilon=self.epsilon, backend=backend,
-                         **options)
+        return relu_admm(self.prox_program(), backend=backend, **options)
 
     def _solve_bcd(self, backend="numpy", **options) -> Result:
         from cvxkit.solvers.bcd import bcd

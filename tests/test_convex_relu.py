@@ -352,6 +352,7 @@ def test_sparse_X_densified(fmt):
 
 
 def test_solver_functions_validate_arrays():
+    from cvxkit.problems.relu_splitting import relu_program
     from cvxkit.solvers.bcd import bcd
     from cvxkit.solvers.relu_admm import relu_admm
 
@@ -360,9 +361,11 @@ def test_solver_functions_validate_arrays():
     for bad, match in [({"D": D[:5]}, "D"), ({"D": D * 2}, "0/1"), ({"y": y[:4]}, "y"),
                        ({"X": X.astype(complex)}, "real"), ({"y": np.sign(y) * 2}, "labels")]:
         args = {"X": X, "y": y, "D": D, **bad}
-        with pytest.raises(ValueError, match=match):
-            relu_admm(args["X"], args["y"], args["D"], beta=0.1,
-                      loss="logistic" if match == "labels" else "squared")
+        with pytest.raises(ValueError, match=match):  # the program's builder checks the arrays
+            relu_program(args["X"], args["y"], args["D"], beta=0.1,
+                         loss="logistic" if match == "labels" else "squared", objective=None)
+    with pytest.raises(ValueError, match="ProxProgram"):  # the solver takes a program only
+        relu_admm(X)
     with pytest.raises(ValueError, match="A"):
         bcd(np.zeros((0, 3)), np.zeros(0), lam=1.0, block_size=1)
     with pytest.raises(ValueError, match="A"):
