@@ -101,6 +101,9 @@ import numpy as np
 from cvxkit.solvers import kkt
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
+from cvxkit.solvers.primal_dual import (DIVERGED, DIVERGED_AT, DUAL_INFEASIBLE, INF_BOUND,
+                                        INFEASIBLE_OBJECTIVE, PRIMAL_INFEASIBLE, RUNNING, SOLVED,
+                                        certificate, loop_verdict, warm_parts)
 from cvxkit.solvers.result import Result, Status, as_numpy_history, batch_message
 from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse, units_dense, units_sparse
 from cvxkit.solvers import validate
@@ -111,13 +114,6 @@ RHO_EQ_OVER_INEQ = 1e3
 #: rows whose scaled range u - l is below this get the equality penalty
 RHO_TOL = 1e-4
 DIVISION_TOL = 1e-30
-#: residuals beyond this mean divergence (OSQP's OSQP_INFTY)
-DIVERGED_AT = 1e30
-#: bounds at or beyond this magnitude are infinite (OSQP uses 1e30 as infinity)
-INF_BOUND = 1e20
-
-#: termination flags kept in the state
-RUNNING, SOLVED, PRIMAL_INFEASIBLE, DUAL_INFEASIBLE, DIVERGED = 0, 1, 2, 3, 4
 #: a batch is compacted (to the next power of two above its running members) once that size is
 #: at most this fraction of its size (each new size costs one compilation)
 COMPACT_FRACTION = 0.6
@@ -128,8 +124,6 @@ REFACTOR_FRACTION = 8
 MIN_BUCKET = 16
 #: members per chunk of a batch's iterations (see `_chunked`)
 CHUNK = 256
-_FLAG_STATUS = {SOLVED: Status.OPTIMAL, PRIMAL_INFEASIBLE: Status.PRIMAL_INFEASIBLE,
-                DUAL_INFEASIBLE: Status.DUAL_INFEASIBLE, DIVERGED: Status.NUMERICAL_ERROR}
 
 
 # ============================================================================================
@@ -804,12 +798,6 @@ def _polish_state(bk, sp, d, s: State, delta, refine, sparse=False):
 # ============================================================================================
 # Public entry point
 # ============================================================================================
-def _as_matrix(name, M):
-    """A float64 ndarray or scipy.sparse CSC matrix (any input format), else ValueError
-    (`cvxkit.solvers.validate.matrix`)."""
-    return validate.matrix(name, M)
-
-
 def _vector(name, v, size, fill=None):
     """``v`` as a float64 array (``None``: ``size`` copies of ``fill``; a scalar with a ``fill``:
     ``size`` copies of it), else ValueError."""
@@ -832,7 +820,7 @@ def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
     shared by all members and broadcast. Raises ``ValueError`` naming the argument for anything
     else (None, complex, object, ragged, non-finite or misshapen input).
     """
-    P = _as_matrix("P", P)
+    P = validate.matrix("P", P)
     q = float_array("q", q)
     if q.ndim not in (1, 2):
         raise ValueError(f"q must have shape (n,) or (batch, n), got {q.shape}")
@@ -846,7 +834,7 @@ def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
                          f"of shape {P.shape}, got {q.shape}")
     if A is None:
         A = np.zeros((0, n))
-    A = _as_matrix("A", A)
+    A = validate.matrix("A", A)
     sparse = kkt.is_sparse(P) or kkt.is_sparse(A)
     if P.ndim not in (2, 3) or P.shape[-2:] != (n, n):
         raise ValueError(f"P must have shape (n, n) = ({n}, {n}) (or (batch, n, n)), got {P.shape}")
@@ -905,22 +893,11 @@ def _warm(warm_start, n, m, batch):
     """
     shape_x = (n,) if batch is None else (batch, n)
     shape_y = (m,) if batch is None else (batch, m)
-    rho = None
-    if warm_start is None:
-        return np.zeros(shape_x), np.zeros(shape_y), rho
-    if isinstance(warm_start, Result):
-        x, y, rho = warm_start.x, warm_start.info.get("y"), warm_start.info.get("rho")
-    elif isinstance(warm_start, dict):
-        extra = sorted(map(str, set(warm_start) - {"x", "y", "rho"}))
-        if extra:
-            raise ValueError(f"warm_start dict has unknown keys {extra}; expected 'x' and "
-                             "optionally 'y', 'rho'")
-        x, y, rho = warm_start.get("x"), warm_start.get("y"), warm_start.get("rho")
-    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
-        x, y = warm_start
-    else:
-        raise ValueError("warm_start must be a Result of admm_qp, a dict with 'x' (and 'y', "
-                         f"'rho'), or a pair (x, y); got {type(warm_start).__name__}")
+    parts = warm_parts(warm_start, "warm_start must be a Result of admm_qp, a dict with 'x' "
+                       "(and 'y', 'rho'), or a pair (x, y)", ("x", "y", "rho"))
+    if parts is None:
+        return np.zeros(shape_x), np.zeros(shape_y), None
+    x, y, rho = parts["x"], parts["y"], parts["rho"]
     x = np.zeros(shape_x) if x is None else _vector("warm_start x", x, None)
     y = np.zeros(shape_y) if y is None else _vector("warm_start y", y, None)
     if x.shape != shape_x or y.shape != shape_y:
@@ -933,11 +910,6 @@ def _warm(warm_start, n, m, batch):
         rho = np.broadcast_to(rho, shape_rho)
         rho = np.where(np.isfinite(rho) & (rho > 0), rho, np.nan)
     return np.where(np.isfinite(x), x, 0.0), np.where(np.isfinite(y), y, 0.0), rho
-
-
-def _positive(name, v, upper=None):
-    """`cvxkit.solvers.validate.positive` (kept for callers of the former local helper)."""
-    return validate.positive(name, v, upper=upper)
 
 
 def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=None, eps_rel=None,
@@ -1088,28 +1060,12 @@ def _driver_opts(opts: Options, cfg, jax: bool, batched: bool = False) -> Option
                    callback=opts.callback, check_every=sync, seed=opts.seed, dtype=opts.dtype)
 
 
-def _status_from(flag, relaxed, driver_status: Status) -> Status:
-    """The status of one problem from its termination ``flag``, its ``relaxed`` flag (at 10x
-    the tolerances) and the driver's reason for stopping: the flag's status if it stopped;
-    else ``numerical_error`` if the driver saw non-finite values, ``optimal_inaccurate`` if the
-    relaxed tolerances are met (as OSQP does), else the driver's reason."""
-    flag = int(flag)
-    if flag != RUNNING:
-        return _FLAG_STATUS[flag]
-    if driver_status is Status.NUMERICAL_ERROR:
-        return driver_status
-    if int(relaxed) == SOLVED:
-        return Status.OPTIMAL_INACCURATE
-    # a batch stops as "optimal" only once every member has stopped: defensive
-    return Status.MAX_ITER if driver_status is Status.OPTIMAL else driver_status
-
-
 def _final_status(bk, sp, d, s: State, driver_status: Status) -> Status:
-    """`_status_from` for a numpy run (the relaxed flag computed here)."""
+    """`loop_verdict` for a numpy run (the relaxed flag computed here)."""
     relaxed = s.flag
     if int(s.flag) == RUNNING:
         relaxed = termination_flag(bk, sp, d, s, residuals(bk, sp, d, s.x, s.z, s.y), relax=10.0)
-    return _status_from(s.flag, relaxed, driver_status)
+    return loop_verdict(s.flag, driver_status, relaxed)
 
 
 def _history(out):
@@ -1132,7 +1088,7 @@ def _result_single(P, q, A, x, z, y, s_np: dict, status, out, setup_time, backen
     if status in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE):
         info.update(certificate=cert, y=np.full_like(y, np.nan))
         x = np.full_like(x, np.nan)
-        obj = math.inf if status is Status.PRIMAL_INFEASIBLE else -math.inf
+        obj = INFEASIBLE_OBJECTIVE[status]
     else:
         obj = float(0.5 * x @ (P @ x) + q @ x)
     return Result(x=x, status=status, objective=obj, primal_residual=s_np["prim_res"],
@@ -1219,16 +1175,6 @@ def _verified(status, cert, P, q, A, l, u, cfg):
                                     f"does not hold on the unscaled data: {why}")
 
 
-def _certificate(status, cert_y, cert_x):
-    """The unscaled certificate (``cert_y`` = E * polar(dy) if primal infeasible, ``cert_x`` =
-    D * dx if dual infeasible) scaled to unit infinity norm; None for other statuses."""
-    v = {Status.PRIMAL_INFEASIBLE: cert_y, Status.DUAL_INFEASIBLE: cert_x}.get(status)
-    if v is None:
-        return None
-    v = np.asarray(v, dtype=np.float64)
-    return v / max(np.abs(v).max(initial=0.0), 1e-300)
-
-
 #: sparse data solved with the dense reduced system is made dense below this many entries
 DENSIFY_MAX = 2_000_000
 
@@ -1268,7 +1214,7 @@ def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol,
                               sparse=kkt.is_sparse(kkt.as_scipy(d.P)) or A.shape[0] + A.shape[1] > 3000)
         polish_info = "success" if ok else "failed"
     x, z, y = _unscale(d.D, d.E, d.c, s.x, s.z, s.y)
-    cert = _certificate(status, d.E * _box_polar(bk, d, s.dy), d.D * s.dx)
+    cert = certificate(status, d.E * _box_polar(bk, d, s.dy), d.D * s.dx)
     status, message = _verified(status, cert, P, q, A, l, u, cfg)
     s_np = {k: float(getattr(s, k)) for k in ("gap", "eps_prim", "eps_dual", "eps_gap", "rho",
                                                "prim_res", "dual_res")}
@@ -1534,11 +1480,11 @@ def _jax_single(bk, P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, po
     pre = time.perf_counter() - t_setup
     fin, out, setup_time, finish_time, compile_extra = _jax_run(
         bk, P, q, A, l, u, x0, y0, rho0, None, opts, cfg, scaling, pol)
-    status = _status_from(fin["flag"], fin["relaxed"], out.status)
+    status = loop_verdict(fin["flag"], out.status, fin["relaxed"])
     out = out._replace(solve_time=out.solve_time + finish_time,
                        compile_time=out.compile_time + compile_extra)
     x, z, y = (np.asarray(fin[k], dtype=np.float64) for k in ("x", "z", "y"))
-    cert = _certificate(status, fin["cert_y"], fin["cert_x"])
+    cert = certificate(status, fin["cert_y"], fin["cert_x"])
     status, message = _verified(status, cert, P, q, A, l, u, cfg)
     s_np = {k: float(fin[k]) for k in ("gap", "eps_prim", "eps_dual", "eps_gap", "rho", "prim_res",
                                        "dual_res")}
@@ -1554,7 +1500,7 @@ def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scali
     pre = time.perf_counter() - t_setup
     fin, out, setup_time, finish_time, compile_extra = _jax_run(
         bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh)
-    statuses = [_status_from(f, r, out.status) for f, r in zip(fin["flag"], fin["relaxed"])]
+    statuses = [loop_verdict(f, out.status, r) for f, r in zip(fin["flag"], fin["relaxed"])]
     out = out._replace(solve_time=out.solve_time + finish_time,
                        compile_time=out.compile_time + compile_extra)
     linsys = "dense reduced (explicit inverse, XLA)" if q.shape[-1] <= INVERSE_MAX_N else \
@@ -1577,14 +1523,14 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
     pick = lambda M, i, nd: M[i] if np.ndim(M) == nd else M  # noqa: E731
     for i, stt in enumerate(statuses):
         if stt in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE):
-            certs[i] = _certificate(stt, fin["cert_y"][i], fin["cert_x"][i])
+            certs[i] = certificate(stt, fin["cert_y"][i], fin["cert_x"][i])
             if cfg is not None:  # (members of a numpy batch were verified by their own solve)
                 statuses[i], messages[i] = _verified(stt, certs[i], pick(P, i, 3), pick(q, i, 2),
                                                      pick(A, i, 3), pick(l, i, 2), pick(u, i, 2),
                                                      cfg)
         stt = statuses[i]
         if stt in (Status.PRIMAL_INFEASIBLE, Status.DUAL_INFEASIBLE):
-            objs[i] = math.inf if stt is Status.PRIMAL_INFEASIBLE else -math.inf
+            objs[i] = INFEASIBLE_OBJECTIVE[stt]
             x[i] = np.nan
             y[i] = np.nan
     status = np.empty(B, dtype=object)

@@ -129,17 +129,12 @@ from cvxkit.solvers import kkt
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Options, run
+from cvxkit.solvers.primal_dual import (DIVERGED, DIVERGED_AT, DUAL_INFEASIBLE, FLAG_STATUS,
+                                        INF_BOUND, INFEASIBLE_OBJECTIVE, PRIMAL_INFEASIBLE,
+                                        RUNNING, SOLVED, certificate, loop_verdict, warm_parts)
 from cvxkit.solvers.result import Result, Status, as_numpy_history
 from cvxkit.solvers.scaling import MAX_SCALING, MIN_SCALING, ruiz_sparse
 
-#: termination flags kept in the state
-RUNNING, OPTIMAL, PRIMAL_INFEASIBLE, DUAL_INFEASIBLE, DIVERGED = 0, 1, 2, 3, 4
-_FLAG_STATUS = {OPTIMAL: Status.OPTIMAL, PRIMAL_INFEASIBLE: Status.PRIMAL_INFEASIBLE,
-                DUAL_INFEASIBLE: Status.DUAL_INFEASIBLE, DIVERGED: Status.NUMERICAL_ERROR}
-#: bounds at or beyond this magnitude are infinite
-INF_BOUND = 1e20
-#: scaled iterates beyond this (the scaled data have unit norms) mean divergence
-DIVERGED_AT = 1e30
 #: displacements outside [WEIGHT_MIN_MOVE, WEIGHT_MAX_MOVE] skip the primal-weight update
 WEIGHT_MIN_MOVE, WEIGHT_MAX_MOVE = 1e-10, 1e10
 STEP_FRACTION = 0.998
@@ -419,7 +414,7 @@ def evaluate(bk: Backend, d: Data, s: State) -> State:
     dinf, ray_x = dual_infeasible(bk, d, xh - s.x)
     size = xp.maximum(xp.max(xp.abs(xh), initial=0.0), xp.max(xp.abs(yh), initial=0.0))
     finite = xp.isfinite(m.prim) & xp.isfinite(m.dual) & xp.isfinite(m.gap) & (size < DIVERGED_AT)
-    flag = xp.where(~finite, DIVERGED, xp.where(m.ok, OPTIMAL, xp.where(
+    flag = xp.where(~finite, DIVERGED, xp.where(m.ok, SOLVED, xp.where(
         pinf, PRIMAL_INFEASIBLE, xp.where(dinf, DUAL_INFEASIBLE, RUNNING))))
     it = s.it + 1
     restart = ((fpr <= st.sufficient * s.r0) | ((fpr <= st.necessary * s.r0) & (fpr > s.r_prev))
@@ -832,18 +827,10 @@ def _warm(warm_start, n, m):
     """``(x, y)`` (unscaled) from a Result, a dict or a pair; zeros if None (or for a missing
     part). Anything else, or parts of the wrong shape or with NaN/inf entries, raise
     ``ValueError`` saying what is expected."""
-    if warm_start is None:
-        return np.zeros(n), np.zeros(m)
-    if isinstance(warm_start, Result):
-        x, y = warm_start.x, (warm_start.info or {}).get("y")
-    elif isinstance(warm_start, dict) and set(warm_start) <= {"x", "y"}:
-        x, y = warm_start.get("x"), warm_start.get("y")
-    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
-        x, y = warm_start
-    else:
-        raise ValueError(f"{_WARM_EXPECTED}; got {type(warm_start).__name__}")
+    parts = warm_parts(warm_start, _WARM_EXPECTED) or {"x": None, "y": None}
     out = []
-    for part, v, size in (("x", x, n), ("y", y, m)):
+    for part, size in (("x", n), ("y", m)):
+        v = parts[part]
         if v is None:
             out.append(np.zeros(size))
             continue
@@ -995,7 +982,7 @@ class _UserCheck:
 
     def confirms(self, flag, fin, sc) -> bool:
         bk, d = self.bk, self.d
-        if flag == OPTIMAL:  # (metrics zeroes x or y where the module docstring says)
+        if flag == SOLVED:  # (metrics zeroes x or y where the module docstring says)
             x = sc.beta_b * sc.D * fin["xh"].astype(np.float64)
             y = sc.beta_c * sc.E * fin["yh"].astype(np.float64)
             ok = bool(metrics(bk, d, d.K @ x, d.Kt @ y, x, y).ok)
@@ -1006,13 +993,13 @@ class _UserCheck:
         else:
             return True
         if not ok:
-            self.rejected.append((int(fin["it"]), _FLAG_STATUS[flag].value))
+            self.rejected.append((int(fin["it"]), FLAG_STATUS[flag].value))
         return ok
 
     @staticmethod
     def tighten(bk, st: Settings, flag) -> Settings:
         f = bk.asarray
-        if flag == OPTIMAL:
+        if flag == SOLVED:
             return st._replace(eps_abs=f(0.1 * st.eps_abs), eps_rel=f(0.1 * st.eps_rel))
         if flag == PRIMAL_INFEASIBLE:
             return st._replace(eps_pinf=f(0.1 * st.eps_pinf))
@@ -1035,13 +1022,7 @@ def _merge(runs):
 
 def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend, rejected=(),
             usex=True, usey=True) -> Result:
-    flag = int(s["flag"])
-    if flag != RUNNING:
-        status = _FLAG_STATUS[flag]
-    elif out.status in (Status.OPTIMAL, Status.MAX_ITER):  # the driver saw the iteration limit
-        status = Status.MAX_ITER
-    else:
-        status = out.status
+    status = loop_verdict(s["flag"], out.status)
     h = as_numpy_history(out.history)
     if "iterations" in h:
         h["iteration"] = h.pop("iterations").astype(int)
@@ -1057,14 +1038,10 @@ def _result(c, s: dict, sc: _Scaled, out, setup_time, init_time, backend, reject
             "restart_iterations": restart_its, "primal_weight": float(s["omega"]),
             "step_size": float(sc.eta), "fixed_point_residual": float(s["fpr"]),
             "rejected": list(rejected)}
-    cert = None
-    if status is Status.PRIMAL_INFEASIBLE:
-        cert = s["ray_y"].astype(np.float64)
-    elif status is Status.DUAL_INFEASIBLE:
-        cert = s["ray_x"].astype(np.float64)
+    cert = certificate(status, s["ray_y"], s["ray_x"])
     if cert is not None:
-        info["certificate"] = cert / max(np.abs(cert).max(initial=0.0), 1e-300)
-        obj = math.inf if status is Status.PRIMAL_INFEASIBLE else -math.inf
+        info["certificate"] = cert
+        obj = INFEASIBLE_OBJECTIVE[status]
         x = np.full_like(x, np.nan)
     else:
         obj = float(c @ x)
