@@ -92,8 +92,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from cvxkit.solvers.backend import Backend, get_backend
-from cvxkit.solvers.driver import Algorithm, Options, run
-from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.driver import Algorithm, Final, Options, compile_cache, finish, run
+from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers import validate
 from cvxkit.solvers.sinkhorn import marginal_error, validate_cost, validate_marginals
 
@@ -293,18 +293,14 @@ def _make_algorithm(cfg: _Config) -> Algorithm:
     return Algorithm("mirror_sinkhorn", step, monitor, converged)
 
 
-_ALGORITHMS: dict = {}
-
-
-def _algorithm(cfg: _Config) -> Algorithm:
-    """One Algorithm per configuration, so the driver's compile cache is reused across solves."""
+def _algorithm(cfg: _Config, bk: Backend, shapes: tuple) -> Algorithm:
+    """One Algorithm per configuration, back end and array shapes (``driver.compile_cache``),
+    so the driver's compiled loop is reused across solves."""
     try:
         hash(cfg)
     except TypeError:  # unhashable user callables: build afresh
         return _make_algorithm(cfg)
-    if cfg not in _ALGORITHMS:
-        _ALGORITHMS[cfg] = _make_algorithm(cfg)
-    return _ALGORITHMS[cfg]
+    return compile_cache.get(("mirror_sinkhorn", cfg, bk, shapes), lambda: _make_algorithm(cfg))
 
 
 # --------------------------------------------------------------------------------------
@@ -342,8 +338,8 @@ def _resume_state(warm_start, n, m):
 
 
 def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_000,
-                    time_limit=math.inf, verbose=False, callback=None, check_every=None, seed=0,
-                    warm_start=None, dtype="float64", step_scale=1.0, grad_bound=None,
+                    time_limit=math.inf, verbose=False, progress=None, callback=None,
+                    check_every=None, seed=0, warm_start=None, dtype="float64", step_scale=1.0, grad_bound=None,
                     objective=None, exact_gradient=None, grad_args=(), loss=None,
                     round=True, record_steps=None) -> Result:
     """Minimize a convex ``F`` over ``U(a, b)`` by Mirror Sinkhorn (see the module docstring).
@@ -379,6 +375,8 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         record_steps: how many steps (from the first of this call) have their step size and
             loss recorded in ``info`` (default ``min(max_iter, 10**6)``; the buffers are
             preallocated, which a JAX loop needs).
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
         Other options (``time_limit``, ``verbose``, ``callback``): see `cvxkit.solvers.driver`.
 
     Returns:
@@ -425,7 +423,7 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         check_every = min(max(1, int(max_iter) // 100), 1_000)
     opts = Options(tol=tol if tol is not None else 1.0, max_iter=max_iter, time_limit=time_limit,
                    verbose=verbose, callback=callback, check_every=check_every, seed=int(seed),
-                   dtype=dtype)
+                   dtype=dtype, progress=progress)
     if record_steps is None:
         record_steps = min(int(max_iter), _RECORD_DEFAULT)
     record_steps = validate.integer("record_steps", record_steps, minimum=0)
@@ -443,9 +441,8 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
     adaptive = grad_bound is None
     cfg = _Config(None if fixed else gradient, exact_gradient, objective, loss, full, adaptive,
                   certify, tol is not None)
-    alg = _algorithm(cfg)
-
     bk = get_backend(backend, dtype)
+    alg = _algorithm(cfg, bk, ((n, m),) + tuple(np.shape(g) for g in grad_args))
     with bk.precision():
         xp = bk.xp
         t0 = 0 if resume is None else int(resume["t"])
@@ -500,9 +497,9 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         objective_value = float(np.sum(C[np.ix_(amask, bmask)] * x[np.ix_(amask, bmask)]))
     else:
         objective_value = float("nan")
-    status = out.status
+    status, message = None, ""
     if not (np.isfinite(avg).all() and np.isfinite(x).all()):
-        status = Status.NUMERICAL_ERROR
+        status, message = Status.NUMERICAL_ERROR, "the average plan has non-finite entries"
     prev = {} if resume is None else warm_start.info
     if resume is not None:
         etas = np.concatenate([prev.get("step_sizes", np.zeros(0)), etas])
@@ -528,13 +525,11 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
     }
     if losses is not None:
         info["losses"] = losses
-    return Result(
-        x=x, status=status, objective=objective_value, primal_residual=merr,
-        dual_residual=gap if certify else float("nan"), iterations=out.iterations,
-        solve_time=out.solve_time, setup_time=setup_time, compile_time=out.compile_time,
-        history=as_numpy_history(out.history), backend=bk.name, method="mirror_sinkhorn", info=info,
-        dual=info["potentials"],
-    )
+    final = Final(x=x, objective=objective_value, dual=info["potentials"], primal_residual=merr,
+                  dual_residual=gap if certify else float("nan"), info=info, status=status,
+                  message=message)
+    return finish(final, method="mirror_sinkhorn", backend=bk.name, run=out,
+                  setup_time=setup_time)
 
 
 def _eval_objective(objective, x, bk):

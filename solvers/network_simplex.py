@@ -31,6 +31,7 @@ import warnings
 import numpy as np
 
 from cvxkit.solvers import validate
+from cvxkit.solvers.driver import Final, finish
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.sinkhorn import marginal_error, normalize_cost, validate_ot
 
@@ -113,11 +114,13 @@ def network_simplex(a, b, C, *, max_iter=1_000_000, tol=1e-9, verbose=False) -> 
     if verbose:
         print(f"cvxkit network_simplex: status {status.value}, cost {objective:.10g}, {checks}, "
               f"{t2 - t1:.3f} s")
-    return Result(
-        x=P, status=status, objective=objective, primal_residual=err,
-        dual_residual=dual_viol, iterations=0, solve_time=t2 - t1, setup_time=t1 - t0,
-        method="network_simplex", dual=(u, v), message=message,
+    final = Final(
+        x=P, objective=objective, dual=(u, v), primal_residual=err, dual_residual=dual_viol,
+        status=status, message=message, iterations=0,
         info={"transport_cost": objective, "u": u, "v": v, "warning": log["warning"],
               "dual_objective": float(np.dot(u, a) + np.dot(v, b)), "relative_gap": gap,
               "relative_marginal_error": rel_err, "result_code": code},
     )
+    # a direct method: no driver loop, its own status and times
+    return finish(final, method="network_simplex", backend="numpy", setup_time=t1 - t0,
+                  solve_time=t2 - t1)

@@ -37,8 +37,8 @@ from typing import NamedTuple
 import numpy as np
 
 from cvxkit.solvers.backend import Backend, get_backend
-from cvxkit.solvers.driver import Algorithm, Options, run, while_solve
-from cvxkit.solvers.result import Result, Status, as_numpy_history, batch_message
+from cvxkit.solvers.driver import Algorithm, Final, Options, Run, finish, run, while_solve
+from cvxkit.solvers.result import Result, Status, batch_message
 from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
@@ -299,8 +299,9 @@ def _warm_potentials(warm_start, nz: _Normalized, reg: float):
 
 
 def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_limit=math.inf,
-             verbose=False, callback=None, check_every=None, seed=0, warm_start=None,
-             dtype="float64", eps_init=None, eps_decay=0.5, stage_tol=1e-2) -> Result:
+             verbose=False, progress=None, callback=None, check_every=None, seed=0,
+             warm_start=None, dtype="float64", eps_init=None, eps_decay=0.5,
+             stage_tol=1e-2) -> Result:
     """Solve entropic OT between histograms ``a`` (n,) and ``b`` (m,) with cost ``C`` (n, m).
 
     Args:
@@ -319,6 +320,8 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
         eps_decay: factor in (0, 1) applied to ``eps`` at each stage.
         stage_tol: relative marginal error that ends a stage.
         warm_start: a previous sinkhorn `Result` or a pair of potentials ``(f, g)``.
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
         Other options: see `cvxkit.solvers.driver`.
 
     The iterations run on the normalized instance (unit mass, costs in [0, 1], see
@@ -338,7 +341,8 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
     stage_tol = validate.positive("stage_tol", stage_tol)
     eps_init = validate.positive("eps_init", eps_init, allow_none=True)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, check_every=check_every, seed=seed, dtype=dtype)
+                   callback=callback, check_every=check_every, seed=seed, dtype=dtype,
+                   progress=progress)
     nz = _normalize(a, b, C, reg)
     warm = _warm_potentials(warm_start, nz, reg)
     bk = get_backend(backend, dtype)
@@ -356,7 +360,8 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
     P, f, g = _to_user(nz, P, f, g, eps)
     if "eps" in out.history:  # the schedule in the units of C (marginal_err is relative already)
         out = out._replace(history={**out.history, "eps": [nz.scale * e for e in out.history["eps"]]})
-    return _result(P, f, g, a, b, C, reg, float(opts.tol), dtype, out, setup_time, bk.name)
+    final = _final(P, f, g, a, b, C, reg, float(opts.tol), dtype, out.status)
+    return finish(final, method="sinkhorn", backend=bk.name, run=out, setup_time=setup_time)
 
 
 def _embed(x, mask):
@@ -365,30 +370,30 @@ def _embed(x, mask):
     return y
 
 
-def _result(P, f, g, a, b, C, reg, tol, dtype, out, setup_time, backend) -> Result:
-    """The `Result`, its status confirmed on the user's data in float64."""
+def _final(P, f, g, a, b, C, reg, tol, dtype, loop: Status) -> Final:
+    """The plan and potentials as a `Final`, the loop's status ``loop`` checked on the user's
+    data in float64: ``numerical_error`` for a non-finite plan, ``optimal_inaccurate`` for an
+    ``optimal`` loop whose relative marginal error recomputed here exceeds ``tol``."""
     P = np.asarray(P, dtype=np.float64)
     mass = float(a.sum())
     err = float(marginal_error(P, a, b))
     rel = err / mass
-    status, message = out.status, ""
+    status, message = None, ""
     with np.errstate(all="ignore"):
         cost = float(np.vdot(C, P))
         ent = float(np.sum(P * np.log(np.where(P > 0, P, 1.0))))
     if not np.isfinite(P).all():
         status = Status.NUMERICAL_ERROR
         message = "the plan has non-finite entries"
-    elif status is Status.OPTIMAL and not rel <= tol:
+    elif loop is Status.OPTIMAL and not rel <= tol:
         status = Status.OPTIMAL_INACCURATE
         message = (f"the relative marginal error recomputed in float64 on the user's data is "
                    f"{rel:.2e} > tol={tol:.1e} (the {dtype} iterations cannot reach this tol)")
     fin_f, fin_g = np.isfinite(f), np.isfinite(g)
     dual = float(np.dot(f[fin_f], a[fin_f]) + np.dot(g[fin_g], b[fin_g]))
-    return Result(
-        x=P, status=status, objective=cost + reg * ent, primal_residual=err,
-        iterations=out.iterations, solve_time=out.solve_time, setup_time=setup_time,
-        compile_time=out.compile_time, history=as_numpy_history(out.history), backend=backend,
-        method="sinkhorn", dual=(f, g), message=message,
+    return Final(
+        x=P, objective=cost + reg * ent, dual=(f, g), primal_residual=err, status=status,
+        message=message,
         info={"transport_cost": cost, "f": f, "g": g, "dual_objective": dual, "reg": reg,
               "relative_marginal_error": rel},
     )
@@ -416,8 +421,6 @@ def sinkhorn_batch(a, b, C, reg, *, tol=1e-9, max_iter=100_000, dtype="float64",
         ``relative_marginal_error`` (B,) and ``reg``.
     """
     import jax
-
-    from cvxkit.solvers.driver import Run
 
     t_setup = time.perf_counter()
     a = float_array("a", a, ndim=2, finite=True, nonempty=True)
@@ -470,26 +473,29 @@ def sinkhorn_batch(a, b, C, reg, *, tol=1e-9, max_iter=100_000, dtype="float64",
         t0 = time.perf_counter()
         P, f, g, eps, its, conv = jax.device_get(compiled(s, d))
         solve_time = time.perf_counter() - t0
-    results = []
+    finals, statuses = [], []
     for i, nz in enumerate(nzs):
         Pi, fi, gi = _to_user(nz, P[i], f[i], g[i], float(eps[i]))
-        out = Run(None, Status.OPTIMAL if bool(conv[i]) else Status.MAX_ITER, int(its[i]), {},
-                  0.0, 0.0)
-        results.append(_result(Pi, fi, gi, members[i][0], members[i][1], C[i], reg, float(tol),
-                               dtype, out, 0.0, bk.name))
-    status = np.empty(len(results), dtype=object)
-    status[:] = [r.status for r in results]
-    fs = np.stack([r.info["f"] for r in results])
-    gs = np.stack([r.info["g"] for r in results])
-    per = lambda key: np.array([r.info[key] for r in results])  # noqa: E731
-    return Result(
-        x=np.stack([r.x for r in results]), status=status,
-        objective=np.array([r.objective for r in results]),
-        primal_residual=np.array([r.primal_residual for r in results]),
-        iterations=np.asarray(its, dtype=int), solve_time=solve_time, setup_time=setup_time,
-        compile_time=compile_time, backend=bk.name, method="sinkhorn", dual=(fs, gs),
-        message=batch_message([r.status for r in results], [r.message for r in results]),
+        loop = Status.OPTIMAL if bool(conv[i]) else Status.MAX_ITER
+        fin = _final(Pi, fi, gi, members[i][0], members[i][1], C[i], reg, float(tol), dtype, loop)
+        finals.append(fin)
+        statuses.append(fin.status or loop)
+    status = np.empty(len(finals), dtype=object)
+    status[:] = statuses
+    fs = np.stack([r.info["f"] for r in finals])
+    gs = np.stack([r.info["g"] for r in finals])
+    per = lambda key: np.array([r.info[key] for r in finals])  # noqa: E731
+    final = Final(
+        x=np.stack([r.x for r in finals]), objective=np.array([r.objective for r in finals]),
+        dual=(fs, gs), primal_residual=np.array([r.primal_residual for r in finals]),
+        status=status, message=batch_message(statuses, [r.message for r in finals]),
+        iterations=np.asarray(its, dtype=int),
         info={"f": fs, "g": gs, "transport_cost": per("transport_cost"),
               "dual_objective": per("dual_objective"),
               "relative_marginal_error": per("relative_marginal_error"), "reg": reg},
     )
+    # one vmapped loop for the batch: its times; the status is per member (``final.status``)
+    batch_run = Run(None, Status.OPTIMAL if bool(np.all(conv)) else Status.MAX_ITER,
+                    int(np.max(its, initial=0)), {}, solve_time, compile_time)
+    return finish(final, method="sinkhorn", backend=bk.name, run=batch_run,
+                  setup_time=setup_time)
