@@ -66,8 +66,8 @@ import numpy as np
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
-from cvxkit.solvers.driver import Algorithm, Options, run
-from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.driver import Algorithm, Final, Options, compile_cache, finish, run
+from cvxkit.solvers.result import Result, Status
 
 VARIANTS = ("page", "forb")
 
@@ -300,13 +300,20 @@ def _restart_factor(v):
     return validate.nonnegative("restart_factor", v, upper=1.0)
 
 
-def _status(out, res: float, tol: float) -> Status:
-    """The driver's status, except that a stop on the evaluation budget is ``max_iter``."""
+def _final(x, res: float, tol: float, loop: Status, info: dict) -> Final:
+    """The `Final` of a Halpern run, with the final check of its stopping residual ``res``:
+    ``numerical_error`` when it is not finite; ``max_iter`` when the loop stopped ``optimal``
+    with ``res > tol`` (a stop on the evaluation budget ``max_evals``, or a residual that only
+    the working dtype saw below ``tol``)."""
+    status, message = None, ""
     if not math.isfinite(res):
-        return Status.NUMERICAL_ERROR
-    if out.status is Status.OPTIMAL and not res <= tol:
-        return Status.MAX_ITER
-    return out.status
+        status, message = Status.NUMERICAL_ERROR, f"the stopping residual is {res}"
+    elif loop is Status.OPTIMAL and not res <= tol:
+        status = Status.MAX_ITER
+        message = (f"the stopping residual {res:.3g} is above tol={tol:.1e}: the evaluation "
+                   f"budget (max_evals) was reached, or only the working dtype saw it below tol")
+    return Final(x=x, objective=float("nan"), primal_residual=res, info=info, status=status,
+                 message=message)
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,7 +338,6 @@ class HalpernData(NamedTuple):
     restart_factor: Any
 
 
-@functools.lru_cache(maxsize=8)
 def _halpern_algorithm(T: Callable, aux_fn: Callable | None,
                        residual_fn: Callable | None = None) -> Algorithm:
     def step(bk, s: HalpernState, d: HalpernData):
@@ -360,7 +366,7 @@ def _halpern_algorithm(T: Callable, aux_fn: Callable | None,
 
 
 def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time_limit=math.inf,
-            verbose=False, callback=None, check_every=None, seed=0, warm_start=None,
+            verbose=False, progress=None, callback=None, check_every=None, seed=0, warm_start=None,
             dtype="float64", data=(), residual_scale=1.0, restart_factor=0.0,
             monitor_fn: Callable | None = None, residual_fn: Callable | None = None,
             evals_per_call: int = 1) -> Result:
@@ -386,6 +392,8 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
         evals_per_call: oracle cost of one call of ``T`` (e.g. 2n component evaluations for an
             extragradient map), reported as ``info["evals"]``.
         warm_start: a previous `Result` or a (d,) point: the new anchor.
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
         Other options: see `cvxkit.solvers.driver`.
 
     Returns:
@@ -408,7 +416,8 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
         raise ValueError(f"data must be a tuple of arrays, got {type(data).__name__}")
     data = tuple(validate.float_array(f"data[{i}]", a) for i, a in enumerate(data))
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, check_every=check_every, seed=seed, dtype=dtype)
+                   callback=callback, check_every=check_every, seed=seed, dtype=dtype,
+                   progress=progress)
     bk = get_backend(backend, dtype)
     with bk.precision():
         xp = bk.xp
@@ -430,18 +439,19 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
         state = HalpernState(z, z, z, xp.asarray(0), res0, res0, xp.asarray(0), xp.asarray(0),
                              stop0)
         d = HalpernData(arrays, bk.asarray(tol), bk.asarray(scale), bk.asarray(factor))
+        # one Algorithm per (callables, back end, shapes): the driver's compiled loop is reused
+        alg = compile_cache.get(
+            ("halpern", T, monitor_fn, residual_fn, bk, z0.shape, tuple(a.shape for a in data)),
+            lambda: _halpern_algorithm(T, monitor_fn, residual_fn))
         setup = time.perf_counter() - t0
-        out = run(_halpern_algorithm(T, monitor_fn, residual_fn), bk, state, d, opts)
+        out = run(alg, bk, state, d, opts)
         s = out.state
         x = bk.to_numpy(s.z_res)
         res = float(s.stop)
         calls = int(s.calls)
-    hist = as_numpy_history(out.history)
-    return Result(x=x, status=_status(out, res, tol), objective=float("nan"), primal_residual=res,
-                  iterations=out.iterations, solve_time=out.solve_time, setup_time=setup,
-                  compile_time=out.compile_time, history=hist, backend=bk.name, method="halpern",
-                  info={"calls": calls, "evals": calls * int(evals_per_call),
-                        "restarts": int(s.restarts)})
+    info = {"calls": calls, "evals": calls * int(evals_per_call), "restarts": int(s.restarts)}
+    return finish(_final(x, res, tol, out.status, info), method="halpern", backend=bk.name,
+                  run=out, setup_time=setup)
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,7 +505,6 @@ def _check_residual(bk, op, resolvent, s: VRState, d: VRData, z, it):
     return anchor, k, res, res_anchor, restarts, s.res_evals + xp.where(due, op.n, 0)
 
 
-@functools.lru_cache(maxsize=8)
 def _page_algorithm(op: FiniteSumOperator, resolvent: Callable, b: int) -> Algorithm:
     n = op.n
     sqrt_n = math.sqrt(n)
@@ -528,7 +537,6 @@ def _page_algorithm(op: FiniteSumOperator, resolvent: Callable, b: int) -> Algor
     return Algorithm("vr_halpern", step, _vr_monitor, _vr_converged)
 
 
-@functools.lru_cache(maxsize=8)
 def _forb_algorithm(op: FiniteSumOperator, resolvent: Callable) -> Algorithm:
     n = op.n
     p = 1.0 / n
@@ -576,7 +584,8 @@ def _vr_converged(bk, s: VRState, d: VRData):
 
 def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolvent, *,
                backend="numpy", tol=1e-6, max_iter=100_000, time_limit=math.inf, verbose=False,
-               callback=None, check_every=None, seed=0, warm_start=None, dtype="float64",
+               progress=None, callback=None, check_every=None, seed=0, warm_start=None,
+               dtype="float64",
                variant="page", eta=None, batch_size=None, inner_step=None, inner_factor=0.05,
                residual_step=1.0, restart_factor=0.0, max_evals=math.inf) -> Result:
     r"""Variance-reduced Halpern iteration for $0 \in F(z) + G(z)$, $F = \frac1n\sum_i F_i$ (module docstring).
@@ -604,6 +613,8 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
         max_iter: iterations (page) or outer iterations (forb).
         seed: the random draws (numpy ``default_rng(seed)``, or ``jax.random.PRNGKey(seed)``).
         warm_start: a previous `Result` or a (d,) point, used as ``z0``.
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
         Other options: see `cvxkit.solvers.driver`.
 
     Returns:
@@ -650,7 +661,8 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
             gamma = 0.5 / (1 + eta * L)
         every = check_every or 1
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, check_every=every, seed=seed, dtype=dtype)
+                   callback=callback, check_every=every, seed=seed, dtype=dtype,
+                   progress=progress)
     bk = get_backend(backend, dtype)
     with bk.precision():
         xp = bk.xp
@@ -673,7 +685,11 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
                    bk.asarray(tol),
                    bk.asarray(res_step), xp.asarray(every), bk.asarray(factor),
                    bk.asarray(float(max_evals)))
-        alg = _page_algorithm(op, resolvent, b) if variant == "page" else _forb_algorithm(op, resolvent)
+        shapes = (z0.shape, tuple(a.shape for a in op.data))
+        alg = compile_cache.get(  # one Algorithm per (operator, resolvent, statics, shapes)
+            ("vr_halpern", variant, op, resolvent, b, bk, shapes),
+            lambda: (_page_algorithm(op, resolvent, b) if variant == "page"
+                     else _forb_algorithm(op, resolvent)))
         setup = time.perf_counter() - t0
         out = run(alg, bk, state, d, opts)
         s = out.state
@@ -684,7 +700,5 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
                 "inner_step": float(gamma) if variant == "forb" else None,
                 "inner_factor": float(inner_factor) if variant == "forb" else None,
                 "restarts": int(s.restarts), "variant": variant}
-    return Result(x=x, status=_status(out, res, tol), objective=float("nan"), primal_residual=res,
-                  iterations=out.iterations, solve_time=out.solve_time, setup_time=setup,
-                  compile_time=out.compile_time, history=as_numpy_history(out.history),
-                  backend=bk.name, method="vr_halpern", info=info)
+    return finish(_final(x, res, tol, out.status, info), method="vr_halpern", backend=bk.name,
+                  run=out, setup_time=setup)
