@@ -94,8 +94,8 @@ import scipy.sparse as sp
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
-from cvxkit.solvers.driver import Algorithm, Options, run
-from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.driver import Algorithm, Final, Options, finish, run
+from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.sketch import SKETCHES, SketchSystem, exact_solve
 
 INNER = SKETCHES + ("exact",)
@@ -451,7 +451,7 @@ ALGORITHM = Algorithm("al_sketch", _step, _monitor, _converged)
 
 def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: float = 1e-6,
               max_iter: int = 1000, time_limit: float = math.inf, verbose: bool = False,
-              callback=None, check_every: int | None = None, seed: int = 0, warm_start=None,
+              progress: bool | None = None, callback=None, check_every: int | None = None, seed: int = 0, warm_start=None,
               dtype: str = "float64", backend: str = "numpy", eta1: float = 1.0,
               eta2: float = 0.1, delta: float = 0.1, xi_B: float = 0.1, beta: float = 0.1,
               nu: float = 1.5, theta: float = 1.0, rank_tol: float = 1e-8,
@@ -466,6 +466,8 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
         tol: stop when the relative KKT residual (module docstring, Scaling) is $\le$ ``tol``.
         max_iter, time_limit, verbose, callback, check_every, seed: the common options
             (`cvxkit.solvers.driver.Options`); ``seed`` fixes the sketches.
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
         warm_start: a `Result` of the same program (its ``x``, ``info["lam"]`` and scales) or a
             pair ``(x, lam)`` with shapes (n,), (m,) (``lam`` may be None); overrides ``x0``
             and ``lam0``. ``ValueError`` for anything else, a wrong shape included.
@@ -497,7 +499,7 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
                          "float32 precision")
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, seed=seed, warm_start=warm_start,
-                   dtype=dtype)
+                   dtype=dtype, progress=progress)
     bk = get_backend(backend)
     for name, v in (("eta1", eta1), ("eta2", eta2), ("delta", delta), ("xi_B", xi_B),
                     ("nu", nu), ("theta", theta), ("rank_tol", rank_tol),
@@ -551,25 +553,14 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
     with np.errstate(all="ignore"):
         out = run(ALGORITHM, get_backend("numpy"), state, data, opts)
     s = out.state
-    status = out.status
-    message = s.message
-    if message is not None:
-        status = Status.NUMERICAL_ERROR
-    elif status is Status.MAX_ITER:
-        message = f"maximum iterations ({max_iter}) reached with KKT residual {s.pt.rnorm:.3g}"
-    elif status is Status.TIME_LIMIT:
-        message = f"time limit reached with KKT residual {s.pt.rnorm:.3g}"
-    elif status is Status.NUMERICAL_ERROR:
-        message = "non-finite values"
-    elif status is Status.OPTIMAL:
-        message = f"KKT residual {s.pt.rnorm:.3g} <= tol {tol:.1e}"
     recs = trace["records"]
     compile_time = float(sum(r.get("compile_time", 0.0) for r in recs))
     lam = s.pt.lam * s_f / s_c  # the user's multipliers
     c_user = s.pt.c * s_c
     gL_user = s.pt.gL * s_f
+    status, message = _verdict(out.status, s, gL_user, c_user, s_f, s_c, tol, max_iter)
     info = {
-        "lam": lam, "kkt_residual": s.pt.rnorm, "message": message, "sketch": sketch,
+        "lam": lam, "kkt_residual": s.pt.rnorm, "message": message or None, "sketch": sketch,
         "scales": {"objective": s_f, "constraints": s_c.copy()},
         "inner_steps": list(trace["inner_steps"]),
         "inner_flops": float(sum(r["flops"] for r in recs)),
@@ -577,19 +568,33 @@ def al_sketch(fun: NLPFunctions, x0, lam0=None, *, sketch: str = "rk", tol: floa
         "hessian_modified": int(sum(r["modified"] for r in recs)),
         "eta1": s.eta1, "eta2": s.eta2, "records": recs,
     }
-    objective = s.pt.f * s_f
-    if status is Status.OPTIMAL:  # recheck in the user's units (the definition of tol)
+    final = Final(x=s.pt.x, objective=s.pt.f * s_f, dual=lam,
+                  primal_residual=float(np.linalg.norm(c_user)),
+                  dual_residual=float(np.linalg.norm(gL_user)), info=info, status=status,
+                  message=message)
+    # the sketch loops' JAX compilation is part of the loop's time: reported apart
+    return finish(final, method="al_sketch", backend=bk.name,
+                  run=out._replace(compile_time=compile_time), setup_time=setup_time,
+                  solve_time=out.solve_time - compile_time)
+
+
+def _verdict(loop: Status, s: State, gL_user, c_user, s_f, s_c, tol, max_iter):
+    """``(status, message)``: the final check's verdict (``None``: the loop's status stands) and
+    why the run stopped. A failure recorded in the state is ``numerical_error``; an ``optimal``
+    loop is rechecked in the user's units (the definition of ``tol``)."""
+    if s.message is not None:
+        return Status.NUMERICAL_ERROR, s.message
+    if loop is Status.OPTIMAL:
         kkt = math.hypot(float(np.linalg.norm(gL_user)) / s_f,
                          float(np.linalg.norm(c_user / s_c)))
         if not kkt <= tol * (1 + 1e-6):
-            status = Status.NUMERICAL_ERROR
-            info["message"] = (f"relative KKT residual {kkt:.3g} in the user's units exceeds "
-                               f"tol {tol:.1e} (round-off in the scaled problem)")
-    return Result(
-        x=s.pt.x, status=status, objective=objective,
-        primal_residual=float(np.linalg.norm(c_user)),
-        dual_residual=float(np.linalg.norm(gL_user)), iterations=out.iterations,
-        solve_time=out.solve_time - compile_time, setup_time=setup_time, compile_time=compile_time,
-        history=as_numpy_history(out.history), backend=bk.name, method="al_sketch", info=info,
-        dual=lam, message=info["message"] or "",
-    )
+            return Status.NUMERICAL_ERROR, (f"relative KKT residual {kkt:.3g} in the user's units "
+                                            f"exceeds tol {tol:.1e} (round-off in the scaled "
+                                            "problem)")
+    return None, {
+        Status.MAX_ITER: f"maximum iterations ({max_iter}) reached with KKT residual "
+                         f"{s.pt.rnorm:.3g}",
+        Status.TIME_LIMIT: f"time limit reached with KKT residual {s.pt.rnorm:.3g}",
+        Status.NUMERICAL_ERROR: "non-finite values",
+        Status.OPTIMAL: f"KKT residual {s.pt.rnorm:.3g} <= tol {tol:.1e}",
+    }.get(loop, "")

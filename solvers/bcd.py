@@ -61,6 +61,7 @@ order from sweep to sweep (no fixed map) and are not accelerated.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any, NamedTuple
@@ -69,8 +70,8 @@ import numpy as np
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import Backend, get_backend
-from cvxkit.solvers.driver import Algorithm, Options, run
-from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.driver import Algorithm, Final, Options, finish, run
+from cvxkit.solvers.result import Result, Status
 
 RULES = ("cyclic", "random", "gs", "gsl")
 UPDATES = ("prox_gradient", "exact")
@@ -312,17 +313,14 @@ def _step(bk, rule, penalty, update, K, every, d, s):
     return _refresh(bk, penalty, d, s)
 
 
-_ALGS: dict = {}
-
-
+@functools.lru_cache(maxsize=32)
 def _algorithm(rule, penalty, update, K, every) -> Algorithm:
-    key = (rule, penalty, update, K, every)
-    if key not in _ALGS:
-        _ALGS[key] = Algorithm(
-            "bcd", lambda bk, s, d: _step(bk, rule, penalty, update, K, every, d, s),
-            lambda bk, s, d: {"objective": s.objective, "measure": s.measure / d.scale},
-            lambda bk, s, d: (s.k > 0) & (s.measure <= d.tol * d.scale))
-    return _ALGS[key]
+    """One Algorithm per static configuration (a bounded cache: the driver's compiled loop is
+    reused across solves)."""
+    return Algorithm(
+        "bcd", lambda bk, s, d: _step(bk, rule, penalty, update, K, every, d, s),
+        lambda bk, s, d: {"objective": s.objective, "measure": s.measure / d.scale},
+        lambda bk, s, d: (s.k > 0) & (s.measure <= d.tol * d.scale))
 
 
 def _warm_start(ws, shape) -> np.ndarray:
@@ -346,7 +344,7 @@ def as_blocks(A, block_size: int) -> np.ndarray:
 
 def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "group",
         rule: str = "cyclic", update: str = "exact", backend="numpy", tol: float = 1e-6,
-        max_iter: int = 10_000, time_limit=math.inf, verbose=False, callback=None,
+        max_iter: int = 10_000, time_limit=math.inf, verbose=False, progress=None, callback=None,
         check_every: int = 1, seed: int = 0, dtype="float64", warm_start=None,
         accelerate: str | None = "auto", anderson_memory: int = 10,
         anderson_every: int = 1) -> Result:
@@ -371,6 +369,8 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
         anderson_memory: $K \ge 1$, the last $K$ sweeps the extrapolation combines (integer).
         anderson_every: extrapolate after every ``anderson_every``-th sweep (integer >= 1;
             ``anderson_every = anderson_memory`` is Bertrand & Massias's scheme).
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
         backend, time_limit, verbose, callback, check_every, seed, dtype: see
             `cvxkit.solvers.driver`.
 
@@ -401,7 +401,8 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
     validate.integer("block_size", block_size, allow_none=True)
     lam = validate.nonnegative("lam", lam)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, check_every=check_every, seed=seed, dtype=dtype)
+                   callback=callback, check_every=check_every, seed=seed, dtype=dtype,
+                   progress=progress)
     K = int(anderson_memory) if rule == "cyclic" and accelerate in ("auto", "anderson") else 0
     A_in = validate.matrix("A", A, nonempty=True, sparse=False)  # every sparse format: densified
     flat = A_in.ndim == 2
@@ -465,19 +466,18 @@ def bcd(A, y, *, lam: float, block_size: int | None = None, penalty: str = "grou
     # docstring; the cyclic per-visit test lets it exceed tol by up to ~1.5x)
     final = float(np.max(L[:, None] * np.abs(_mapping(np, penalty, xs, _ATr(np, Ab, rf), L,
                                                        lam)))) / scale
-    status, message = out.status, ""
-    if status is Status.OPTIMAL and not final <= CONFIRM_SLACK * tol:
+    status, message = None, ""
+    if out.status is Status.OPTIMAL and not final <= CONFIRM_SLACK * tol:
         status = Status.OPTIMAL_INACCURATE
         message = (f"the sweeps met the tolerance, but the proximal-gradient mapping at the "
                    f"returned x, recomputed in float64 on the user's data, is {final:.2e} "
                    f"(relative to ||A^T y||), above {CONFIRM_SLACK} tol")
     xr = xs.ravel()[:p] if flat else xs
-    return Result(x=xr, status=status, objective=fx, message=message,
-                  dual_residual=float(st.measure) / scale, iterations=int(st.k),
-                  solve_time=out.solve_time, setup_time=setup, compile_time=out.compile_time,
-                  history=as_numpy_history(out.history), backend=bk.name, method="bcd",
-                  info={"rule": rule, "update": update, "penalty": penalty, "blocks": B,
-                        "block_size": s_, "accelerate": "anderson" if K else None,
-                        "anderson_memory": K or None,
-                        "anderson_every": anderson_every if K else None,
-                        "extrapolations": int(st.accepted), "final_measure": final})
+    return finish(Final(
+        x=xr, objective=fx, dual_residual=float(st.measure) / scale, status=status,
+        message=message, iterations=int(st.k),
+        info={"rule": rule, "update": update, "penalty": penalty, "blocks": B, "block_size": s_,
+              "accelerate": "anderson" if K else None, "anderson_memory": K or None,
+              "anderson_every": anderson_every if K else None,
+              "extrapolations": int(st.accepted), "final_measure": final}),
+        method="bcd", backend=bk.name, run=out, setup_time=setup)
