@@ -99,14 +99,14 @@ class JaxBackend(Backend):
     def fori(self, count, body, carry):
         return self._jax.lax.fori_loop(0, count, lambda i, c: body(c), carry)
 
-    _jitted: dict = {}
-
     def jit(self, fn, **kw):
-        """``jax.jit(fn, **kw)``, cached so that repeated solves reuse the compiled code."""
-        key = (fn, tuple(sorted(kw.items())))
-        if key not in self._jitted:
-            self._jitted[key] = self._jax.jit(fn, **kw)
-        return self._jitted[key]
+        """``jax.jit(fn, **kw)`` for a solver's own function ``fn``, kept in the bounded
+        ``driver.compile_cache`` (keyed by ``fn`` and the static jit options; the jitted
+        function compiles once per argument shape) so that repeated solves reuse it."""
+        from cvxkit.solvers.driver import compile_cache  # lazy: the driver imports this module
+
+        key = ("backend.jit", fn, tuple(sorted(kw.items())))
+        return compile_cache.get(key, lambda: self._jax.jit(fn, **kw))
 
     def block(self, x):
         return self._jax.block_until_ready(x)
