@@ -56,8 +56,8 @@ import numpy as np
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import get_backend
-from cvxkit.solvers.driver import Algorithm, Options, run
-from cvxkit.solvers.result import Result, as_numpy_history
+from cvxkit.solvers.driver import Algorithm, Final, Options, compile_cache, finish, run
+from cvxkit.solvers.result import Result
 
 LOSSES = ("l2", "l1")
 #: projection passes stop once no edge moves by more than SWEEP_TOL * tol * max(d)
@@ -260,22 +260,21 @@ def _jax_shortest_paths(x):
     bk = get_backend("jax")
     jax, jnp = bk._jax, bk.xp
     n = x.shape[0]
-    fw = _JAX_FW.get(n)
-    if fw is None:
+
+    def build():
         def body(k, carry):
             dist, nxt = carry
             cand = dist[:, k, None] + dist[None, k, :]
             better = cand < dist
             return jnp.where(better, cand, dist), jnp.where(better, nxt[:, k, None], nxt)
 
-        fw = _JAX_FW[n] = jax.jit(lambda dist, nxt: jax.lax.fori_loop(0, n, body, (dist, nxt)))
+        return jax.jit(lambda dist, nxt: jax.lax.fori_loop(0, n, body, (dist, nxt)))
+
+    fw = compile_cache.get(("project_forget.floyd_warshall", bk, n), build)
     with bk.precision():
         nxt0 = jnp.tile(jnp.arange(n, dtype=jnp.int32), (n, 1))
         dist, nxt = fw(jnp.asarray(x), nxt0)
         return np.array(dist), np.array(nxt)
-
-
-_JAX_FW: dict = {}
 
 
 def _gap(diff: float, scale: float) -> float:
@@ -333,9 +332,66 @@ def _make_algorithm(tol: float, scale: float, gap_scale: float, max_sweeps: int,
     return Algorithm("project_forget", step, monitor, converged), measure
 
 
+#: the duals and proximal centre (``"l1"``) a warm start resumes from (``info["state"]``)
+_DUALS = {"l2": ("mu",), "l1": ("mu", "lam", "pi", "xc", "fc")}
+
+
+def _saved(s: _State) -> dict:
+    """What `_resume` needs: the active list, its duals, the simple constraints' duals and, for
+    L1, the proximal centre."""
+    return {"loss": s.loss, "offsets": s.offsets, "nodes": s.nodes, "z": s.z,
+            "hashes": s.hashes, **{k: getattr(s, k) for k in _DUALS[s.loss]}}
+
+
+def _resume(s: _State, warm_start) -> None:
+    r"""Start ``s`` from a previous `Result` of project_forget: its active cycles, their duals,
+    the duals of the simple constraints and (L1) the proximal centre, kept in
+    ``info["state"]``. The iterate is rebuilt from them on this ``D``, ``W`` and ``gamma``
+    through the invariant of the dual method (any duals $\ge 0$ give a valid start):
+    $x = c - W^{-1} S + \mu + \lambda - \pi$, $f = f_c - \gamma + \lambda + \pi$ (L1; L2:
+    $c = d$, no $\lambda, \pi$), with $S$ the cycles' dual load. ``ValueError`` otherwise."""
+    from cvxkit.solvers import metric_kernels as K
+
+    n = s.n
+    expected = (f"warm_start must be a Result of project_forget with loss {s.loss!r} on {n} "
+                "points (its duals and active cycles, kept in info['state'])")
+    st = warm_start.info.get("state") if isinstance(warm_start, Result) else None
+    if not isinstance(st, dict) or warm_start.method != "project_forget":
+        got = (f"a Result of method {warm_start.method!r} without that state"
+               if isinstance(warm_start, Result) else type(warm_start).__name__)
+        raise ValueError(f"{expected}; got {got}")
+    if st.get("loss") != s.loss:
+        raise ValueError(f"{expected}; got the state of loss {st.get('loss')!r}")
+    for k in _DUALS[s.loss]:
+        v = validate.warm_array(expected, f"warm_start state {k!r}", st.get(k), (n, n))
+        if k in ("mu", "lam", "pi") and (v < 0).any():
+            raise ValueError(f"{expected}; its dual {k!r} has negative entries")
+        setattr(s, k, v)
+    try:
+        offsets = np.array(st["offsets"], dtype=np.int64).ravel()
+        nodes = np.array(st["nodes"], dtype=np.int32).ravel()
+        z = np.array(st["z"], dtype=np.float64).ravel()
+        hashes = np.array(st["hashes"], dtype=np.uint64).ravel()
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"{expected}; its active list is malformed: {e}") from None
+    if not (offsets.size == z.size + 1 == hashes.size + 1 and offsets[0] == 0
+            and (np.diff(offsets) >= 2).all() and offsets[-1] == nodes.size
+            and ((nodes >= 0) & (nodes < n)).all() and np.isfinite(z).all() and (z >= 0).all()):
+        raise ValueError(f"{expected}; its active list is malformed (cycles of nodes in "
+                         f"[0, {n}) with finite duals >= 0)")
+    s.offsets, s.nodes, s.z, s.hashes = offsets, nodes, z, hashes
+    S = K.cycle_dual_load(n, offsets, nodes, z)
+    shift = s.mu - (S + S.T) * s.winv
+    if s.loss == "l1":
+        shift += s.lam - s.pi
+        s.f = s.fc - s.gamma + s.lam + s.pi
+    s.x = (s.xc if s.loss == "l1" else s.d) + shift
+    np.fill_diagonal(s.x, 0.0)
+
+
 def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-6,
                    max_iter=1000, max_sweeps=50, time_limit=math.inf, verbose=False,
-                   callback=None) -> Result:
+                   progress=None, callback=None, warm_start=None) -> Result:
     r"""Nearest metric to ``D`` by Project and Forget (see the module docstring).
 
     Args:
@@ -354,12 +410,21 @@ def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-
         max_sweeps: maximum projection passes over the active list per outer iteration.
         time_limit: seconds. verbose: print a progress table. callback: called with the
             monitored values at each outer iteration; return True to stop.
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
+        warm_start: a `Result` of project_forget with the same ``loss`` and ``n``: resume from
+            its duals and active cycles (``info["state"]``; the iterate is rebuilt from them on
+            this ``D``, ``W``, see `_resume`). A point alone cannot start the dual method.
+
+    No ``seed`` (the method makes no random choice) and no ``dtype``: the numba kernels
+    compute in float64.
 
     Returns:
         `Result` with ``x`` the metric (n, n), ``objective`` $\phi(x)$, ``primal_residual`` the
         largest cycle violation (absolute), ``dual_residual`` the relative duality gap, and
         ``info``: ``lower_bound`` (certified), ``active`` (final list size), ``peak_active``,
-        ``found`` (cycles ever added), ``sweeps``, ``oracle_calls``, ``gamma``.
+        ``found`` (cycles ever added), ``sweeps``, ``oracle_calls``, ``gamma``, ``state`` (for
+        ``warm_start``).
     """
     t0 = time.perf_counter()
     validate.choice("loss", loss, LOSSES)
@@ -368,7 +433,7 @@ def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-
     gamma = validate.positive("gamma", gamma, allow_none=True)
     d, w = _check_data(D, W, loss)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback)
+                   callback=callback, progress=progress)
     n = d.shape[0]
     off = ~np.eye(n, dtype=bool)
     scale = float(d.max()) if d.max() > 0 else 1.0
@@ -380,19 +445,17 @@ def project_forget(D, W=None, *, loss="l2", gamma=None, backend="numpy", tol=1e-
         gamma, gap_scale = None, wbar * scale * scale
     alg, measure = _make_algorithm(tol, scale, gap_scale, max_sweeps, backend)
     state = _State(d, w, loss, gamma, scale)
+    if warm_start is not None:
+        _resume(state, warm_start)
     _project_simple(state)
     measure(state)
     t1 = time.perf_counter()
     out = run(alg, get_backend("numpy"), state, None, opts)
     s = out.state
-    x = s.x
-    return Result(
-        x=x, status=out.status, objective=s.objective, primal_residual=s.violation,
-        dual_residual=s.gap, iterations=out.iterations,
-        solve_time=out.solve_time, setup_time=t1 - t0, history=as_numpy_history(out.history),
-        backend=backend, method="project_forget",
+    final = Final(
+        x=s.x, objective=s.objective, primal_residual=s.violation, dual_residual=s.gap,
         info={"lower_bound": s.lower_bound, "active": int(s.z.size),
               "peak_active": int(s.peak_active), "found": int(s.found), "sweeps": s.sweeps,
               "oracle_calls": s.oracle_calls, "prox_steps": s.prox_steps, "gamma": gamma,
-              "loss": loss},
-    )
+              "loss": loss, "state": _saved(s)})
+    return finish(final, method="project_forget", backend=backend, run=out, setup_time=t1 - t0)

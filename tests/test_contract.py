@@ -62,10 +62,7 @@ SKIP = {
 }
 #: (method, property) -> the contract failure measured today (other engineers' solvers; not
 #: changed here). strict=False: a fix turns them into passes.
-XFAIL = {
-    ("project_forget", "warm_start"): "project_forget refuses warm_start as an unknown option "
-                                      "(its solver function has no warm_start parameter)",
-}
+XFAIL: dict = {}
 
 
 def _method_info(m):

@@ -234,7 +234,7 @@ def test_bad_option_types_and_warm_start():
                      (dict(tol="small"), "tol"), (dict(max_iter=1.5), "max_iter")):
         with pytest.raises((TypeError, ValueError), match=name):
             MetricNearness(D, norm="l1").solve(**kw)
-    # Project and Forget has no warm start: the option does not exist and says so
+    # Project and Forget resumes only from its own Result (its duals), never from a point
     with pytest.raises(ValueError, match="warm_start"):
         MetricNearness(D).solve(warm_start=np.zeros((5, 5)))
     with pytest.raises(ValueError, match="W_plus"):
@@ -312,3 +312,29 @@ def test_family_knowledge_lives_in_problems():
         project_forget(D, -W)
     with pytest.raises(ValueError, match="weights must be positive"):
         MetricNearness(D, weights=-W)
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_warm_start_resumes_from_the_duals(norm):
+    """A warm start rebuilds the iterate from the kept duals (the dual method's invariant, to
+    round-off), converges at once from its own optimum, and starts a perturbed D from them."""
+    from cvxkit.solvers.project_forget import _State, _resume
+
+    D = dissimilarity(12, 3, "uniform")
+    res = project_forget(D, loss=norm, tol=1e-8)
+    assert res.status is Status.OPTIMAL
+    s = _State(D, np.ones_like(D), norm, res.info["gamma"], float(D.max()))
+    _resume(s, res)
+    assert np.abs(s.x - res.x).max() <= 1e-12 * D.max()
+    warm = project_forget(D, loss=norm, tol=1e-8, warm_start=res)
+    assert warm.status is Status.OPTIMAL and warm.iterations == 0
+    assert abs(warm.objective - res.objective) <= 1e-8 * abs(res.objective)
+    D2 = 1.01 * D
+    cold = project_forget(D2, loss=norm, tol=1e-8)
+    warm = MetricNearness(D2, norm=norm).solve(tol=1e-8, warm_start=res)
+    assert warm.status is Status.OPTIMAL and warm.iterations <= cold.iterations
+    assert abs(warm.objective - cold.objective) <= 1e-6 * abs(cold.objective)
+    with pytest.raises(ValueError, match="loss"):
+        project_forget(D, loss="l1" if norm == "l2" else "l2", warm_start=res)
+    with pytest.raises(ValueError, match="5 points.*shape \\(12, 12\\)"):
+        project_forget(D[:5, :5], loss=norm, warm_start=res)

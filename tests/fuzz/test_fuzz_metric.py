@@ -156,12 +156,12 @@ def test_option_types(name, value, norm):
     judge(FAMILY, lambda: prob.solve(**kw), names=(name,), verify=verify(prob, tol))
 
 
-@pytest.mark.parametrize("ws", ["resume", np.zeros((5, 5)), None])
-def test_project_forget_has_no_warm_start(ws):
-    """Project and Forget keeps no warm start: the option does not exist and says so."""
+@pytest.mark.parametrize("ws", ["resume", np.zeros((5, 5)), 1.0])
+def test_project_forget_warm_start_needs_its_state(ws):
+    """Project and Forget resumes only from its own Result (its duals): anything else is named."""
     prob = MetricNearness(dissimilarity(5))
     assert judge(FAMILY, lambda: prob.solve(warm_start=ws), names=("warm_start",)) == "error"
-    with pytest.raises(TypeError, match="warm_start"):  # the solver has no such parameter
+    with pytest.raises(ValueError, match="warm_start"):
         project_forget(prob.D, warm_start=ws)
 
 
