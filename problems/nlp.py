@@ -35,6 +35,13 @@ def _x64():
     return get_backend("jax").precision()
 
 
+def _reference_result(method: str, x, objective, ok: bool = True, **fields) -> Result:
+    """A reference `Result` (the known optimum or a scipy solve, not a cvxkit method):
+    ``optimal`` when ``ok``, else ``numerical_error``."""
+    return Result(x=x, status=Status.OPTIMAL if ok else Status.NUMERICAL_ERROR,
+                  objective=objective, method=method, **fields)
+
+
 class NonlinearProgram(Problem):
     r"""$\min_x f(x)$ s.t. $c(x) = 0$, $f: \mathbb{R}^n \to \mathbb{R}$, $c: \mathbb{R}^n \to \mathbb{R}^m$, $1 \le m \le n$.
 
@@ -226,8 +233,7 @@ class NonlinearProgram(Problem):
         if cached is not None and not solver_options:
             return cached
         if self.known_optimum is not None and not solver_options:
-            res = Result(x=self.known_solution, status=Status.OPTIMAL,
-                         objective=self.known_optimum, method="known optimum")
+            res = _reference_result("known optimum", self.known_solution, self.known_optimum)
         elif self._cvx is not None:
             return super().reference(**solver_options)
         else:
@@ -255,10 +261,10 @@ class NonlinearProgram(Problem):
                          options={"gtol": gtol, "xtol": xtol, "maxiter": maxiter, **options})
         viol = float(np.linalg.norm(self.constraints(r.x)))
         ok = r.status in (1, 2) and viol <= 1e-8
-        return Result(x=np.asarray(r.x), status=Status.OPTIMAL if ok else Status.NUMERICAL_ERROR,
-                      objective=float(r.fun), primal_residual=viol, iterations=int(r.nit),
-                      solve_time=time.perf_counter() - t0, method="scipy/trust-constr",
-                      info={"scipy_status": r.status, "message": r.message})
+        return _reference_result("scipy/trust-constr", np.asarray(r.x), float(r.fun), ok,
+                                 primal_residual=viol, iterations=int(r.nit),
+                                 solve_time=time.perf_counter() - t0,
+                                 info={"scipy_status": r.status, "message": r.message})
 
     def _solve_al_sketch(self, backend="numpy", **options):
         from cvxkit.solvers.al_sketch import al_sketch
