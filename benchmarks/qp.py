@@ -47,7 +47,7 @@ import scipy.sparse as spa
 
 from common import best_of, write_results
 
-from cvxkit.solvers.admm import admm_qp
+from cvxkit.solvers.admm_qp import admm_qp
 
 
 # --- problem classes -------------------------------------------------------------------------

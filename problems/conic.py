@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from cvxkit.problems.base import Problem
-from cvxkit.solvers.admm import admm_qp, validate_qp
+from cvxkit.solvers.admm_qp import admm_qp, validate_qp
 from cvxkit.solvers.kkt import is_sparse
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.scaling import units_dense, units_sparse

@@ -49,7 +49,7 @@ _METHODS = {
             "Bonneel et al. 2011 (POT)",
         ),
         MethodInfo(
-            "admm", "admm", "admm_qp", ("numpy", "jax"),
+            "admm", "admm_qp", "admm_qp", ("numpy", "jax"),
             "quadratic programs by OSQP's ADMM (cached factorization, adaptive rho); JAX batches",
             "Stellato et al., Math. Prog. Comp. 2020 (OSQP)",
         ),

@@ -18,8 +18,8 @@ from conftest import run_on_host_devices
 
 from cvxkit.problems import QuadraticProgram
 from cvxkit.solvers import Status, methods
-from cvxkit.solvers import admm
-from cvxkit.solvers.admm import admm_qp
+from cvxkit.solvers import admm_batch, admm_box
+from cvxkit.solvers.admm_qp import admm_qp
 from cvxkit.solvers.scaling import units_dense
 
 
@@ -260,7 +260,7 @@ def test_batch_compaction_keeps_every_member():
     l, u = -rng.random((B, m)), rng.random((B, m))
     res = admm_qp(P, q, A, l, u, backend="jax", tol=1e-6)
     assert res.converged and all(s is Status.OPTIMAL for s in res.status)
-    assert any(isinstance(key[0], tuple) and key[0][0] == "scatter" for key in admm._AOT)  # compacted
+    assert any(isinstance(key[0], tuple) and key[0][0] == "scatter" for key in admm_batch._AOT)  # compacted
     its = res.info["iterations"]
     assert its.max() > 2 * np.median(its)  # a tail worth compacting
     loop = admm_qp(P, q, A, l, u, tol=1e-6)  # numpy: member by member
@@ -551,7 +551,7 @@ MESH_BATCH = """
 import sys, numpy as np, jax
 sys.path.insert(0, {tests!r})
 from jax.sharding import Mesh
-from cvxkit.solvers.admm import admm_qp
+from cvxkit.solvers.admm_qp import admm_qp
 assert len(jax.devices()) == 2
 B, n, m = 81, 3, 5  # odd: padded to 82; 41 per device, compacted to 16
 rng = np.random.default_rng(5)
@@ -577,9 +577,9 @@ try:  # larger members would need LAPACK calls on both devices at once (XLA:CPU 
     raise AssertionError("n = 13 on two CPU devices was accepted")
 except ValueError as e:
     assert "LAPACK" in str(e)
-from cvxkit.solvers import admm
+from cvxkit.solvers import admm_batch
 assert any(isinstance(k[0], tuple) and k[0][0] == "scatter" and k[0][2].devices.size == 2
-           for k in admm._AOT)  # the blocks were compacted
+           for k in admm_batch._AOT)  # the blocks were compacted
 print("OK")
 """
 
@@ -617,7 +617,7 @@ def test_strongly_convex_tiny_p_is_not_unbounded(backend):
     assert res.status is Status.OPTIMAL
     assert res.x[0] == pytest.approx(-125.73, rel=1e-6)
     # the step direction d = -1 is not a certificate on the user's data
-    why = admm.certificate_error(np.array([[1e-9]]), np.array([1.2573e-7]), np.zeros((0, 1)),
+    why = admm_box.certificate_error(np.array([[1e-9]]), np.array([1.2573e-7]), np.zeros((0, 1)),
                                  np.zeros(0), np.zeros(0), Status.DUAL_INFEASIBLE,
                                  np.array([-1.0]), 1e-4, 1e-4)
     assert why is not None and "P d" in why
@@ -626,7 +626,7 @@ def test_strongly_convex_tiny_p_is_not_unbounded(backend):
 def test_certificates_are_checked_on_unscaled_data():
     """`certificate_error`: true certificates pass, wrong ones are named; the solver's
     certificates pass it (on both infeasibility kinds, at several row scales)."""
-    ce = admm.certificate_error
+    ce = admm_box.certificate_error
     P, q = np.eye(2), np.array([1.0, -1.0])
     # x1 >= 1 and x1 <= 0: y = (-1, 1) is a certificate, y = (1, -1) and y = (-1, 0.5) are not
     A = np.array([[1.0, 0.0], [1.0, 0.0]])

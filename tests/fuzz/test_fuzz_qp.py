@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from cvxkit.problems import QuadraticProgram
 from cvxkit.solvers import Status
-from cvxkit.solvers.admm import admm_qp
+from cvxkit.solvers.admm_qp import admm_qp
 
 from .harness import judge
 

@@ -1,0 +1,415 @@
+r"""The QP instance of the ADMM core (OSQP): $C = [l, u]$, its linear systems, set-up and
+polishing.
+
+Problem (OSQP's form; Stellato, Banjac, Goulart, Bemporad & Boyd, "OSQP: an operator splitting
+solver for quadratic programs", Math. Prog. Comp. 2020):
+
+$$
+\min_x\ \tfrac12 x^\top P x + q^\top x \quad\text{s.t.}\quad l \le Ax \le u,
+\qquad P \succeq 0,\ l_i \in \mathbb{R}\cup\{-\infty\},\ u_i \in \mathbb{R}\cup\{+\infty\}.
+$$
+
+is $Ax \in C = [l, u]$ for the ADMM core of `cvxkit.solvers.admm`. Ruiz equilibration with
+cost scaling (`cvxkit.solvers.scaling`); $\rho_i = \rho$ on inequality rows, $10^3\rho$ on
+equality rows ($u_i - l_i < 10^{-4}$ after scaling) and $10^{-6}$ on free rows; the linear
+system in its reduced form with a dense Cholesky factorization (`QP_DENSE`), or in its full
+quasi-definite form with a sparse LDL^T (`QP_SPARSE`, `cvxkit.solvers.kkt`), factored once and
+refactored only when $\rho$ changes; small batches on JAX store the inverse
+(`QP_DENSE_INVERSE`).
+
+`certificate_error` states the infeasibility certificates on the user's unscaled data (the
+tests of `cvxkit.solvers.admm`, "Checks"); every certificate is re-checked by it before it is
+reported.
+
+**Polishing** (``polish=True``): guess the active set from $(z, y)$ (lower-active if
+$z_i - l_i < -y_i$ or $l_i = u_i$, upper-active if $u_i - z_i < y_i$), solve the
+equality-constrained QP on it through the regularized KKT system
+$\begin{bmatrix} P + \delta I & A_a^\top \\ A_a & -\delta I\end{bmatrix}$ with
+``polish_refine_iter`` steps of iterative refinement against the unregularized one, and keep the
+result only if it meets the tolerances, has duals of the right signs, and does not increase the
+residuals (OSQP's rule).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from cvxkit.solvers import kkt
+from cvxkit.solvers.admm import (RHO_MAX, RHO_MIN, Data, Norms, Settings, Splitting, State,
+                                 check, make_algorithm, norm_inf, residuals, rmatvec)
+from cvxkit.solvers.admm_batch import batch_algorithm
+from cvxkit.solvers.backend import get_backend
+from cvxkit.solvers.primal_dual import RUNNING
+from cvxkit.solvers.result import Status
+from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse, units_dense, units_sparse
+
+RHO_EQ_OVER_INEQ = 1e3
+#: rows whose scaled range u - l is below this get the equality penalty
+RHO_TOL = 1e-4
+
+
+class Box(NamedTuple):
+    """``C = [l, u]`` (scaled), with masks of the finite bounds."""
+
+    l: Any
+    u: Any
+    lfin: Any
+    ufin: Any
+
+
+def _box_project(bk, d, v):
+    return bk.xp.clip(v, d.cset.l, d.cset.u)
+
+
+def box_polar(bk, d, y):
+    xp, b = bk.xp, d.cset
+    y = xp.where(b.ufin, y, xp.minimum(y, 0.0))
+    return xp.where(b.lfin, y, xp.maximum(y, 0.0))
+
+
+def _box_support(bk, d, y):
+    xp, b = bk.xp, d.cset
+    up = xp.where(b.ufin & (y > 0), b.u, 0.0) * y
+    lo = xp.where(b.lfin & (y < 0), b.l, 0.0) * y
+    return xp.sum(up + lo)
+
+
+def _box_support_mag(bk, d, y):
+    xp, b = bk.xp, d.cset
+    up = xp.where(b.ufin & (y > 0), xp.abs(xp.where(b.ufin, b.u, 0.0)), 0.0)
+    lo = xp.where(b.lfin & (y < 0), xp.abs(xp.where(b.lfin, b.l, 0.0)), 0.0)
+    return xp.sum((up + lo) * xp.abs(y))
+
+
+def _box_in_recession(bk, d, v, tol):
+    xp, b = bk.xp, d.cset
+    return xp.all(xp.where(b.ufin, v <= tol, True) & xp.where(b.lfin, v >= -tol, True))
+
+
+def _qp_rho_vec(bk, d, rho):
+    return bk.xp.where(d.rho_w > 0, rho * d.rho_w, RHO_MIN)
+
+
+class DenseLin(NamedTuple):
+    """The reduced matrix as ``K(rho) = G0 + rho * G1`` (dense, n x n)."""
+
+    G0: Any
+    G1: Any
+
+
+def _dense_factorize(bk, d, rho):
+    return kkt.cholesky(bk, d.lin.G0 + rho * d.lin.G1)
+
+
+def _dense_solve(bk, d, L, x, z, y, rho_vec):
+    rhs = d.settings.sigma * x - d.q + rmatvec(d, rho_vec * z - y)
+    xt = kkt.cho_solve(bk, L, rhs)
+    return xt, d.A @ xt
+
+
+def _sparse_factorize(bk, d, rho):
+    return d.lin.factorize(_qp_rho_vec(bk, d, rho))
+
+
+def _sparse_solve(bk, d, F, x, z, y, rho_vec):
+    n = x.shape[0]
+    sol = F.solve(np.concatenate([d.settings.sigma * x - d.q, z - y / rho_vec]))
+    return sol[:n], z + (sol[n:] - y) / rho_vec
+
+
+def _inverse_factorize(bk, d, rho, unrolled=False):
+    """``(W, c)`` with ``W = K^{-1} [sigma I, A^T]`` and ``c = -K^{-1} q``: one matrix-vector
+    product gives ``x_tilde`` from ``(x, rho z - y)``.
+
+    ``W`` comes from an elimination that checks that ``K`` is positive definite, so a non-convex
+    ``P`` gives NaN: the residuals become NaN and the member stops with ``numerical_error``. It
+    is a Cholesky factorization, or with ``unrolled`` and at most ``UNROLLED_MAX_N`` variables a
+    written-out Gauss-Jordan elimination: faster, but each copy costs 0.6 s of compilation, so
+    only the set-up (compiled once) uses it, not the refactorizations inside the loop (compiled
+    for every batch size)."""
+    xp = bk.xp
+    K = d.lin.G0 + rho * d.lin.G1
+    n = K.shape[-1]
+    rhs = xp.concatenate([d.settings.sigma * xp.eye(n, dtype=K.dtype), d.A.T, -d.q[:, None]], axis=1)
+    W = kkt.spd_solve_unrolled(xp, K, rhs) if unrolled and n <= UNROLLED_MAX_N else \
+        kkt.cho_solve(bk, kkt.cholesky(bk, K), rhs)
+    return W[:, :-1], W[:, -1]
+
+
+def _inverse_solve(bk, d, F, x, z, y, rho_vec):
+    W, c = F
+    xt = W @ bk.xp.concatenate([x, rho_vec * z - y]) + c
+    return xt, d.A @ xt
+
+
+_BOX = dict(rho_vec=_qp_rho_vec, project=_box_project, polar=box_polar, support=_box_support,
+            in_recession=_box_in_recession, support_mag=_box_support_mag)
+#: OSQP with the reduced system and a dense Cholesky factorization (numpy or JAX)
+QP_DENSE = Splitting(factorize=_dense_factorize, solve=_dense_solve, **_BOX)
+#: OSQP with the full KKT system and a sparse LDL^T factorization (numpy)
+QP_SPARSE = Splitting(factorize=_sparse_factorize, solve=_sparse_solve, **_BOX)
+
+ALG_DENSE = make_algorithm("admm", QP_DENSE)
+ALG_SPARSE = make_algorithm("admm", QP_SPARSE)
+#: OSQP with the reduced matrix inverted explicitly (``K^{-1}[sigma I, A^T]`` stored): for batches of
+#: small problems on JAX, where XLA's batched triangular solves cost about 2.5x a batched
+#: matrix-vector product, and each batched product costs about the same whatever its size
+QP_DENSE_INVERSE = Splitting(factorize=_inverse_factorize, solve=_inverse_solve, **_BOX)
+#: batches with at most this many variables use QP_DENSE_INVERSE
+INVERSE_MAX_N = 32
+#: up to this many variables the inverse comes from `kkt.spd_solve_unrolled` (measured on a batch
+#: of 1000: 1.7 vs 3.3 ms at n = 10, 0.3 vs 1.1 ms at n = 5, but 3x slower than Cholesky at n = 16)
+UNROLLED_MAX_N = 12
+
+#: QP_DENSE_INVERSE without LAPACK calls (every factorization by `kkt.spd_solve_unrolled`): for
+#: batches split over several CPU devices, where XLA:CPU deadlocks when two devices run LAPACK
+#: calls at once (observed with Cholesky and with LU factorizations); n <= UNROLLED_MAX_N only
+QP_DENSE_INVERSE_XLA = QP_DENSE_INVERSE._replace(
+    factorize=functools.partial(_inverse_factorize, unrolled=True))
+
+ALG_DENSE_BATCH = batch_algorithm("admm", QP_DENSE)
+ALG_INVERSE_BATCH = batch_algorithm("admm", QP_DENSE_INVERSE)
+ALG_INVERSE_XLA_BATCH = batch_algorithm("admm", QP_DENSE_INVERSE_XLA)
+
+
+# --- setup ----------------------------------------------------------------------------------
+def _row_weights(xp, ls, us):
+    """Penalty weights: 1 on inequality rows, RHO_EQ_OVER_INEQ on equalities, 0 on free rows."""
+    free = ~xp.isfinite(ls) & ~xp.isfinite(us)
+    eq = (us - ls) < RHO_TOL
+    return xp.where(free, 0.0, xp.where(eq, RHO_EQ_OVER_INEQ, 1.0))
+
+
+def _init_state(bk, sp, d, x0, y0, rho0, factorize=None):
+    """The scaled starting point from the unscaled ``x0``, ``y0``; factorization (by
+    ``factorize``, default ``sp.factorize``); first check."""
+    xp = bk.xp
+    x = x0 / d.D
+    y = d.c * y0 / d.E
+    z = d.A @ x
+    rho = xp.clip(rho0, RHO_MIN, RHO_MAX)
+    rho_vec = sp.rho_vec(bk, d, rho)
+    factor = (factorize or sp.factorize)(bk, d, rho)
+    nan = xp.asarray(np.nan, dtype=x.dtype) if bk.name == "jax" else np.nan
+    i32 = (lambda v: xp.asarray(v, dtype=xp.int32)) if bk.name == "jax" else int
+    s = State(x, z, y, xp.zeros_like(x), xp.zeros_like(y), rho, rho_vec, factor, i32(0), i32(0),
+              i32(RUNNING), *([nan] * 9))
+    # residuals of the start (for the history); termination is first tested after iterating, as
+    # in OSQP (z = Ax need not lie in C yet)
+    return check(bk, sp, d, s)._replace(flag=i32(RUNNING))
+
+
+def _norms(xp, sc, un, prow, colhat) -> Norms:
+    """`Norms` from the scaling ``sc``, the units ``un``, the row maxima of ``|P|`` and the column
+    maxima of the row-normalized ``|A|``."""
+    return Norms(un.E0 / sc.E, un.D0 / sc.D, un.c0 / sc.c, sc.E * un.a,
+                 sc.c * sc.D * prow, sc.D * colhat)
+
+
+def setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp=None):
+    """Scale, build the reduced matrices and the first state (dense data, either back end)."""
+    xp = bk.xp
+    un = units_dense(xp, P, q, A, l, u)
+    sc = ruiz_dense(xp, P, q, A, scaling, loop=bk.fori if bk.name == "jax" else None, start=un)
+    prow = xp.max(xp.abs(P), axis=-1, initial=0.0)
+    colhat = xp.max(xp.abs(A) / un.a[..., :, None], axis=-2, initial=0.0)
+    ls, us = sc.E * l, sc.E * u
+    w = _row_weights(xp, ls, us)
+    free = (w == 0).astype(P.dtype)
+    n = P.shape[-1]
+    G0 = sc.P + st.sigma * xp.eye(n, dtype=P.dtype) + RHO_MIN * (sc.A.T * free) @ sc.A
+    G1 = (sc.A.T * w) @ sc.A
+    d = Data(sc.P, sc.q, sc.A, None, Box(ls, us, xp.isfinite(ls), xp.isfinite(us)), sc.D, sc.E,
+             sc.c, w, DenseLin(G0, G1), st, _norms(xp, sc, un, prow, colhat))
+    unrolled = functools.partial(_inverse_factorize, unrolled=True)
+    return d, _init_state(bk, sp or QP_DENSE, d, x0, y0, rho0,
+                          unrolled if sp is QP_DENSE_INVERSE else None)
+
+
+def setup_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, linsys: str):
+    """numpy set-up from scipy.sparse data: scaling, then the dense Gram or the sparse KKT."""
+    import scipy.sparse as sp
+
+    bk = get_backend("numpy")
+    un = units_sparse(P, q, A, l, u)
+    sc = ruiz_sparse(P, q, A, scaling, start=un)
+    absA = abs(sp.csr_matrix(A))
+    prow = np.asarray(abs(sp.csr_matrix(P)).max(axis=1).todense()).ravel() if P.shape[0] \
+        else np.zeros(0)
+    colhat = np.asarray((sp.diags(1.0 / un.a) @ absA).max(axis=0).todense()).ravel() \
+        if absA.shape[0] else np.zeros(absA.shape[1])
+    ls, us = sc.E * l, sc.E * u
+    w = _row_weights(np, ls, us)
+    A_csr = sp.csr_matrix(sc.A)
+    box = Box(ls, us, np.isfinite(ls), np.isfinite(us))
+    if linsys == "dense":
+        n = P.shape[0]
+        G0 = kkt.gram(A_csr, RHO_MIN * (w == 0))
+        G0 += sc.P.toarray()
+        G0[np.diag_indices(n)] += float(st.sigma)
+        lin, split = DenseLin(G0, kkt.gram(A_csr, w)), QP_DENSE
+    else:
+        lin, split = kkt.SparseKKT(sc.P, sc.A, float(st.sigma)), QP_SPARSE
+    d = Data(kkt.fast_csr(sc.P.T), sc.q, kkt.fast_csr(A_csr), kkt.fast_csr(sc.A.T), box, sc.D, sc.E,
+             sc.c, w, lin, st, _norms(np, sc, un, prow, colhat))
+    return d, _init_state(bk, split, d, x0, y0, rho0), split
+
+
+# --- polishing ------------------------------------------------------------------------------
+def _active_sets(xp, d, z, y):
+    b = d.cset
+    low = (z - b.l < -y) | ((b.u - b.l) < RHO_TOL)
+    upp = ~low & (b.u - z < y)
+    return low, upp
+
+
+def _polish_dense(bk, d: Data, x, z, y, delta, refine: int):
+    """``(x, y, low, upp)``: the polished point from the masked KKT system of size n + m
+    (inactive rows get ``y_i = 0``), and the active sets (dense; vmap-able)."""
+    xp = bk.xp
+    n = x.shape[-1]
+    low, upp = _active_sets(xp, d, z, y)
+    a = (low | upp).astype(x.dtype)
+    bnd = xp.where(low, xp.where(d.cset.lfin, d.cset.l, 0.0),
+                   xp.where(upp & d.cset.ufin, d.cset.u, 0.0))
+    At = d.A.T
+    K0 = xp.concatenate([xp.concatenate([d.P, At * a], axis=1),
+                         xp.concatenate([a[:, None] * d.A, xp.diag(a - 1.0)], axis=1)], axis=0)
+    reg = xp.concatenate([xp.full((n,), delta, dtype=x.dtype), -delta * a])
+    Kd = K0 + xp.diag(reg)
+    rhs = xp.concatenate([-d.q, a * bnd])
+    f = kkt.lu_factor(bk, Kd)
+    sol = kkt.lu_solve(bk, f, rhs)
+    for _ in range(refine):
+        sol = sol + kkt.lu_solve(bk, f, rhs - K0 @ sol)
+    return sol[:n], a * sol[n:], low, upp
+
+
+def _polish_sparse(d: Data, x, z, y, delta, refine: int):
+    """``(x, y, low, upp)``: the polished point from the reduced KKT system on the active
+    rows, and the active sets (scipy.sparse)."""
+    import scipy.sparse as sp
+
+    low, upp = _active_sets(np, d, z, y)
+    act = np.flatnonzero(low | upp)
+    bnd = np.where(low, d.cset.l, d.cset.u)[act]
+    n = x.shape[0]
+    P = sp.csc_matrix(kkt.as_scipy(d.P))
+    Aa = sp.csr_matrix(kkt.as_scipy(d.A))[act]
+    K0 = sp.bmat([[P, Aa.T], [Aa, None]], format="csc")
+    Kd = K0 + sp.diags(np.concatenate([np.full(n, delta), np.full(act.size, -delta)]))
+    solver = kkt._qdldl()
+    if solver is not None:
+        F = solver.Solver(sp.triu(Kd, format="csc"), upper=True)
+    else:  # pragma: no cover
+        from scipy.sparse.linalg import splu
+
+        F = splu(sp.csc_matrix(Kd))
+    rhs = np.concatenate([-d.q, bnd])
+    sol = F.solve(rhs)
+    for _ in range(refine):
+        sol = sol + F.solve(rhs - K0 @ sol)
+    yp = np.zeros_like(z)
+    yp[act] = sol[n:]
+    return sol[:n], yp, low, upp
+
+
+def _polish_accept(bk, sp, d, s: State, xp_, yp, low, upp):
+    """Polished point, its residuals, and whether OSQP's acceptance rule (plus tolerances and
+    dual signs) holds."""
+    xp = bk.xp
+    zp = sp.project(bk, d, d.A @ xp_)
+    r = residuals(bk, sp, d, xp_, zp, yp)
+    ineq = (d.cset.u - d.cset.l) >= RHO_TOL
+    wrong_sign = xp.where(low & ineq, xp.maximum(yp, 0.0), 0.0) + \
+        xp.where(upp & ineq, xp.maximum(-yp, 0.0), 0.0)
+    sign_violation = d.norms.uc * norm_inf(xp, wrong_sign / d.norms.ue)
+    meets = (r.prim <= r.eps_prim) & (r.dual <= r.eps_dual) & \
+        ((r.gap <= r.eps_gap) | ~d.settings.check_gap) & \
+        (sign_violation <= d.settings.eps_abs) & (r.polar_violation <= d.settings.eps_abs)
+    better = ((r.prim < s.prim_res) & (r.dual < s.dual_res)) | \
+        ((r.prim < s.prim_res) & (s.dual_res < 1e-10)) | ((r.dual < s.dual_res) & (s.prim_res < 1e-10))
+    return zp, r, meets & better
+
+
+def polish_state(bk, sp, d, s: State, delta, refine, sparse=False):
+    """``(state, accepted)``: the polished state if accepted, else ``s``."""
+    xp = bk.xp
+    if sparse:
+        xq, yq, low, upp = _polish_sparse(d, s.x, s.z, s.y, delta, refine)
+    else:
+        xq, yq, low, upp = _polish_dense(bk, d, s.x, s.z, s.y, delta, refine)
+    zq, r, ok = _polish_accept(bk, sp, d, s, xq, yq, low, upp)
+    pol = s._replace(x=xq, z=zq, y=yq, prim_res=r.prim, dual_res=r.dual, gap=r.gap,
+                     eps_prim=r.eps_prim, eps_dual=r.eps_dual, eps_gap=r.eps_gap,
+                     objective=r.objective, prim_rel=r.prim_rel, dual_rel=r.dual_rel)
+    pick = lambda a, b: xp.where(ok, a, b)  # noqa: E731
+    return bk._jax.tree_util.tree_map(pick, pol, s) if bk.name == "jax" else (pol if ok else s), ok
+
+
+def certificate_error(P, q, A, l, u, status, v, eps_pinf: float, eps_dinf: float):
+    r"""Why ``v`` is not an infeasibility certificate of the QP ``(P, q, A, l, u)`` (one problem,
+    the user's unscaled data), or ``None`` if it is one (module docstring, "Checks").
+
+    ``status`` primal_infeasible: ``v`` is $y$ with $y_i > 0$ only where $u_i < \infty$ and
+    $y_i < 0$ only where $l_i > -\infty$, $|(A^\top y)_j| \le \epsilon_{pinf}\,
+    \max_i(|A_{ij}|/a_i)\,\max_i a_i|y_i|$ and
+    $u^\top y_+ + l^\top y_- < -\epsilon_{pinf}\sum_i |b_i||y_i|$. dual_infeasible: ``v`` is
+    $d$ with $|(Pd)_j| \le \epsilon_{dinf}\max_k|P_{jk}|\,\lVert d\rVert_\infty$,
+    $q^\top d < -\epsilon_{dinf}|q|^\top|d|$ and $(Ad)_i \le \epsilon_{dinf}a_i\lVert d
+    \rVert_\infty$ where $u_i < \infty$, $\ge -\epsilon_{dinf}a_i\lVert d\rVert_\infty$ where
+    $l_i > -\infty$. Here $a_i = \max_j|A_{ij}|$ (1 for an empty row).
+    """
+    import scipy.sparse as sps
+
+    if v is None:
+        return "no certificate"
+    v = np.asarray(v, dtype=np.float64)
+    if not np.isfinite(v).all():
+        return "the certificate has non-finite entries"
+    absA = abs(A) if sps.issparse(A) else np.abs(A)
+    a = np.asarray(absA.max(axis=1).todense()).ravel() if sps.issparse(A) and A.shape[1] else \
+        (np.max(absA, axis=1, initial=0.0) if not sps.issparse(A) else np.zeros(A.shape[0]))
+    a = np.where(a > 0, a, 1.0)
+    lf, uf = np.isfinite(l), np.isfinite(u)
+    if status is Status.PRIMAL_INFEASIBLE:
+        if (v[~uf] > 0).any() or (v[~lf] < 0).any():
+            return "y has a sign on a row whose bound on that side is infinite"
+        ny = float(np.max(a * np.abs(v), initial=0.0))
+        if ny == 0:
+            return "y = 0"
+        aty = np.abs(np.asarray(A.T @ v)).ravel()
+        colhat = (sps.diags(1.0 / a) @ absA).max(axis=0) if sps.issparse(A) else \
+            np.max(absA / a[:, None], axis=0, initial=0.0)
+        colhat = np.asarray(colhat.todense()).ravel() if sps.issparse(colhat) else colhat
+        bad = aty > eps_pinf * colhat * ny
+        if bad.any():
+            return f"A^T y is not ~0: |(A^T y)_j| / (max_i |A_ij|/a_i * max_i a_i|y_i|) = " \
+                f"{float(np.max(aty[bad] / np.maximum(colhat[bad] * ny, 1e-300))):.3g} > {eps_pinf:g}"
+        up, lo = (v > 0) & uf, (v < 0) & lf
+        sig = float(np.sum(u[up] * v[up]) + np.sum(l[lo] * v[lo]))
+        mag = float(np.sum(np.abs(u[up] * v[up])) + np.sum(np.abs(l[lo] * v[lo])))
+        if not sig < -eps_pinf * mag:
+            return f"u'y+ + l'y- = {sig:.3g} is not < -{eps_pinf:g} * {mag:.3g}"
+        return None
+    if status is Status.DUAL_INFEASIBLE:
+        nd = float(np.max(np.abs(v), initial=0.0))
+        if nd == 0:
+            return "d = 0"
+        absP = abs(P) if sps.issparse(P) else np.abs(P)
+        prow = np.asarray(absP.max(axis=1).todense()).ravel() if sps.issparse(P) else \
+            np.max(absP, axis=1, initial=0.0)
+        pd = np.abs(np.asarray(P @ v)).ravel()
+        if (pd > eps_dinf * prow * nd).any():
+            return "P d is not ~0 relative to max_k |P_jk| ||d||"
+        qd, mag = float(q @ v), float(np.abs(q) @ np.abs(v))
+        if not qd < -eps_dinf * mag:
+            return f"q'd = {qd:.3g} is not < -{eps_dinf:g} |q|'|d| = {-eps_dinf * mag:.3g}"
+        ad = np.asarray(A @ v).ravel()
+        tol = eps_dinf * a * nd
+        if (ad[uf] > tol[uf]).any() or (ad[lf] < -tol[lf]).any():
+            return "A d is not in the recession cone of [l, u]"
+        return None
+    return None
