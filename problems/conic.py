@@ -405,7 +405,7 @@ class LinearProgram(Problem):
     offset: float = 0.0
 
     def __init__(self, c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, lb=0.0, ub=np.inf):
-        from cvxkit.solvers.halpern_pdhg import validate_cost
+        from cvxkit.solvers.pdhg_setup import validate_cost
 
         c = validate_cost(c)
         n = c.shape[0]
@@ -424,8 +424,8 @@ class LinearProgram(Problem):
         self._cvxpy = None
         #: the floor of the relative gap of `check`, |obj - ref| / max(|ref|, objective_scale):
         #: 1e-9 ||c||_inf sigma_x, sigma_x the magnitude of x that the bounds and rows set
-        #: (`cvxkit.solvers.halpern_pdhg.data_scales`), so that it scales with the data
-        from cvxkit.solvers.halpern_pdhg import data_scales
+        #: (`cvxkit.solvers.pdhg_setup.data_scales`), so that it scales with the data
+        from cvxkit.solvers.pdhg_setup import data_scales
 
         _, K, lc, uc, lv, uv = self.bound_form()
         _, _, _, _, cinf, xscale = data_scales(self.c, K, lc, uc, lv, uv)

@@ -29,9 +29,9 @@ import numpy as np
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, Run, finish, run
-from cvxkit.solvers.halpern_pdhg import (Data, Settings, State, _result, _UserCheck, _warm,
-                                         algorithm, init_state, make_data, scale_problem,
-                                         validate_lp)
+from cvxkit.solvers.halpern_pdhg import _result, _UserCheck, _warm
+from cvxkit.solvers.pdhg_core import Data, Settings, State, algorithm, init_state
+from cvxkit.solvers.pdhg_setup import make_data, scale_problem, validate_lp
 from cvxkit.solvers.primal_dual import DIVERGED, RUNNING, warm_parts
 from cvxkit.solvers.result import Result, Status, batch_message
 
