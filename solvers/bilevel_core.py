@@ -26,6 +26,7 @@ step from a Python loop (history at every outer step).
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, NamedTuple
 
@@ -33,8 +34,10 @@ import numpy as np
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import get_backend
-from cvxkit.solvers.driver import Algorithm, Options, run
-from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.driver import (
+    Algorithm, Final, Options, compile_cache, finish as _finish, run, signature,
+)
+from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.validate import float_array
 
 
@@ -321,24 +324,33 @@ def projected_gradient_norm(x, g, lo, hi):
 # --------------------------------------------------------------------------------------
 # run glue
 # --------------------------------------------------------------------------------------
-_AOT: dict = {}
-
-
 def aot(fn: Callable, *args, static=None):
     """``fn`` (with ``static`` bound as its first argument when given) compiled ahead of time
-    for the shapes of ``args``, cached; returns ``(compiled, seconds spent compiling)``."""
+    for the shapes and dtypes of ``args``, cached in `cvxkit.solvers.driver.compile_cache`;
+    returns ``(compiled, seconds spent compiling)`` (0 on a cache hit)."""
     import jax
 
-    leaves, tree = jax.tree_util.tree_flatten(args)
-    key = (fn, static, tree, tuple((x.shape, str(x.dtype)) for x in leaves))
-    if key in _AOT:
-        return _AOT[key], 0.0
-    t0 = time.perf_counter()
-    if static is None:
-        _AOT[key] = jax.jit(fn).lower(*args).compile()
-    else:
-        _AOT[key] = jax.jit(fn, static_argnums=0).lower(static, *args).compile()
-    return _AOT[key], time.perf_counter() - t0
+    spent = [0.0]
+
+    def build():
+        t0 = time.perf_counter()
+        jitted = jax.jit(fn) if static is None else jax.jit(fn, static_argnums=0)
+        compiled = jitted.lower(*((static,) if static is not None else ()), *args).compile()
+        spent[0] = time.perf_counter() - t0
+        return compiled
+
+    return compile_cache.get(("bilevel_core.aot", fn, static, *signature(jax, args)), build), \
+        spent[0]
+
+
+def method_functions(owner: str, make: Callable, fns: BilevelFunctions, x0, y0):
+    """``make(fns)``, a method's pure JAX pieces for these callables, cached in
+    `cvxkit.solvers.driver.compile_cache` next to the shapes and dtypes of ``x0``, ``y0``: the
+    same callables reuse the same pieces, hence the compiled code keyed by them."""
+    import jax
+
+    key = (owner, fns, *signature(jax, (np.asarray(x0), np.asarray(y0))))
+    return compile_cache.get(key, lambda: make(fns))
 
 
 def drive(name: str, step: Callable, monitor: Callable, converged: Callable, state, data,
@@ -386,36 +398,39 @@ def growth_message(x0, x, value0, value) -> str:
 
 def finish(r, method: str, backend: str, x, y, objective: float, stationarity: float,
            failed: int, counts, setup_time: float, info: dict, init_compile: float = 0.0,
-           start=None) -> Result:
-    """The `Result` of a bilevel solve: ``x`` the upper-level variable, ``dual`` (and
-    ``info["y"]``, kept) the lower-level solution y, ``dual_residual`` the stationarity measure, counts of lower solves and steps;
-    ``failed`` a code of `FAILURES` (0: none); ``start`` optional ``(x0, objective at x0)``
-    for the `growth_message` of a run that did not converge."""
-    status = r.status
-    message = ""
+           start=None, primal_residual: float = math.nan, inaccurate: str = "") -> Result:
+    """The `Result` of a bilevel solve (built by `cvxkit.solvers.driver.finish`): ``x`` the
+    upper-level variable, ``dual`` (and ``info["y"]``, kept) the lower-level solution y,
+    ``dual_residual`` the stationarity measure, counts of lower solves and steps.
+
+    Final check: ``failed``, a code of `FAILURES` (0: none), or non-finite values make it
+    ``numerical_error``; ``inaccurate``, a reason the answer misses its target (e.g. a final
+    lower solve), turns an ``optimal`` loop into ``optimal_inaccurate`` with that message.
+    ``start`` optional ``(x0, objective at x0)`` for the `growth_message` of a run that did not
+    converge."""
+    status, message = None, ""
     if failed:
         status, message = Status.NUMERICAL_ERROR, FAILURES[failed]
-    elif (status is Status.NUMERICAL_ERROR or not np.isfinite(objective)
+    elif (r.status is Status.NUMERICAL_ERROR or not np.isfinite(objective)
           or not np.isfinite(np.asarray(x)).all()):
-        status = Status.NUMERICAL_ERROR
-        message = ("non-finite values: the lower level may be unbounded (not convex) at the "
-                   "current x, the upper level unbounded below, or the steps diverged")
-    elif status is Status.MAX_ITER:
+        status, message = Status.NUMERICAL_ERROR, FAILURES[4]
+    elif r.status is Status.MAX_ITER:
         message = f"maximum iterations reached with stationarity {stationarity:.3g}"
-    elif status is Status.TIME_LIMIT:
+    elif r.status is Status.TIME_LIMIT:
         message = f"time limit reached with stationarity {stationarity:.3g}"
-    if start is not None and status is not Status.OPTIMAL:
+    if start is not None and (r.status if status is None else status) is not Status.OPTIMAL:
         message += growth_message(start[0], np.asarray(x), start[1], objective)
+    if status is None and r.status is Status.OPTIMAL and inaccurate:
+        status, message = Status.OPTIMAL_INACCURATE, inaccurate
     counts = np.asarray(counts)
     info = {"y": np.asarray(y), "lower_solves": int(counts[0]),
             "lower_gradient_steps": int(counts[1]), "hessian_vector_products": int(counts[2]),
             "message": message, **info}
-    return Result(x=np.asarray(x), status=status, objective=float(objective),
-                  dual_residual=float(stationarity), iterations=r.iterations,
-                  solve_time=r.solve_time, setup_time=setup_time,
-                  compile_time=r.compile_time + init_compile,
-                  history=as_numpy_history(r.history), backend=backend, method=method, info=info,
-                  dual=np.asarray(y), message=message)
+    final = Final(x=np.asarray(x), objective=float(objective), dual=np.asarray(y),
+                  primal_residual=primal_residual, dual_residual=float(stationarity), info=info,
+                  status=status, message=message)
+    return _finish(final, method=method, backend=backend, setup_time=setup_time,
+                   run=r._replace(compile_time=r.compile_time + init_compile))
 
 
 def warm_start_point(warm_start, x0, y0):
@@ -462,15 +477,15 @@ def check_options(positive: dict = (), integers: dict = (), optional_positive: d
         validate.positive(nm, v, allow_none=True)
 
 
-def run_outer(name: str, parts, x0, y0, boxes: Boxes, backend: str, opts: Options,
-              positive: dict, step, lower_max_iter: int, **scalars):
+def run_outer(name: str, make: Callable, fns: BilevelFunctions, x0, y0, boxes: Boxes,
+              backend: str, opts: Options, positive: dict, step, lower_max_iter: int, **scalars):
     """The common body of the two outer-loop methods (``implicit_diff``, ``bilevel_penalty``).
 
     Validates the positive parameters ``positive`` (name -> value) and ``step``, builds the data
     dict (boxes, ``opts.tol``, ``positive``, ``scalars``, the int32 ``lower_max_iter``, the
-    fixed step), compiles and runs ``init`` (``parts = (init, step, monitor, converged)``), then
-    the driver. Returns ``(driver.Run, data, setup seconds, init compile seconds, start)``,
-    ``start = (x0, objective at x0)`` (for `finish`)."""
+    fixed step), compiles and runs ``init`` (``make(fns) = (init, step, monitor, converged)``,
+    cached by `method_functions`), then the driver. Returns ``(driver.Run, data, setup seconds,
+    init compile seconds, start)``, ``start = (x0, objective at x0)`` (for `finish`)."""
     _, jnp = _jax()
     t0 = now()
     check_options(positive, {"lower_max_iter": (lower_max_iter, False)}, {"step": step})
@@ -478,7 +493,7 @@ def run_outer(name: str, parts, x0, y0, boxes: Boxes, backend: str, opts: Option
         raise ValueError(f"unknown backend {backend!r}; valid choices: numpy, jax")
     if opts.warm_start is not None:
         x0, y0, _ = warm_start_point(opts.warm_start, x0, y0)
-    init, step_fn, monitor, converged = parts
+    init, step_fn, monitor, converged = method_functions(name, make, fns, x0, y0)
     bk = get_backend("jax", opts.dtype)
     with bk.precision():
         d = {k: bk.asarray(v) for k, v in boxes._asdict().items()}

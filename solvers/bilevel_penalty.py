@@ -41,8 +41,6 @@ sign of an unbounded upper level; no certificate, so never ``dual_infeasible``).
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from cvxkit.solvers.backend import get_backend
@@ -53,7 +51,6 @@ from cvxkit.solvers.bilevel_core import (
 from cvxkit.solvers.driver import Options
 
 
-@functools.lru_cache(maxsize=64)
 def _functions(fns: BilevelFunctions):
     import jax
     import jax.numpy as jnp
@@ -115,9 +112,9 @@ def _functions(fns: BilevelFunctions):
 def bilevel_penalty(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, sigma: float = 1e-4,
                     tol: float = 1e-6, max_iter: int = 500, lower_tol: float = 1e-12,
                     lower_max_iter: int = 20_000, step: float | None = None, step0: float = 1.0,
-                    time_limit: float = float("inf"), verbose: bool = False, callback=None,
-                    check_every: int | None = None, warm_start=None, dtype: str = "float64",
-                    backend: str = "numpy"):
+                    time_limit: float = float("inf"), verbose: bool = False,
+                    progress: bool | None = None, callback=None, check_every: int | None = None,
+                    warm_start=None, dtype: str = "float64", backend: str = "numpy"):
     r"""Minimize the penalty surrogate $\psi_\sigma(x)$ of $F(x) = f(x, y^*(x))$ over the box $X$.
 
     Args:
@@ -130,7 +127,9 @@ def bilevel_penalty(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, sigma: float
         step: fixed outer step $\alpha$ (the paper's method); default None: BB + Armijo,
             first trial ``step0``.
         warm_start: a `Result` of the same problem or ``(x, y)`` (shapes (p,), (d,)).
-            time_limit, verbose, callback, check_every, dtype: as in
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
+        time_limit, verbose, callback, check_every, dtype: as in
             `cvxkit.solvers.driver.Options`. backend: ``"numpy"`` or ``"jax"``.
 
     Returns:
@@ -139,10 +138,11 @@ def bilevel_penalty(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, sigma: float
         (each outer trial point costs two), ``lower_gradient_steps``, ``message``.
     """
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, check_every=check_every, warm_start=warm_start, dtype=dtype)
-    r, d, setup, tc, start = run_outer("bilevel_penalty", _functions(fns), x0, y0, boxes, backend, opts,
-                                {"sigma": sigma, "lower_tol": lower_tol, "step0": step0}, step,
-                                lower_max_iter)
+                   progress=progress, callback=callback, check_every=check_every,
+                   warm_start=warm_start, dtype=dtype)
+    r, d, setup, tc, start = run_outer(
+        "bilevel_penalty", _functions, fns, x0, y0, boxes, backend, opts,
+        {"sigma": sigma, "lower_tol": lower_tol, "step0": step0}, step, lower_max_iter)
     with get_backend("jax", dtype).precision():
         st = r.state
         pg = float(projected_gradient_norm(st.x, st.grad, d["x_lo"], d["x_hi"]))

@@ -40,22 +40,19 @@ fell: a sign of an upper level unbounded below on $X$, not a certificate).
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.bilevel_core import (
     BilevelFunctions, Boxes, Outer, check_options, clip, counts, finish, implicit_hypergradient,
-    lower_solve,
-    outer_parts, projected_gradient_norm, run_outer,
+    lower_solve, outer_parts, projected_gradient_norm, run_outer,
 )
 from cvxkit.solvers.driver import Options
 
 
-@functools.lru_cache(maxsize=64)
 def _functions(fns: BilevelFunctions):
-    """The pure JAX pieces of the method for one set of callables (cached: no recompilation)."""
+    """The pure JAX pieces of the method for one set of callables (cached by `run_outer`: no
+    recompilation)."""
     import jax.numpy as jnp
 
     def lower_at(x, y, L, d):
@@ -96,8 +93,9 @@ def implicit_diff(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1
                   max_iter: int = 500, lower_tol: float = 1e-12, lower_max_iter: int = 20_000,
                   cg_rtol: float = 1e-10, cg_max_iter: int | None = None,
                   step: float | None = None, step0: float = 1.0, time_limit: float = float("inf"),
-                  verbose: bool = False, callback=None, check_every: int | None = None,
-                  warm_start=None, dtype: str = "float64", backend: str = "numpy"):
+                  verbose: bool = False, progress: bool | None = None, callback=None,
+                  check_every: int | None = None, warm_start=None, dtype: str = "float64",
+                  backend: str = "numpy"):
     r"""Minimize $F(x) = f(x, y^*(x))$ over the box $X$ by implicit-differentiation hypergradients.
 
     Args:
@@ -111,6 +109,8 @@ def implicit_diff(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1
         warm_start: a `Result` of the same problem (its ``x`` and ``info["y"]``) or a pair
             ``(x, y)`` of arrays of shapes (p,), (d,), to start from instead of ``(x0, y0)``;
             ``ValueError`` otherwise.
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
+            a terminal.
         time_limit, verbose, callback, check_every, dtype: as in `cvxkit.solvers.driver.Options`.
         backend: ``"numpy"`` (Python loop over the jitted step) or ``"jax"`` (fused loop).
 
@@ -120,12 +120,13 @@ def implicit_diff(fns: BilevelFunctions, x0, y0, boxes: Boxes, *, tol: float = 1
         ``lower_gradient_steps``, ``hessian_vector_products`` (CG steps), ``message``.
     """
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, check_every=check_every, warm_start=warm_start, dtype=dtype)
+                   progress=progress, callback=callback, check_every=check_every,
+                   warm_start=warm_start, dtype=dtype)
     check_options(integers={"cg_max_iter": (cg_max_iter, True)})
-    r, d, setup, tc, start = run_outer("implicit_diff", _functions(fns), x0, y0, boxes, backend, opts,
-                                {"lower_tol": lower_tol, "cg_rtol": cg_rtol, "step0": step0},
-                                step, lower_max_iter,
-                                cg_max_iter=np.int32(cg_max_iter or 2 * np.size(y0) + 20))
+    r, d, setup, tc, start = run_outer(
+        "implicit_diff", _functions, fns, x0, y0, boxes, backend, opts,
+        {"lower_tol": lower_tol, "cg_rtol": cg_rtol, "step0": step0}, step, lower_max_iter,
+        cg_max_iter=np.int32(cg_max_iter or 2 * np.size(y0) + 20))
     with get_backend("jax", dtype).precision():
         st = r.state
         pg = float(projected_gradient_norm(st.x, st.grad, d["x_lo"], d["x_hi"]))
