@@ -21,62 +21,31 @@ net, L2-regularized logistic regression; a train/validation split) and `DataHype
 Positive hyperparameters are parametrized by their logarithm, $\lambda = e^{x}$, and sample
 weights by a sigmoid, $w_i = 1/(1 + e^{-x_i})$, so that $X = \mathbb{R}^p$.
 
-``check`` compares the lower-level solution with CVXPY at the answer's $x$ and the
-hypergradient with central finite differences of $F$.
+``reference(param)`` is the lower level solved by CVXPY at the upper-level value ``param``
+(default ``x0``; `cvxkit.problems.bilevel_lower`); ``check`` compares the answer's lower-level
+solution with it at the answer's $x$ and the hypergradient with central finite differences of
+$F$. ``to_cvxpy(param)`` is that lower level as a CVXPY problem (``param`` is the family's
+parameter, as ``theta`` of `cvxkit.problems.ParametricConicProgram`).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
+import time
+import warnings
 from typing import Callable
 
 import numpy as np
 
-from cvxkit.problems.base import CheckReport, Problem, _CVXPY_STATUS, _quiet_fd1, user_callables
+from cvxkit.problems.base import CheckReport, Problem
+from cvxkit.problems.bilevel_lower import (
+    box, check_callables, cvxpy_model, cvxpy_solve, slsqp, vector, x64,
+)
+from cvxkit.solvers.driver import Final, finish
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array, is_sparse
-
-
-def _x64():
-    from cvxkit.solvers.backend import get_backend
-
-    return get_backend("jax").precision()
-
-
-def _vector(name, v, size=None):
-    v = float_array(name, v, copy=True)
-    if v.ndim == 0:
-        v = v.reshape(1)
-    v = float_array(name, v, ndim=1, nonempty=True)
-    if size is not None and v.size != size:
-        raise ValueError(f"{name} must have {size} entries, got {v.size}")
-    return v
-
-
-def _box(name, bounds, n):
-    """``(lo, hi)`` arrays of shape (n,) from a pair of scalars or (n,) arrays (infinite
-    allowed, NaN not); ``ValueError`` naming ``name`` otherwise."""
-    if bounds is None:
-        return np.full(n, -np.inf), np.full(n, np.inf)
-    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
-        raise ValueError(f"{name} must be a pair (lo, hi) of scalars or arrays of {n} entries")
-    out = []
-    for side, v in zip(("lo", "hi"), bounds):
-        a = float_array(f"{name} {side}", v, copy=True).reshape(-1)
-        if a.size == 1:
-            a = np.full(n, a[0])
-        if a.shape != (n,):
-            raise ValueError(f"{name} {side} must be a scalar or have {n} entries, got "
-                             f"{a.size}")
-        out.append(a)
-    lo, hi = out
-    if np.isnan(lo).any() or np.isnan(hi).any() or (lo > hi).any():
-        raise ValueError(f"{name}: need lo <= hi without NaN")
-    if (lo == np.inf).any() or (hi == -np.inf).any():
-        raise ValueError(f"{name}: lo = +inf or hi = -inf leaves no feasible point")
-    return lo, hi
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,13 +109,13 @@ class Bilevel(Problem):
                 raise ValueError(f"{nm} must be callable, got {type(fn).__name__}")
         if upper is None or lower is None:
             raise ValueError("upper and lower must be callables")
-        self.x0, self.y0 = _vector("x0", x0), _vector("y0", y0)
+        self.x0, self.y0 = vector("x0", x0), vector("y0", y0)
         for nm, v in (("x0", self.x0), ("y0", self.y0)):
             if not np.isfinite(v).all():
                 raise ValueError(f"{nm} contains NaN or infinite entries")
         self.p, self.d = self.x0.size, self.y0.size
-        self.x_lo, self.x_hi = _box("x_bounds", x_bounds, self.p)
-        self.y_lo, self.y_hi = _box("y_bounds", y_bounds, self.d)
+        self.x_lo, self.x_hi = box("x_bounds", x_bounds, self.p)
+        self.y_lo, self.y_hi = box("y_bounds", y_bounds, self.d)
         if ((self.x0 < self.x_lo) | (self.x0 > self.x_hi)).any():
             raise ValueError("x0 lies outside x_bounds")
         self.y0 = np.clip(self.y0, self.y_lo, self.y_hi)
@@ -155,74 +124,8 @@ class Bilevel(Problem):
         from cvxkit.solvers.bilevel_core import BilevelFunctions
 
         self.functions = BilevelFunctions(upper, lower, lower_solution, lower_constraints)
-        self._validate_callables()
-        self.m = 0 if lower_constraints is None else self._m
-
-    # --- validation ---------------------------------------------------------------------
-    def _validate_callables(self):
-        import jax
-        import jax.numpy as jnp
-
-        fns = self.functions
-        with _x64(), user_callables("evaluating upper, lower or their gradients at (x0, y0) failed"):
-            x, y = jnp.asarray(self.x0), jnp.asarray(self.y0)
-
-            def probe(x, y):  # one compilation for every value and gradient
-                return [(fn(x, y),) + jax.grad(fn, argnums=(0, 1))(x, y)
-                        for fn in (fns.upper, fns.lower)]
-
-            for nm, (v, gx, gy) in zip(("upper", "lower"), jax.jit(probe)(x, y)):
-                if v.shape != ():
-                    raise ValueError(f"{nm}(x, y) must return a scalar, got shape {v.shape}")
-                if not (jnp.isfinite(v) and jnp.isfinite(gx).all() and jnp.isfinite(gy).all()):
-                    raise ValueError(f"{nm} or its gradient is not finite at (x0, y0)")
-            if fns.constraints is not None:
-                c = jnp.asarray(fns.constraints(x, y))
-                if c.ndim != 1:
-                    raise ValueError(f"lower_constraints(x, y) must return a 1-D array, got "
-                                     f"shape {c.shape}")
-                if not jnp.isfinite(c).all():
-                    raise ValueError("lower_constraints is not finite at (x0, y0)")
-                self._m = int(c.size)
-            if fns.lower_solution is not None:
-                ys = jnp.asarray(fns.lower_solution(x))
-                if ys.shape != (self.d,):
-                    raise ValueError(f"lower_solution(x) must have shape ({self.d},), got "
-                                     f"{ys.shape}")
-                if not jnp.isfinite(ys).all():
-                    raise ValueError("lower_solution is not finite at x0")
-            self._check_convex(x, y)
-
-    def _check_convex(self, x, y):
-        """Curvature of ``lower`` in ``y`` at ``y0`` and a random nearby point: all eigenvalues
-        of the Hessian when $d \\le 200$, else $v^\\top H v$ along 32 random directions."""
-        import jax
-        import jax.numpy as jnp
-
-        rng = np.random.default_rng(0)
-        y2 = jnp.clip(y + jnp.asarray(rng.standard_normal(self.d)), self.y_lo, self.y_hi)
-        gy = jax.grad(self.functions.lower, argnums=1)
-        if self.d <= 200:
-            hess = jax.jit(jax.jacfwd(gy, argnums=1))
-            curv = lambda yy: np.linalg.eigvalsh(  # noqa: E731
-                0.5 * (np.asarray(hess(x, yy)) + np.asarray(hess(x, yy)).T))
-        else:
-            V = jnp.asarray(rng.standard_normal((32, self.d)) / np.sqrt(self.d))
-            hvps = jax.jit(jax.vmap(lambda yy, v: jax.jvp(lambda t: gy(x, t), (yy,), (v,))[1],
-                                    (None, 0)))
-            curv = lambda yy: np.sort(np.sum(np.asarray(hvps(yy, V)) * np.asarray(V), 1))  # noqa: E731
-        worst = np.inf
-        for yy in (y, y2):
-            ev = curv(yy)
-            if not np.isfinite(ev).all():
-                raise ValueError("the Hessian of lower in y is not finite at (x0, y0)")
-            scale = max(1.0, float(np.abs(ev).max()))
-            if ev[0] < -1e-8 * scale:
-                raise ValueError(f"the lower level is not convex in y: its Hessian has "
-                                 f"curvature {ev[0]:.3g} at x0 (bilevel methods here need a "
-                                 f"convex lower level)")
-            worst = min(worst, ev[0] / scale)
-        self.lower_strongly_convex = bool(worst > 1e-10)
+        self.m, self.lower_strongly_convex = check_callables(self.functions, self.x0, self.y0,
+                                                             self.y_lo, self.y_hi)
 
     # --- the lower level ------------------------------------------------------------------
     @property
@@ -262,36 +165,17 @@ class Bilevel(Problem):
         else scipy SLSQP with JAX derivatives."""
         x = self._as_x(x)
         if self.functions.constraints is not None:
-            return self.lower_reference(x)[0] if self._cvx is not None else self._slsqp(x)
-        y_init = self.y0 if y_init is None else _vector("y_init", y_init, self.d)
-        with _x64():
+            return self.lower_reference(x)[0] if self._cvx is not None else \
+                slsqp(self.functions, x, self.y0, self.y_lo, self.y_hi)
+        y_init = self.y0 if y_init is None else vector("y_init", y_init, self.d)
+        with x64():
             return np.asarray(self._jitted[0](x, y_init, tol))
-
-    def _slsqp(self, x):
-        import jax
-        import jax.numpy as jnp
-        from scipy.optimize import minimize
-
-        fns = self.functions
-        with _x64():
-            g = jax.jit(lambda y: fns.lower(jnp.asarray(x), y))
-            gg = jax.jit(jax.grad(lambda y: fns.lower(jnp.asarray(x), y)))
-            c = jax.jit(lambda y: -fns.constraints(jnp.asarray(x), y))
-            cj = jax.jit(jax.jacfwd(lambda y: -fns.constraints(jnp.asarray(x), y)))
-            bounds = list(zip(np.where(np.isfinite(self.y_lo), self.y_lo, None),
-                              np.where(np.isfinite(self.y_hi), self.y_hi, None)))
-            r = minimize(lambda y: float(g(y)), self.y0, jac=lambda y: np.asarray(gg(y)),
-                         method="SLSQP", bounds=bounds,
-                         constraints=[{"type": "ineq", "fun": lambda y: np.asarray(c(y)),
-                                       "jac": lambda y: np.asarray(cj(y))}],
-                         options={"ftol": 1e-14, "maxiter": 2000})
-        return np.asarray(r.x)
 
     def value(self, x, y=None) -> float:
         r"""$F(x) = f(x, y^*(x))$ (or $f(x, y)$ for a given ``y``)."""
         x = self._as_x(x)
         y = self.solve_lower(x) if y is None else np.asarray(y, dtype=np.float64)
-        with _x64():
+        with x64():
             return float(self._jitted[2](x, y))
 
     def hypergradient(self, x, y=None) -> np.ndarray:
@@ -301,7 +185,7 @@ class Bilevel(Problem):
             raise ValueError("hypergradient: not defined here with lower_constraints")
         x = self._as_x(x)
         y = self.solve_lower(x) if y is None else np.asarray(y, dtype=np.float64)
-        with _x64():
+        with x64():
             return np.asarray(self._jitted[1](x, y))
 
     def fd_hypergradient(self, x, h: float = 1e-4, directions=None) -> np.ndarray:
@@ -315,46 +199,29 @@ class Bilevel(Problem):
         return np.array([(F(x + h * v) - F(x - h * v)) / (2 * h) for v in V])
 
     # --- CVXPY ----------------------------------------------------------------------------
-    def to_cvxpy(self, x=None):
-        """``(cvxpy.Problem, y_var)``: the lower level at ``x`` (default ``x0``), from
-        ``lower_cvxpy``."""
+    def to_cvxpy(self, param=None, *, x=None):
+        """``(cvxpy.Problem, y_var)``: the lower level at the upper-level value ``param`` (the
+        family's parameter; default ``x0``), from ``lower_cvxpy``. ``x=`` is its former name
+        (deprecated)."""
+        if x is not None:  # the former keyword
+            warnings.warn("to_cvxpy(x=...) is deprecated: use to_cvxpy(param=...)",
+                          DeprecationWarning, stacklevel=2)
+            param = x if param is None else param
         if self._cvx is None:
             raise ValueError("no CVXPY model of the lower level: give lower_cvxpy=...")
-        import cvxpy as cp
+        x = self.x0 if param is None else self._as_x(param)
+        return cvxpy_model(self._cvx, x, self.d, self.y_lo, self.y_hi)
 
-        x = self.x0 if x is None else self._as_x(x)
-        y = cp.Variable(self.d)
-        obj, cons = self._cvx(x, y)
-        cons = list(cons)
-        if np.isfinite(self.y_lo).any():
-            idx = np.isfinite(self.y_lo)
-            cons.append(y[np.flatnonzero(idx)] >= self.y_lo[idx])
-        if np.isfinite(self.y_hi).any():
-            idx = np.isfinite(self.y_hi)
-            cons.append(y[np.flatnonzero(idx)] <= self.y_hi[idx])
-        return cp.Problem(cp.Minimize(obj), cons), y
-
-    def lower_reference(self, x=None) -> tuple[np.ndarray, Status]:
-        """``(y_ref, status)``: CVXPY (Clarabel, tolerance 1e-9) on the lower level at ``x``;
-        without ``lower_cvxpy``, our own tight solve (status ``optimal``)."""
+    def lower_reference(self, x=None, **solver_options) -> tuple[np.ndarray, Status]:
+        """``(y_ref, status)``: CVXPY (Clarabel, tolerance 1e-9, or ``solver_options``) on the
+        lower level at ``x``; without ``lower_cvxpy``, our own tight solve (status ``optimal``).
+        An ``optimal_inaccurate`` answer at the default settings is solved again at Clarabel's
+        defaults (exponential cones)."""
         if self._cvx is None:
             return self.solve_lower(x), Status.OPTIMAL
-        import cvxpy as cp
-
         prob, y = self.to_cvxpy(x)
-        opts = self.reference_options()
-        try:
-            with _quiet_fd1(True):
-                prob.solve(**opts)
-        except cp.error.SolverError:
-            return np.full(self.d, np.nan), Status.NUMERICAL_ERROR
-        status = _CVXPY_STATUS.get(prob.status, Status.NUMERICAL_ERROR)
-        if status is Status.OPTIMAL_INACCURATE:  # exponential cones: Clarabel's defaults
-            with _quiet_fd1(True):
-                prob.solve(solver="CLARABEL")
-            status = _CVXPY_STATUS.get(prob.status, Status.NUMERICAL_ERROR)
-        yv = np.full(self.d, np.nan) if y.value is None else np.asarray(y.value)
-        return yv, status
+        return cvxpy_solve(prob, y, {**self.reference_options(), **solver_options},
+                           retry=not solver_options)
 
     # --- Problem interface ----------------------------------------------------------------
     def default_method(self) -> str:
@@ -369,25 +236,48 @@ class Bilevel(Problem):
         x = self._as_x(x)
         return {"x_bounds": float(max(np.max(self.x_lo - x), np.max(x - self.x_hi), 0.0))}
 
-    def reference(self, **solver_options) -> Result:
-        raise ValueError("a bilevel program has no single reference solution; check(result) "
-                         "compares the lower level with CVXPY and the hypergradient with "
-                         "finite differences at result.x")
+    def reference(self, param=None, **solver_options) -> Result:
+        """The reference at the upper-level value ``param`` (default ``x0``; cached there without
+        ``solver_options``): the lower level solved by `lower_reference`; ``x`` = ``param``,
+        ``dual`` (and ``info["y"]``) $y_{\rm ref}$, ``objective`` $f(x, y_{\rm ref}) = F(x)$,
+        ``status`` the lower solve's. A bilevel program has no single optimum to refer to:
+        `check` takes the reference at the answer's ``x``."""
+        x = self.x0 if param is None else self._as_x(param)
+        cached = param is None and not solver_options
+        if cached and getattr(self, "_reference", None) is not None:
+            return self._reference
+        t0 = time.perf_counter()
+        y_ref, status = self.lower_reference(x, **solver_options)
+        with x64():
+            obj = float(self._jitted[2](x, y_ref))
+        how = (f"cvxpy/{solver_options.get('solver', self.reference_options()['solver'])}"
+               if self._cvx is not None else
+               "slsqp" if self.functions.constraints is not None else "solve_lower")
+        res = finish(Final(x=x, objective=obj, dual=y_ref, info={"y": y_ref}, status=status),
+                     method=how, backend="numpy", solve_time=time.perf_counter() - t0)
+        if cached:
+            self._reference = res
+        return res
 
     def check(self, result: Result, rtol: float = 1e-6, atol: float = 1e-6,
-              hypergradient_rtol: float = 1e-4, fd_step: float = 1e-4) -> BilevelCheckReport:
-        """Compare ``result`` at its ``x`` with CVXPY's lower-level solution and finite
-        differences (see `BilevelCheckReport`)."""
+              reference: Result | None = None, *, hypergradient_rtol: float = 1e-4,
+              fd_step: float = 1e-4) -> BilevelCheckReport:
+        """Compare ``result`` at its ``x`` with the reference there (default
+        ``reference(result.x)``: CVXPY's lower-level solution) and the hypergradient with
+        finite differences (see `BilevelCheckReport`)."""
         import jax.numpy as jnp
 
         x = self._as_x(result.x)
         y = result.dual if result.dual is not None else result.info["y"]  # the lower level
         y = np.asarray(y, dtype=np.float64)
-        y_ref, ref_status = self.lower_reference(x)
+        ref_res = self.reference(x) if reference is None else reference
+        if not np.array_equal(self._as_x(ref_res.x), x):
+            raise ValueError("reference must be the reference at result.x "
+                             "(prob.reference(result.x))")
+        y_ref, ref_status, ref = np.asarray(ref_res.dual), ref_res.status, ref_res.objective
         fns = self.functions
-        with _x64():
+        with x64():
             obj = float(self._jitted[2](x, y))
-            ref = float(self._jitted[2](x, y_ref))
             g_y, g_ref = float(self._jitted[3](x, y)), float(self._jitted[3](x, y_ref))
             viol = max(g_y - g_ref, 0.0) / max(1.0, abs(g_ref))
             if fns.constraints is not None:
@@ -518,7 +408,7 @@ class HyperparameterTuning(Bilevel):
         nv = Xv.shape[0]
         k = d if per_feature else 1
         p = 2 * k if model == "elastic_net" else k
-        x0 = np.full(p, math.log(0.1)) if x0 is None else _vector("x0", x0, p)
+        x0 = np.full(p, math.log(0.1)) if x0 is None else vector("x0", x0, p)
         dim = 2 * d if model == "elastic_net" else d
         solution = cvx = None
         y_bounds = (0.0, np.inf) if model == "elastic_net" else None

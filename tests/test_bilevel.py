@@ -295,8 +295,31 @@ def test_bad_options_and_method_mismatch(ridge):
         ridge.solve(method="lv_hba", p=0.7)
     with pytest.raises(ValueError, match="lv_hba"):
         llc_toy().solve(method="implicit_diff")
-    with pytest.raises(ValueError, match="reference"):
-        ridge.reference()
+
+
+def test_reference_check_and_to_cvxpy_take_the_parameter(ridge):
+    """The signatures of every family (issue 18): ``reference(param)`` is the lower level solved
+    by CVXPY at the upper-level value (default x0, cached), ``check(result, rtol, atol,
+    reference)`` takes the reference at result.x, ``to_cvxpy(param)`` the lower level there
+    (``to_cvxpy(x=...)`` still works, with a DeprecationWarning)."""
+    ref = ridge.reference()
+    assert ref is ridge.reference() and ref.status is Status.OPTIMAL
+    np.testing.assert_array_equal(ref.x, ridge.x0)
+    np.testing.assert_allclose(ref.dual, ridge.solve_lower(ridge.x0), rtol=1e-6, atol=1e-9)
+    assert ref.objective == pytest.approx(ridge.value(ridge.x0), rel=1e-8)
+    res = ridge.solve(method="implicit_diff", tol=1e-8)
+    at = ridge.reference(res.x)
+    np.testing.assert_array_equal(at.x, res.x)
+    mine, default = ridge.check(res, 1e-6, 1e-6, at), ridge.check(res)
+    assert mine.ok and default.ok and mine.reference_objective == default.reference_objective
+    with pytest.raises(ValueError, match="reference at result.x"):
+        ridge.check(res, reference=ref)
+    model, _ = ridge.to_cvxpy(param=res.x)
+    with pytest.warns(DeprecationWarning, match="param"):
+        old, _ = ridge.to_cvxpy(x=res.x)
+    model.solve(solver="CLARABEL")
+    old.solve(solver="CLARABEL")
+    assert model.value == pytest.approx(old.value, rel=1e-9)
 
 
 def test_nonaffine_constraints_rejected_by_lv_hba():
