@@ -14,242 +14,33 @@ functions of `cvxkit.solvers.dual_proxy`).
 Build one from arrays (`ParametricConicProgram.from_arrays`) or from a CVXPY problem with
 ``cvxpy.Parameter`` objects (`ParametricConicProgram.from_cvxpy`, through CVXPY's parametric
 conic canonicalization: the data tensor that CVXPY keeps for DPP re-solves is exactly the
-affine map of $\theta$). Generators of the paper's two classes, with seeded samplers of
+affine map of $\theta$; `cvxkit.problems.parametric_cvxpy`). The arrays are a `ConicData`
+(`cvxkit.problems.conic_data`). Generators of the paper's two classes, with seeded samplers of
 $\theta$: `multidimensional_knapsack` (LP) and `production_planning` (rotated SOCP).
 
 An instance is a `Problem` at one parameter value (``prob.theta``; `at` gives another):
-`objective`, `residuals`, `to_cvxpy`, `reference` (Clarabel, tolerance 1e-9) and `check` as in
-every family; `reference_solve` solves many $\theta$ with one DPP-compiled CVXPY model and
+`objective`, `residuals`, `to_cvxpy(param)`, `reference(param)` (Clarabel, tolerance 1e-9; the
+parameter value ``param`` defaults to ``prob.theta``, as the upper-level value of the bilevel
+family defaults to ``x0``) and `check` as in every family; `reference_solve` solves many $\theta$ with one DPP-compiled CVXPY model and
 returns the optimal values, primal solutions and duals $y \in K^*$ (the convention
 $L = c^\top x + d - y^\top(Ax + b)$). Method ``"dual_proxy"`` trains a DLL proxy on sampled
 $\theta$ and returns its certified lower bound at ``theta``.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
+import warnings
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from cvxkit.problems.base import REFERENCE_SETTINGS, CheckReport, Problem, _quiet_fd1
+from cvxkit.problems.conic_data import ConicData, affine_map, pattern
+from cvxkit.problems.parametric_cvxpy import conic_data_from_cvxpy, cvxpy_model, flat_dual
 from cvxkit.solvers import validate
-from cvxkit.solvers.dual_proxy import FIELDS, ProxyNetwork, box_mask, cone_index, dual_proxy_bound
+from cvxkit.solvers.dual_proxy import ProxyNetwork, dual_proxy_bound
 from cvxkit.solvers.result import Result
-
-
-CONE_KINDS = ("zero", "nonneg", "soc")
-
-
-def _as_map(M, rows: int, p: int, name: str) -> sp.csr_matrix:
-    """An affine map as a (rows, p + 1) CSR matrix (last column: the constant)."""
-    M = validate.matrix(name, M, finite=False)
-    if M.ndim != 2 or M.shape != (rows, p + 1):
-        raise ValueError(f"{name} must have shape ({rows}, {p + 1}), got {M.shape}")
-    M = sp.csr_matrix(M)
-    if M.shape != (rows, p + 1):
-        raise ValueError(f"{name} must have shape ({rows}, {p + 1}), got {M.shape}")
-    if not np.all(np.isfinite(M.data)):
-        raise ValueError(f"{name} has NaN or infinite entries")
-    return M
-
-
-def _bound(name: str, v, n: int, default: float) -> np.ndarray:
-    """A variable bound: ``None`` (``default``), a scalar or an (n,) real array."""
-    if v is None:
-        return np.full(n, default)
-    v = validate.float_array(name, v)
-    if v.shape not in ((), (1,), (n,)):
-        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {v.shape}")
-    return np.broadcast_to(v, (n,)).copy()
-
-
-def _cones(cones) -> tuple:
-    """``((kind, dim), ...)`` from a sequence of pairs (kind a string, dim an integer)."""
-    if isinstance(cones, (str, bytes)) or not isinstance(cones, (tuple, list)):
-        raise ValueError(f"cones must be a list of (kind, dim) pairs, got {type(cones).__name__}")
-    out = []
-    for c in cones:
-        if not (isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str)):
-            raise ValueError(f"cones must be a list of (kind, dim) pairs, got the entry {c!r}")
-        out.append((c[0], validate.integer(f"the dimension of cone {c[0]!r}", c[1], minimum=0)))
-    return tuple(out)
-
-
-def _pairs(pairs):
-    """``(i, j, kappa)`` of the rotated-cone pairs: integer indices and real kappa."""
-    if not isinstance(pairs, (tuple, list)) or len(pairs) != 3:
-        raise ValueError("pairs must be a tuple (i, j, kappa) of equal-length arrays")
-    idx = []
-    for name, v in (("pairs i", pairs[0]), ("pairs j", pairs[1])):
-        a = validate.float_array(name, v, finite=True).ravel()
-        if not np.array_equal(a, np.round(a)):
-            raise ValueError(f"{name} must hold integer variable indices")
-        idx.append(a.astype(np.int64))
-    return idx[0], idx[1], validate.float_array("kappa", pairs[2]).ravel()
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ConicData:
-    r"""A parametric conic program as plain arrays (see the module docstring).
-
-    Every piece of data is an affine map of $\theta$, stored as a sparse matrix with $p + 1$
-    columns acting on $(\theta, 1)$:
-
-    Attributes:
-        n, m, p: numbers of variables, cone rows and parameters.
-        cones: ``((kind, dim), ...)`` with kind in ``"zero"``, ``"nonneg"``, ``"soc"``, covering
-            the ``m`` rows of $K$ in order (SOC blocks: first row $t$, then $s$).
-        A_rows, A_cols: (nnz,) positions of the entries of $A(\theta)$ (a fixed pattern).
-        A_map: (nnz, p + 1) — the entries' values are ``A_map @ [theta, 1]``.
-        c_map: (n, p + 1); b_map: (m, p + 1); d_map: (1, p + 1).
-        lb, ub: (n,) variable bounds (``-inf``/``inf`` allowed; `DualProxy` needs them finite
-            except on pair variables).
-        pairs_i, pairs_j: (P,) variable indices of the rotated-cone pairs; kappa: (P,) > 0.
-    """
-
-    n: int
-    m: int
-    p: int
-    cones: tuple
-    A_rows: np.ndarray
-    A_cols: np.ndarray
-    A_map: sp.csr_matrix
-    c_map: sp.csr_matrix
-    b_map: sp.csr_matrix
-    d_map: sp.csr_matrix
-    lb: np.ndarray
-    ub: np.ndarray
-    pairs_i: np.ndarray
-    pairs_j: np.ndarray
-    kappa: np.ndarray
-
-    @classmethod
-    def build(cls, n, m, p, cones, A_rows, A_cols, A_map, c_map, b_map, d_map=None, lb=None,
-              ub=None, pairs=None) -> "ConicData":
-        """Validate and assemble (raises ``ValueError`` naming what is wrong)."""
-        n, m, p = int(n), int(m), int(p)
-        if n < 1 or m < 0 or p < 1:
-            raise ValueError(f"need n >= 1, m >= 0, p >= 1; got n={n}, m={m}, p={p}")
-        cones = _cones(cones)
-        for k, d in cones:
-            if k not in CONE_KINDS:
-                raise ValueError(f"unknown cone {k!r}; valid choices: {', '.join(CONE_KINDS)}")
-            if d < (2 if k == "soc" else 1):
-                raise ValueError(f"cone {k!r} of dimension {d} is too small")
-        if sum(d for _, d in cones) != m:
-            raise ValueError(f"the cones cover {sum(d for _, d in cones)} rows, A has {m}")
-        A_rows = np.asarray(A_rows, dtype=np.int64).ravel()
-        A_cols = np.asarray(A_cols, dtype=np.int64).ravel()
-        if A_rows.shape != A_cols.shape:
-            raise ValueError("A_rows and A_cols must have the same length")
-        if A_rows.size and (A_rows.min() < 0 or A_rows.max() >= m or A_cols.min() < 0
-                            or A_cols.max() >= n):
-            raise ValueError("A_rows/A_cols out of range")
-        A_map = _as_map(A_map, A_rows.size, p, "A_map")
-        c_map = _as_map(c_map, n, p, "c_map")
-        b_map = _as_map(b_map, m, p, "b_map")
-        d_map = _as_map(sp.csr_matrix((1, p + 1)) if d_map is None else d_map, 1, p, "d_map")
-        lb, ub = _bound("lb", lb, n, -np.inf), _bound("ub", ub, n, np.inf)
-        if np.isnan(lb).any() or np.isnan(ub).any() or (lb > ub).any():
-            raise ValueError("bounds must satisfy lb <= ub (no NaN)")
-        if (lb == np.inf).any() or (ub == -np.inf).any():
-            raise ValueError("lb = +inf or ub = -inf makes the problem infeasible")
-        pi, pj, kap = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) if pairs is None \
-            else _pairs(pairs)
-        if not (pi.shape == pj.shape == kap.shape):
-            raise ValueError("pairs must be (i, j, kappa) of equal lengths")
-        if pi.size:
-            used = np.concatenate([pi, pj])
-            if used.min() < 0 or used.max() >= n or np.unique(used).size != used.size:
-                raise ValueError("pair variables must be distinct indices in range(n)")
-            if not (np.all(np.isfinite(kap)) and np.all(kap > 0)):
-                raise ValueError("kappa must be finite and positive")
-            if np.any(lb[used] != 0) or np.any(ub[used] != np.inf):
-                raise ValueError("pair variables must have bounds [0, inf)")
-        return cls(n, m, p, cones, A_rows, A_cols, A_map, c_map, b_map, d_map, lb, ub, pi, pj, kap)
-
-    # --- numpy evaluation ---------------------------------------------------------------
-    def theta1(self, theta) -> np.ndarray:
-        """``[theta, 1]`` after checking the shape (p,) and finiteness."""
-        theta = validate.float_array("theta", theta)
-        if theta.shape != (self.p,):
-            raise ValueError(f"theta must have shape ({self.p},), got {theta.shape}")
-        if not np.all(np.isfinite(theta)):
-            raise ValueError("theta has NaN or infinite entries")
-        return np.append(theta, 1.0)
-
-    def at(self, theta):
-        """``(c, A, b, d)`` at ``theta``: c (n,), A (m, n) scipy CSR, b (m,), d float."""
-        t1 = self.theta1(theta)
-        A = sp.csr_matrix((self.A_map @ t1, (self.A_rows, self.A_cols)), shape=(self.m, self.n))
-        return self.c_map @ t1, A, self.b_map @ t1, float((self.d_map @ t1)[0])
-
-    @property
-    def box(self) -> np.ndarray:
-        """(n,) mask of the variables completed by their bounds (all but the pair variables)."""
-        return box_mask(self.n, self.pairs_i, self.pairs_j)
-
-    def cone_index(self) -> dict:
-        """Row indices by cone kind: ``{"zero": (k,), "nonneg": (k,), "soc": {dim: (blocks, dim)}}``."""
-        return cone_index(self.cones)
-
-    def arrays(self) -> dict:
-        """The plain arrays (a dict with the keys of `cvxkit.solvers.dual_proxy.FIELDS`): what
-        the solver functions of `cvxkit.solvers.dual_proxy` take."""
-        return {k: getattr(self, k) for k in FIELDS}
-
-    def dual_value(self, theta, y) -> float:
-        """The Lagrangian dual function $g(y)$ at one ``theta`` in plain float64 numpy (no
-        rounding slack; ``-inf`` if a pair's reduced cost is negative). ``y`` must lie in $K^*$."""
-        c, A, b, d = self.at(theta)
-        r = c - A.T @ np.asarray(y, dtype=np.float64)
-        box = self.box
-        with np.errstate(invalid="ignore"):
-            terms = np.where(r > 0, self.lb * r, np.where(r < 0, self.ub * r, 0.0))[box]
-        ri, rj = r[self.pairs_i], r[self.pairs_j]
-        if np.any(ri < 0) or np.any(rj < 0):
-            return -np.inf
-        return float(d - b @ y + terms.sum() + (self.kappa * np.sqrt(2 * ri * rj)).sum())
-
-
-def _affine(spec, shape, p, name):
-    """``spec`` (a constant array, or ``(const, J)`` with J dense (*shape, p) or sparse
-    (prod(shape), p) in row-major order) as a CSR map (prod(shape), p + 1)."""
-    size = int(np.prod(shape))
-    if isinstance(spec, tuple):
-        if len(spec) != 2:
-            raise ValueError(f"{name} must be an array or a (constant, jacobian) pair")
-        const, J = spec
-    else:
-        const, J = spec, None
-    const = validate.float_array(name, const)
-    try:
-        const = np.broadcast_to(const, shape).reshape(size)
-    except ValueError:
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {const.shape}") from None
-    if J is None:
-        J = sp.csr_matrix((size, p))
-    elif validate.is_sparse(J):
-        J = validate.matrix(f"the jacobian of {name}", J, finite=False).tocsr()
-    else:
-        J = validate.float_array(f"the jacobian of {name}", J)
-        if J.shape != tuple(shape) + (p,):
-            raise ValueError(f"the jacobian of {name} must have shape {tuple(shape) + (p,)}, "
-                             f"got {J.shape}")
-        J = sp.csr_matrix(J.reshape(size, p))
-    if J.shape != (size, p):
-        raise ValueError(f"the jacobian of {name} must have shape ({size}, {p}), got {J.shape}")
-    if not (np.all(np.isfinite(const)) and np.all(np.isfinite(J.data))):
-        raise ValueError(f"{name} has NaN or infinite entries")
-    return sp.hstack([J, sp.csr_matrix(const[:, None])]).tocsr()
-
-
-def _pattern(M: sp.csr_matrix, n: int):
-    """Rows of a vec(A) map with any nonzero: (A_rows, A_cols, map restricted to them)."""
-    keep = np.flatnonzero(np.diff(M.indptr) > 0)
-    return keep // n, keep % n, M[keep]
 
 
 class ParametricConicProgram(Problem):
@@ -309,11 +100,11 @@ class ParametricConicProgram(Problem):
         n = A0.shape[1] if n is None else n
         if A0.shape[1] != n or n == 0:
             raise ValueError(f"A has {A0.shape[1]} columns but c has {n} entries (need >= 1)")
-        c_map = _affine(c, (n,), p, "c")
-        A_vec = _affine(A, (m, n), p, "A")
-        b_map = _affine(b, (m,), p, "b")
-        d_map = _affine(d, (1,), p, "d")
-        rows, cols, A_map = _pattern(A_vec, n)
+        c_map = affine_map(c, (n,), p, "c")
+        A_vec = affine_map(A, (m, n), p, "A")
+        b_map = affine_map(b, (m,), p, "b")
+        d_map = affine_map(d, (1,), p, "d")
+        rows, cols, A_map = pattern(A_vec, n)
         data = ConicData.build(n, m, p, cones, rows, cols, A_map, c_map, b_map, d_map, lb, ub,
                                pairs)
         return cls(data, theta=theta, sampler=sampler, name=name)
@@ -335,131 +126,7 @@ class ParametricConicProgram(Problem):
         boolean variables, cones other than zero, nonnegative and second-order ones, or a
         quadratic objective term left in the canonical data -- never a silently dropped term.
         """
-        import cvxpy as cp
-        from cvxpy.constraints import SOC, NonNeg, Zero
-
-        if not isinstance(problem, cp.Problem):
-            raise ValueError(f"from_cvxpy needs a cvxpy.Problem, got {type(problem).__name__}")
-        params = list(problem.parameters()) if parameters is None else list(parameters)
-        if not params:
-            raise ValueError("the problem has no cvxpy.Parameter to vary")
-        known = {q.id for q in problem.parameters()}
-        for q in params:
-            if not isinstance(q, cp.Parameter) or q.id not in known:
-                raise ValueError(f"{q!r} is not a parameter of the problem")
-        if not problem.is_dpp():
-            raise ValueError("the problem is not DPP: its data are not affine in the parameters")
-        if any(getattr(v, "attributes", {}).get(a) for v in problem.variables()
-               for a in ("integer", "boolean")):
-            raise ValueError("integer and boolean variables are not supported (a parametric "
-                             "conic program is continuous)")
-        saved = {q.id: q.value for q in problem.parameters()}
-        for q in problem.parameters():       # canonicalization needs values, any will do
-            if q.value is None:
-                q.value = np.zeros(q.shape)
-        try:
-            # no quadratic objective: CVXPY writes x'Px terms as second-order cones, exactly
-            data, _, _ = problem.get_problem_data(cp.CLARABEL,
-                                                  solver_opts={"use_quad_obj": False})
-        except (cp.error.DCPError, cp.error.SolverError, ValueError) as e:
-            raise ValueError(f"CVXPY could not canonicalize the problem for Clarabel: {e}") from None
-        finally:
-            for q in problem.parameters():
-                q.value = saved[q.id]
-        pp = data["param_prob"]
-        P_map = getattr(pp, "P", None)
-        if data.get("P") is not None or (P_map is not None and sp.csr_matrix(P_map).nnz):
-            raise ValueError("the canonical problem keeps a quadratic objective term, which a "
-                             "parametric conic program (linear objective) cannot represent")
-        n = pp.x.size
-        cones = []
-        for con in pp.constraints:
-            if isinstance(con, Zero):
-                cones.append(("zero", con.size))
-            elif isinstance(con, NonNeg):
-                cones.append(("nonneg", con.size))
-            elif isinstance(con, SOC):
-                cones.extend(("soc", k) for k in con.cone_sizes())
-            else:
-                raise ValueError(f"cone {type(con).__name__} is not supported (zero, nonnegative "
-                                 "and second-order cones only)")
-        m = sum(k for _, k in cones)
-        # columns of CVXPY's parameter vector -> theta (+ constant); left-out parameters folded
-        ptot = pp.total_param_size
-        order, p = np.full(ptot + 1, -1), 0
-        fold = np.zeros(ptot + 1)
-        fold[ptot] = 1.0
-        ids = {q.id for q in params}
-        for q in params:
-            start = pp.param_id_to_col.get(q.id)
-            if start is not None:  # absent: the canonical data do not depend on it
-                order[start:start + q.size] = p + np.arange(q.size)
-            p += q.size
-        for q in pp.parameters:
-            if q.id not in ids:
-                if q.value is None:
-                    raise ValueError(f"parameter {q.name()} is left out of theta but has no value")
-                start = pp.param_id_to_col[q.id]
-                fold[start:start + q.size] = np.asarray(q.value, dtype=float).ravel(order="F")
-        # P maps CVXPY's parameter vector to (theta, 1): data = T @ pvec = (T @ P) @ (theta, 1)
-        cols = np.flatnonzero(order >= 0)
-        P = sp.csr_matrix((np.ones(cols.size), (cols, order[cols])), shape=(ptot + 1, p + 1))
-        P = P + sp.csr_matrix((fold[fold != 0], (np.flatnonzero(fold), np.full(
-            np.count_nonzero(fold), p))), shape=(ptot + 1, p + 1))
-        T = sp.csr_matrix(pp.A) @ P                       # rows: vec([A b]) column-major
-        Q = sp.csr_matrix(pp.q) @ P                       # rows: (q, d)
-        # column-major vec([A b]) -> row-major vec(A) and b
-        k = np.arange(m * n)
-        i, j = k // n, k % n
-        A_vec = T[j * m + i].tocsr()
-        b_map = T[n * m + np.arange(m)].tocsr()
-        rows, cols_, A_map = _pattern(A_vec, n)
-        lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
-        if pp.lower_bounds is not None:
-            lb = np.maximum(lb, pp.lower_bounds)
-        if pp.upper_bounds is not None:
-            ub = np.minimum(ub, pp.upper_bounds)
-        # single-variable, parameter-free nonnegative rows -> bounds
-        drop = np.zeros(m, dtype=bool)
-        nonneg_rows = np.zeros(m, dtype=bool)
-        start = 0
-        for kind, dim in cones:
-            nonneg_rows[start:start + dim] = kind == "nonneg"
-            start += dim
-        per_row = np.bincount(rows, minlength=m)
-        const_entry = np.diff(A_map[:, :p].tocsr().indptr) == 0
-        const_b = np.diff(b_map[:, :p].tocsr().indptr) == 0
-        aval = A_map[:, p].toarray().ravel()
-        bval = b_map[:, p].toarray().ravel()
-        for e in np.flatnonzero(const_entry & nonneg_rows[rows] & (per_row[rows] == 1)):
-            r, v, a = rows[e], cols_[e], aval[e]
-            if not const_b[r] or a == 0:
-                continue
-            if a > 0:
-                lb[v] = max(lb[v], -bval[r] / a) + 0.0   # no -0.0
-            else:
-                ub[v] = min(ub[v], bval[r] / -a)
-            drop[r] = True
-        if drop.any():
-            keep_rows = np.flatnonzero(~drop)
-            new_index = np.full(m, -1)
-            new_index[keep_rows] = np.arange(keep_rows.size)
-            keep_e = ~drop[rows]
-            rows, cols_, A_map = new_index[rows[keep_e]], cols_[keep_e], A_map[keep_e]
-            b_map = b_map[keep_rows]
-            new_cones, start = [], 0
-            for kind, dim in cones:
-                kept = int((~drop[start:start + dim]).sum())
-                if kept:
-                    new_cones.append((kind, kept))
-                start += dim
-            cones, m = new_cones, keep_rows.size
-        if np.any(lb > ub):
-            raise ValueError("the problem's bounds are inconsistent (some lb > ub)")
-        data = ConicData.build(n, m, p, cones, rows, cols_, A_map, Q[:n], b_map, Q[n:n + 1],
-                               lb, ub)
-        theta = np.concatenate([np.zeros(q.size) if q.value is None else
-                                np.asarray(q.value, dtype=float).ravel(order="F") for q in params])
+        data, theta, params = conic_data_from_cvxpy(problem, parameters)
         prob = cls(data, theta=theta, name="from_cvxpy")
         prob._cvxpy_source = (problem, params)
         return prob
@@ -528,49 +195,24 @@ class ParametricConicProgram(Problem):
                                  np.max(-xi, initial=0.0), np.max(-xj, initial=0.0)))
         return {k: max(val, 0.0) for k, val in out.items()}
 
-    def _cvxpy_model(self, parametric: bool):
-        """``(problem, x, cone constraints, setter)``: the canonical model; with ``parametric``
-        the data are cvxpy Parameters (DPP, compiled once) that ``setter(theta)`` fills."""
-        import cvxpy as cp
-
-        D = self.data
-        x = cp.Variable(D.n)
-        if parametric:
-            c, A, b = cp.Parameter(D.n), cp.Parameter((D.m, D.n)), cp.Parameter(D.m)
-            d = cp.Parameter()
-        else:
-            cv, Av, bv, dv = D.at(self.theta)
-            c, A, b, d = cv, Av, bv, dv
-        expr = A @ x + b
-        cons, start = [], 0
-        for kind, dim in D.cones:
-            e = expr[start:start + dim]
-            cons.append(e == 0 if kind == "zero" else e >= 0 if kind == "nonneg"
-                        else cp.SOC(e[0], e[1:]))
-            start += dim
-        extra = []
-        fin_l, fin_u = np.isfinite(D.lb), np.isfinite(D.ub)
-        if fin_l.any():
-            extra.append(x[np.flatnonzero(fin_l)] >= D.lb[fin_l])
-        if fin_u.any():
-            extra.append(x[np.flatnonzero(fin_u)] <= D.ub[fin_u])
-        if D.pairs_i.size:
-            xi, xj = x[D.pairs_i], x[D.pairs_j]
-            extra.append(cp.SOC(xi + xj, cp.vstack([xi - xj, np.sqrt(2) * D.kappa]), axis=0))
-        prob = cp.Problem(cp.Minimize(c @ x + d), cons + extra)
-
-        def setter(theta):
-            cv, Av, bv, dv = D.at(theta)
-            c.value, A.value, b.value, d.value = cv, Av.toarray(), bv, dv
-
-        return prob, x, cons, (setter if parametric else None)
-
-    def to_cvxpy(self, theta=None):
-        """``(cvxpy.Problem, x)``: the canonical conic model at ``theta`` (default ``self.theta``)
-        with constants; cone rows in order, then bounds and rotated-cone pairs."""
-        prob = self if theta is None else self.at(theta)
-        model, x, _, _ = prob._cvxpy_model(parametric=False)
+    def to_cvxpy(self, param=None, *, theta=None):
+        """``(cvxpy.Problem, x)``: the canonical conic model at the parameter value ``param``
+        (default ``self.theta``) with constants; cone rows in order, then bounds and
+        rotated-cone pairs. ``theta=`` is the former name of ``param`` (deprecated)."""
+        if theta is not None:  # the former keyword
+            warnings.warn("to_cvxpy(theta=...) is deprecated: use to_cvxpy(param=...)",
+                          DeprecationWarning, stacklevel=2)
+            param = theta if param is None else param
+        t = self.theta if param is None else self.data.theta1(param)[:-1]
+        model, x, _, _ = cvxpy_model(self.data, t, parametric=False)
         return model, x
+
+    def reference(self, param=None, **solver_options) -> Result:
+        """Clarabel's solution at the parameter value ``param`` (default ``self.theta``, cached
+        there without ``solver_options``; another value: ``self.at(param).reference()``)."""
+        if param is None:
+            return super().reference(**solver_options)
+        return self.at(param).reference(**solver_options)
 
     def reference_solve(self, thetas, **solver_options) -> dict:
         r"""Clarabel (through one DPP-compiled CVXPY model) at each row of ``thetas`` (B, p).
@@ -587,7 +229,7 @@ class ParametricConicProgram(Problem):
         for t in T:
             self.data.theta1(t)
         if self._ref_model is None:
-            self._ref_model = self._cvxpy_model(parametric=True)
+            self._ref_model = cvxpy_model(self.data, self.theta, parametric=True)
         prob, x, cons, setter = self._ref_model
         opts = {"solver": "CLARABEL", **REFERENCE_SETTINGS, **solver_options}
         B = T.shape[0]
@@ -609,7 +251,7 @@ class ParametricConicProgram(Problem):
                 out["objective"][k] = prob.value
                 out["x"][k] = x.value
                 # CVXPY's equality duals enter its Lagrangian with a plus sign: negate them
-                out["y"][k] = np.concatenate([_flat_dual(c) * (-1.0 if kind == "zero" else 1.0)
+                out["y"][k] = np.concatenate([flat_dual(c) * (-1.0 if kind == "zero" else 1.0)
                                               for c, (kind, _) in zip(cons, self.data.cones)])
         return out
 
@@ -674,14 +316,6 @@ class ParametricConicProgram(Problem):
         stat = c - A.T @ y - zl + zu - zpair
         v.append(np.max(np.abs(stat), initial=0.0) / (1 + np.max(np.abs(c))))
         return float(max(0.0, *v))
-
-
-def _flat_dual(con):
-    """A CVXPY constraint's dual as a flat array (SOC: (t, s) stacked)."""
-    dv = con.dual_value
-    if isinstance(dv, list):
-        return np.concatenate([np.atleast_1d(np.asarray(a, dtype=float)).ravel() for a in dv])
-    return np.atleast_1d(np.asarray(dv, dtype=float)).ravel()
 
 
 # --- the paper's instance classes -----------------------------------------------------------

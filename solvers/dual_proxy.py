@@ -53,6 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cvxkit.solvers import validate
+from cvxkit.solvers.driver import Final, finish
 from cvxkit.solvers.result import Result, Status
 
 FIELDS = ("n", "m", "p", "cones", "A_rows", "A_cols", "A_map", "c_map", "b_map", "d_map", "lb",
@@ -503,17 +504,21 @@ class ProxyNetwork:
         s = cm / am if am > 0 and cm > 0 else 1.0
         return float(np.clip(s, 1e-6, 1e6))
 
-    def result(self, theta, reference: float | None = None) -> Result:
+    def result(self, theta, reference: float | None = None, *,
+               setup_time: float = 0.0) -> Result:
         """The bound at one ``theta`` as a `Result` (``objective`` = certified bound,
-        ``x`` = the duals of `duals`, ``primal_residual`` = the dual-feasibility residual)."""
+        ``x`` = the duals of `duals`, ``iterations`` = training epochs, ``history`` = the
+        training's; ``setup_time``: the training's seconds). ``optimal`` when the bound is
+        finite (valid by construction), else ``numerical_error``."""
         t0 = time.perf_counter()
         duals = {k: v[0] for k, v in self.duals(theta).items()}
         elapsed = time.perf_counter() - t0
         g = float(duals["bound"])
         status = Status.OPTIMAL if np.isfinite(g) else Status.NUMERICAL_ERROR
-        return Result(x=duals, status=status, objective=g, solve_time=elapsed, backend="jax",
-                      method="dual_proxy", iterations=int(len(self.history.get("epoch", []))),
-                      history=dict(self.history), info={"dual_bound": True, "proxy": self})
+        final = Final(x=duals, objective=g, info={"dual_bound": True, "proxy": self},
+                      status=status, iterations=int(len(self.history.get("epoch", []))))
+        return finish(final, method="dual_proxy", backend="jax", setup_time=setup_time,
+                      solve_time=elapsed, history=dict(self.history))
 
 
 @functools.cache
@@ -583,5 +588,4 @@ def dual_proxy_bound(data, train_thetas, theta, *, epochs: int = 50,
                                                           batch_size=batch_size, lr=lr)
     setup = time.perf_counter() - t0
     proxy.bound(theta)  # compile for a batch of one
-    res = proxy.result(theta)
-    return res.replace(setup_time=setup)
+    return proxy.result(theta, setup_time=setup)

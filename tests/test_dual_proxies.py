@@ -232,6 +232,23 @@ def test_solve_and_check_through_the_problem_interface():
     assert x.value is None  # to_cvxpy returns an unsolved model
 
 
+def test_parameter_taken_as_in_every_parametric_family():
+    """``to_cvxpy(param)`` and ``reference(param)`` take the parameter value as the bilevel
+    family does (issue 18); ``to_cvxpy(theta=...)`` still works, with a DeprecationWarning."""
+    prob = multidimensional_knapsack(2, 4, seed=1)
+    t = prob.sample(1, seed=5)[0]
+    model, _ = prob.to_cvxpy(t)
+    with pytest.warns(DeprecationWarning, match="param"):
+        old, _ = prob.to_cvxpy(theta=t)
+    model.solve(solver="CLARABEL")
+    old.solve(solver="CLARABEL")
+    ref = prob.reference(t)
+    assert model.value == pytest.approx(old.value, rel=1e-9)
+    assert ref.objective == pytest.approx(prob.at(t).reference().objective, rel=1e-9)
+    assert ref.objective == pytest.approx(model.value, rel=1e-6, abs=1e-6)
+    assert prob.reference() is prob.reference()  # at prob.theta: cached
+
+
 # --- errors ---------------------------------------------------------------------------------
 def test_front_end_in_problems_algorithm_on_plain_arrays():
     """The layering (DESIGN.md): `DualProxy` and `ConicData` are the front end in
@@ -241,7 +258,7 @@ def test_front_end_in_problems_algorithm_on_plain_arrays():
     import cvxkit.solvers.dual_proxy as S
 
     assert P.DualProxy.__module__ == "cvxkit.problems.parametric_conic"
-    assert P.ConicData.__module__ == "cvxkit.problems.parametric_conic"
+    assert P.ConicData.__module__ == "cvxkit.problems.conic_data"
     assert not hasattr(S, "DualProxy") and not hasattr(S, "ConicData")
     prob = multidimensional_knapsack(2, 5, seed=3)
     arrays = prob.data.arrays()
