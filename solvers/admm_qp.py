@@ -37,7 +37,7 @@ from cvxkit.solvers.admm_box import (ALG_DENSE, ALG_DENSE_BATCH, ALG_INVERSE_BAT
                                      box_polar, certificate_error, polish_state, setup_dense,
                                      setup_sparse)
 from cvxkit.solvers.backend import Backend, get_backend
-from cvxkit.solvers.driver import Options, run
+from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.primal_dual import (INF_BOUND, INFEASIBLE_OBJECTIVE, RUNNING, SOLVED,
                                         certificate, loop_verdict, warm_parts)
 from cvxkit.solvers.result import Result, Status, as_numpy_history, batch_message
@@ -327,7 +327,8 @@ def _unscale(d_D, d_E, d_c, x, z, y):
 
 def _result_single(P, q, A, x, z, y, s_np: dict, status, out, setup_time, backend, linsys,
                    polish_info, cert, message="") -> Result:
-    """Assemble the `Result` of one problem from unscaled numpy vectors."""
+    """The `Result` of one problem from unscaled numpy vectors; ``status`` is the final verdict
+    (`loop_verdict`, then `_verified`)."""
     info = {"y": y, "z": z, "gap": s_np["gap"], "eps_prim": s_np["eps_prim"],
             "eps_dual": s_np["eps_dual"], "eps_gap": s_np["eps_gap"], "rho": s_np["rho"],
             "rho_updates": s_np["n_refactor"], "linsys": linsys, "polish": polish_info}
@@ -337,10 +338,11 @@ def _result_single(P, q, A, x, z, y, s_np: dict, status, out, setup_time, backen
         obj = INFEASIBLE_OBJECTIVE[status]
     else:
         obj = float(0.5 * x @ (P @ x) + q @ x)
-    return Result(x=x, status=status, objective=obj, primal_residual=s_np["prim_res"],
-                  dual_residual=s_np["dual_res"], iterations=s_np["k"], solve_time=out.solve_time,
-                  setup_time=setup_time, compile_time=out.compile_time, history=_history(out),
-                  backend=backend, method="admm", info=info, message=message, dual=info["y"])
+    final = Final(x=x, objective=obj, dual=info["y"], primal_residual=s_np["prim_res"],
+                  dual_residual=s_np["dual_res"], info=info, status=status, message=message,
+                  iterations=s_np["k"])
+    return finish(final, method="admm", backend=backend, run=out, setup_time=setup_time,
+                  history=_history(out))
 
 
 def _verified(status, cert, P, q, A, l, u, cfg):
@@ -405,11 +407,11 @@ def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol,
 
 
 def _failed(q, A, msg, setup_time, backend):
-    n = q.shape[-1]
-    return Result(x=np.full(n, np.nan), status=Status.NUMERICAL_ERROR, objective=float("nan"),
-                  setup_time=setup_time, backend=backend, method="admm",
-                  dual=np.full(A.shape[-2], np.nan), message=f"factorization failed: {msg}",
-                  info={"error": f"factorization failed: {msg}"})
+    """A factorization failed (before or inside the loop): no iterate to report."""
+    final = Final(x=np.full(q.shape[-1], np.nan), objective=float("nan"),
+                  dual=np.full(A.shape[-2], np.nan), info={"error": f"factorization failed: {msg}"},
+                  status=Status.NUMERICAL_ERROR, message=f"factorization failed: {msg}")
+    return finish(final, method="admm", backend=backend, setup_time=setup_time)
 
 
 @functools.lru_cache(maxsize=None)
@@ -545,7 +547,11 @@ def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scali
 
 
 def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
-                  linsys="dense reduced (Cholesky)", l=None, u=None, cfg=None) -> Result:
+                  linsys="dense reduced (Cholesky)", l=None, u=None, cfg=None,
+                  solve_time=None) -> Result:
+    """The batch `Result` (a leading batch axis on every field, one `Status` per member) from
+    the members' unscaled vectors ``fin`` and statuses; ``out`` the batch's driver `Run`
+    (``None`` for a loop of single solves, whose ``solve_time`` is given)."""
     B, n = np.shape(fin["x"])
     x = np.array(fin["x"], dtype=np.float64)
     y = np.array(fin["y"], dtype=np.float64)
@@ -579,13 +585,13 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
             "rho": np.asarray(fin["rho"]),
             "rho_updates": np.asarray(fin["n_refactor"], dtype=int), "certificates": certs,
             "polish": "off" if not pol[0] else polished, "linsys": linsys, "messages": messages}
-    return Result(x=x, status=status, objective=objs, dual=y,
+    final = Final(x=x, objective=objs, dual=y,
                   primal_residual=np.asarray(fin["prim_res"], dtype=np.float64),
-                  dual_residual=np.asarray(fin["dual_res"], dtype=np.float64),
-                  iterations=np.asarray(fin["k"], dtype=int), solve_time=out.solve_time,
-                  setup_time=setup_time, compile_time=out.compile_time, history=_history(out),
-                  backend=backend, method="admm", info=info,
-                  message=batch_message(statuses, messages))
+                  dual_residual=np.asarray(fin["dual_res"], dtype=np.float64), info=info,
+                  status=status, message=batch_message(statuses, messages),
+                  iterations=np.asarray(fin["k"], dtype=int))
+    return finish(final, method="admm", backend=backend, run=out, setup_time=setup_time,
+                  solve_time=solve_time, history=_history(out) if out is not None else {})
 
 
 def _numpy_batch_loop(P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scaling, pol) -> Result:
@@ -615,9 +621,6 @@ def _numpy_batch_loop(P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, sc
     cx = [r.info.get("certificate") if r.status is Status.DUAL_INFEASIBLE else None for r in results]
     fin["cert_y"], fin["cert_x"] = cy, cx
     statuses = [r.status for r in results]
-    from cvxkit.solvers.driver import Run
-
-    out = Run(None, Status.OPTIMAL, 0, {}, sum(r.solve_time for r in results), 0.0)
-    res = _batch_result(P, q, A, fin, statuses, out, time.perf_counter() - t_setup
-                        - out.solve_time, "numpy", pol)
-    return res
+    solve_time = sum(r.solve_time for r in results)
+    return _batch_result(P, q, A, fin, statuses, None, time.perf_counter() - t_setup - solve_time,
+                         "numpy", pol, solve_time=solve_time)

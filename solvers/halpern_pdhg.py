@@ -36,7 +36,7 @@ import numpy as np
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import get_backend
-from cvxkit.solvers.driver import Options, run
+from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.pdhg_core import (Data, Settings, State, algorithm, dual_infeasible,
                                       init_state, metrics, primal_infeasible)
 from cvxkit.solvers.pdhg_setup import Scaled, make_data, scale_problem, validate_lp
@@ -248,6 +248,8 @@ def _merge(runs):
 
 def _result(c, s: dict, sc: Scaled, out, setup_time, init_time, backend, rejected=(),
             usex=True, usey=True) -> Result:
+    """The `Result` from the final state ``s`` (numpy arrays) and the driver `Run` ``out``; the
+    status is `loop_verdict`'s (the flag was confirmed by `_UserCheck`, or reset to running)."""
     status = loop_verdict(s["flag"], out.status)
     h = as_numpy_history(out.history)
     if "iterations" in h:
@@ -271,8 +273,8 @@ def _result(c, s: dict, sc: Scaled, out, setup_time, init_time, backend, rejecte
         x = np.full_like(x, np.nan)
     else:
         obj = float(c @ x)
-    return Result(x=x, status=status, objective=obj, primal_residual=float(s["prim"]),
-                  dual_residual=float(s["dual"]), iterations=int(s["it"]), solve_time=out.solve_time,
-                  setup_time=setup_time, compile_time=out.compile_time + init_time, history=h,
-                  backend=backend, dual=y,
-                  method="halpern_pdhg", info=info)
+    final = Final(x=x, objective=obj, dual=y, primal_residual=float(s["prim"]),
+                  dual_residual=float(s["dual"]), info=info, status=status,
+                  iterations=int(s["it"]))
+    return finish(final, method="halpern_pdhg", backend=backend, setup_time=setup_time,
+                  run=out._replace(compile_time=out.compile_time + init_time), history=h)
