@@ -349,8 +349,8 @@ def block(bk: Backend, sp: Splitting, d: Data, s: State, n=None, adapt=True, adv
 
 
 def _monitor(bk, s: State, d: Data):
-    return {"iterations": s.k, "objective": s.objective, "prim_res": s.prim_res,
-            "dual_res": s.dual_res, "gap": s.gap, "rho": s.rho}
+    return {"objective": s.objective, "prim_res": s.prim_res, "dual_res": s.dual_res,
+            "gap": s.gap, "rho": s.rho}
 
 
 def _stopped(bk, s: State, d: Data):
@@ -361,6 +361,14 @@ def make_algorithm(name: str, sp: Splitting) -> Algorithm:
     """The driver `Algorithm` of ADMM with splitting ``sp`` (one step = one `block`; a batch on
     JAX: `cvxkit.solvers.admm_batch.batch_algorithm`).
 
-    Call it once per splitting (at import): the driver caches compiled code per `Algorithm`.
+    Call it once per splitting (at import): the driver caches compiled code per `Algorithm`. A
+    solve sets ``iterations_per_step`` to its ``check_every`` (`per_block`).
     """
     return Algorithm(name, lambda bk, s, d: block(bk, sp, d, s), _monitor, _stopped)
+
+
+def per_block(alg: Algorithm, check_every: int) -> Algorithm:
+    """``alg`` with one step counted as ``check_every`` iterations: the driver's ``max_iter``,
+    iteration counts and ``history["iteration"]`` are then iterations (the last block of a run
+    stops at ``max_iter``: `cvxkit.solvers.primal_dual.clip_history`)."""
+    return alg._replace(iterations_per_step=int(check_every))

@@ -35,7 +35,7 @@ CHUNK = 256
 def _batch_monitor(bk, s: State, d: Data):
     xp = bk.xp
     running = s.flag == RUNNING
-    return {"iterations": xp.max(s.k), "running": xp.sum(running),
+    return {"running": xp.sum(running),
             "max_prim_res": xp.max(xp.where(running, s.prim_res, 0.0)),
             "max_dual_res": xp.max(xp.where(running, s.dual_res, 0.0))}
 
@@ -191,7 +191,8 @@ def run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, mes
     member, which stays frozen) holding its running members, and the loop goes on; the stopped
     members are written back. Members never leave their device, and every member gets the
     iterations it would get on one device. Each block size is compiled once (cached; reported
-    in ``compile_time``).
+    in ``compile_time``). ``opts.max_iter`` and the history count iterations
+    (``alg.iterations_per_step`` per step).
     """
     from cvxkit.solvers.driver import Run, _advance_fn, _Monitor
 
@@ -210,13 +211,15 @@ def run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, mes
            "scatter": per_device(bk, mesh, scatter, (True, True, True)),
            "gather": per_device(bk, mesh, gather, (True, True))}
     compile_time = 0.0
+    per = alg.iterations_per_step
+    base = alg._replace(iterations_per_step=1)  # the compiled code does not depend on it
     found = {}  # within this run the shapes follow from the batch sizes: skip aot's signature
 
     def call(name, *args, donate=()):
         nonlocal compile_time
         key = (name, *(jax.tree_util.tree_leaves(a)[0].shape for a in args[:2]))
         if key not in found:
-            found[key], c = aot(bk, (name, alg, mesh), fns[name], *args, donate=donate)
+            found[key], c = aot(bk, (name, base, mesh), fns[name], *args, donate=donate)
             compile_time += c
         return found[key](*args)
 
@@ -235,8 +238,9 @@ def run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, mes
     values = host(call("monitor", s, d)[0])
     status = mon.check(0, values, values["running"] == 0)
     while status is None:
-        s, (i, values) = call("advance", s, d, min(opts.check_every, opts.max_iter - it))
-        it += int(np.max(jax.device_get(i)))  # the same on every device
+        steps = -(-(opts.max_iter - it) // per)  # the last block stops at max_iter
+        s, (i, values) = call("advance", s, d, min(opts.check_every, steps))
+        it += int(np.max(jax.device_get(i))) * per  # the same on every device
         values = host(values)
         status = mon.check(it, values, values["running"] == 0)
         flags = np.asarray(s.flag).reshape(n_dev, -1)

@@ -21,6 +21,7 @@ Compilation is cached per shape and reported in ``Result.compile_time``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -28,7 +29,8 @@ import time
 import numpy as np
 
 from cvxkit.solvers import kkt, validate
-from cvxkit.solvers.admm import Data, Settings, Splitting, State, residuals, termination_flag
+from cvxkit.solvers.admm import (Data, Settings, Splitting, State, per_block, residuals,
+                                 termination_flag)
 from cvxkit.solvers.admm_batch import (aot, default_device, host_devices, one_device_mesh,
                                        per_device, run_batch)
 from cvxkit.solvers.admm_box import (ALG_DENSE, ALG_DENSE_BATCH, ALG_INVERSE_BATCH,
@@ -39,8 +41,8 @@ from cvxkit.solvers.admm_box import (ALG_DENSE, ALG_DENSE_BATCH, ALG_INVERSE_BAT
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.primal_dual import (INF_BOUND, INFEASIBLE_OBJECTIVE, RUNNING, SOLVED,
-                                        certificate, loop_verdict, warm_parts)
-from cvxkit.solvers.result import Result, Status, as_numpy_history, batch_message
+                                        certificate, clip_history, loop_verdict, warm_parts)
+from cvxkit.solvers.result import Result, Status, batch_message
 from cvxkit.solvers.validate import float_array
 
 
@@ -297,13 +299,12 @@ def _settings(bk, cfg) -> Settings:
                     b(cfg["adaptive"]), b(cfg["check_gap"]), i(cfg["block"]), i(cfg["max_iter"]))
 
 
-def _driver_opts(opts: Options, cfg, jax: bool, batched: bool = False) -> Options:
-    """Driver options: one driver step is one block of ``check_every`` iterations; JAX syncs with
-    the host every ~100 iterations (a batch: ~500, its loop also stops to compact)."""
-    blocks = -(-cfg["max_iter"] // cfg["block"])
+def _driver(alg, opts: Options, cfg, jax: bool, batched: bool = False):
+    """The driver `Algorithm` and `Options` of a solve: one driver step is one block of
+    ``check_every`` iterations (`per_block`); JAX syncs with the host every ~100 iterations (a
+    batch: ~500, its loop also stops to compact)."""
     sync = max(1, (500 if batched else 100) // cfg["block"]) if jax else 1
-    return Options(tol=opts.tol, max_iter=blocks, time_limit=opts.time_limit, verbose=opts.verbose,
-                   callback=opts.callback, check_every=sync, seed=opts.seed, dtype=opts.dtype)
+    return per_block(alg, cfg["block"]), dataclasses.replace(opts, check_every=sync)
 
 
 def _final_status(bk, sp, d, s: State, driver_status: Status) -> Status:
@@ -312,13 +313,6 @@ def _final_status(bk, sp, d, s: State, driver_status: Status) -> Status:
     if int(s.flag) == RUNNING:
         relaxed = termination_flag(bk, sp, d, s, residuals(bk, sp, d, s.x, s.z, s.y), relax=10.0)
     return loop_verdict(s.flag, driver_status, relaxed)
-
-
-def _history(out):
-    h = as_numpy_history(out.history)
-    if "iterations" in h:
-        h["iteration"] = h.pop("iterations").astype(int)
-    return h
 
 
 def _unscale(d_D, d_E, d_c, x, z, y):
@@ -341,8 +335,7 @@ def _result_single(P, q, A, x, z, y, s_np: dict, status, out, setup_time, backen
     final = Final(x=x, objective=obj, dual=info["y"], primal_residual=s_np["prim_res"],
                   dual_residual=s_np["dual_res"], info=info, status=status, message=message,
                   iterations=s_np["k"])
-    return finish(final, method="admm", backend=backend, run=out, setup_time=setup_time,
-                  history=_history(out))
+    return finish(final, method="admm", backend=backend, run=out, setup_time=setup_time)
 
 
 def _verified(status, cert, P, q, A, l, u, cfg):
@@ -383,11 +376,12 @@ def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol,
     except np.linalg.LinAlgError as e:
         return _failed(q, A, str(e), time.perf_counter() - t_setup, "numpy")
     setup_time = time.perf_counter() - t_setup
-    alg = ALG_DENSE if sp is QP_DENSE else ALG_SPARSE
+    alg, dopts = _driver(ALG_DENSE if sp is QP_DENSE else ALG_SPARSE, opts, cfg, jax=False)
     try:
-        out = run(alg, bk, s, d, _driver_opts(opts, cfg, jax=False))
+        out = run(alg, bk, s, d, dopts)
     except np.linalg.LinAlgError as e:  # a refactorization failed
         return _failed(q, A, str(e), setup_time, "numpy")
+    out = out._replace(history=clip_history(out.history, cfg["max_iter"]))
     s = out.state
     status = _final_status(bk, sp, d, s, out.status)
     polish_info = "off"
@@ -498,10 +492,11 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
             s = s._replace(flag=jax.device_put(s.flag.at[batch:].set(SOLVED), s.flag.sharding))
         bk.block(s.x)
         setup_time = time.perf_counter() - t0
-        alg = {QP_DENSE_INVERSE: ALG_INVERSE_BATCH, QP_DENSE_INVERSE_XLA: ALG_INVERSE_XLA_BATCH,
-               QP_DENSE: ALG_DENSE_BATCH}[sp] if batched else ALG_DENSE
-        dopts = _driver_opts(opts, cfg, jax=True, batched=batched)
+        alg, dopts = _driver({QP_DENSE_INVERSE: ALG_INVERSE_BATCH, QP_DENSE: ALG_DENSE_BATCH,
+                              QP_DENSE_INVERSE_XLA: ALG_INVERSE_XLA_BATCH}[sp] if batched else
+                             ALG_DENSE, opts, cfg, jax=True, batched=batched)
         out = run_batch(alg, bk, s, d, dopts, mesh) if batched else run(alg, bk, s, d, dopts)
+        out = out._replace(history=clip_history(out.history, cfg["max_iter"]))
         delta = np.asarray(pol[1], dtype=bk.dtype)
         finish, c2 = aot(bk, ("finish", pol[0], pol[2], batched, mesh), finish_fn, d, out.state,
                           delta)
@@ -591,7 +586,7 @@ def _batch_result(P, q, A, fin, statuses, out, setup_time, backend, pol,
                   status=status, message=batch_message(statuses, messages),
                   iterations=np.asarray(fin["k"], dtype=int))
     return finish(final, method="admm", backend=backend, run=out, setup_time=setup_time,
-                  solve_time=solve_time, history=_history(out) if out is not None else {})
+                  solve_time=solve_time, history=None if out is not None else {})
 
 
 def _numpy_batch_loop(P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scaling, pol) -> Result:

@@ -29,6 +29,7 @@ reaches about 1e-4 relative accuracy.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -42,7 +43,7 @@ from cvxkit.solvers.pdhg_core import (Data, Settings, State, algorithm, dual_inf
 from cvxkit.solvers.pdhg_setup import Scaled, make_data, scale_problem, validate_lp
 from cvxkit.solvers.primal_dual import (DIVERGED, DUAL_INFEASIBLE, FLAG_STATUS,
                                         INFEASIBLE_OBJECTIVE, PRIMAL_INFEASIBLE, RUNNING, SOLVED,
-                                        certificate, loop_verdict, warm_parts)
+                                        certificate, clip_history, loop_verdict, warm_parts)
 from cvxkit.solvers.result import Result, Status, as_numpy_history
 
 _WARM_EXPECTED = ("warm_start must be a Result of halpern_pdhg, a dict {'x': (n,), 'y': (m,)} "
@@ -164,10 +165,9 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
         while True:
             done = int(np.asarray(bk.to_numpy(s.it)))
             left = time_limit - (time.perf_counter() - t_start)
-            dopts = Options(tol=opts.tol, max_iter=-(-(max_iter - done) // check_every) + 1,
-                            time_limit=max(left, 1e-9), verbose=verbose, callback=callback,
-                            check_every=sync_every if bk.name == "jax" else 1, seed=seed, dtype=dtype)
-            out = run(algorithm(mesh), bk, s, d, dopts)
+            dopts = dataclasses.replace(opts, max_iter=max_iter - done, time_limit=max(left, 1e-9),
+                                        check_every=sync_every if bk.name == "jax" else 1)
+            out = run(algorithm(mesh, check_every), bk, s, d, dopts)
             runs.append(out)
             s = out.state
             fin = {k: np.asarray(bk.to_numpy(getattr(s, k))) for k in State._fields}
@@ -181,7 +181,9 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
             d = d._replace(settings=user.tighten(bk, d.settings, flag))
             s = s._replace(flag=bk.xp.asarray(RUNNING, dtype=bk.xp.int32) if bk.name == "jax" else RUNNING)
     usex, usey = float(np.asarray(bk.to_numpy(d.xscale))) > 0, float(np.asarray(bk.to_numpy(d.cnorm))) > 0
-    return _result(c, fin, sc, _merge(runs), setup_time, t_init, bk.name, user.rejected, usex, usey)
+    out = _merge(runs)
+    out = out._replace(history=clip_history(out.history, max_iter))
+    return _result(c, fin, sc, out, setup_time, t_init, bk.name, user.rejected, usex, usey)
 
 
 class _UserCheck:
@@ -233,15 +235,17 @@ class _UserCheck:
 
 
 def _merge(runs):
-    """One driver `Run` from the runs of the loop above (histories concatenated)."""
+    """One driver `Run` from the runs of the loop above (histories concatenated; the times and
+    iterations of each run continue those of the runs before)."""
     if len(runs) == 1:
         return runs[0]
-    last, hist, t = runs[-1], {}, 0.0
+    last, hist, t, it = runs[-1], {}, 0.0, 0
     for r in runs:
         for k, v in r.history.items():
-            v = list(v)
-            hist.setdefault(k, []).extend([e + t for e in v] if k == "time" else v)
+            shift = {"time": t, "iteration": it}.get(k, 0)
+            hist.setdefault(k, []).extend([e + shift for e in v])
         t += r.solve_time
+        it += r.iterations
     return last._replace(history=hist, solve_time=t, iterations=sum(r.iterations for r in runs),
                          compile_time=sum(r.compile_time for r in runs))
 
@@ -252,8 +256,6 @@ def _result(c, s: dict, sc: Scaled, out, setup_time, init_time, backend, rejecte
     status is `loop_verdict`'s (the flag was confirmed by `_UserCheck`, or reset to running)."""
     status = loop_verdict(s["flag"], out.status)
     h = as_numpy_history(out.history)
-    if "iterations" in h:
-        h["iteration"] = h.pop("iterations").astype(int)
     restart_its = []
     if "restarts" in h and len(h["restarts"]):
         grew = np.diff(h["restarts"], prepend=0) > 0
@@ -277,4 +279,4 @@ def _result(c, s: dict, sc: Scaled, out, setup_time, init_time, backend, rejecte
                   dual_residual=float(s["dual"]), info=info, status=status,
                   iterations=int(s["it"]))
     return finish(final, method="halpern_pdhg", backend=backend, setup_time=setup_time,
-                  run=out._replace(compile_time=out.compile_time + init_time), history=h)
+                  run=out._replace(compile_time=out.compile_time + init_time))

@@ -95,6 +95,7 @@ positive constant. The certificate is returned in ``Result.info['certificate']``
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -423,7 +424,7 @@ def block(bk: Backend, d: Data, s: State) -> State:
 
 
 def _monitor(bk, s: State, d: Data):
-    return {"iterations": s.it, "objective": s.pobj, "rel_primal": s.rel_prim,
+    return {"objective": s.pobj, "rel_primal": s.rel_prim,
             "rel_dual": s.rel_dual, "rel_gap": s.rel_gap, "fixed_point": s.fpr,
             "omega": s.omega, "restarts": s.restarts}
 
@@ -447,22 +448,21 @@ def shard_vector(bk: Backend, v, mesh):
     return bk._jax.device_put(v, _vector_sharding(mesh, v))
 
 
-_MESH_ALGORITHMS: dict = {}
-
-
-def algorithm(mesh=None) -> Algorithm:
-    """The driver `Algorithm`; with a mesh, its step pins the state's sharding (vectors split
-    over the devices), so that the driver's compiled loop sees the same layout at every call."""
+@functools.lru_cache(maxsize=16)
+def algorithm(mesh=None, check_every: int = 1) -> Algorithm:
+    """The driver `Algorithm`, one step counted as ``check_every`` iterations (the block of
+    `block`; the last block of a run stops at ``max_iter``); with a mesh, its step pins the
+    state's sharding (vectors split over the devices), so that the driver's compiled loop sees
+    the same layout at every call. Cached on these static arguments."""
     if mesh is None:
-        return ALGORITHM
-    if mesh not in _MESH_ALGORITHMS:
-        def step(bk, s, d):
-            s = block(bk, d, s)
-            wsc = bk._jax.lax.with_sharding_constraint
-            return State(*[wsc(v, _vector_sharding(mesh, v)) for v in s])
+        return ALGORITHM._replace(iterations_per_step=check_every)
 
-        _MESH_ALGORITHMS[mesh] = Algorithm("halpern_pdhg", step, _monitor, _stopped)
-    return _MESH_ALGORITHMS[mesh]
+    def step(bk, s, d):
+        s = block(bk, d, s)
+        wsc = bk._jax.lax.with_sharding_constraint
+        return State(*[wsc(v, _vector_sharding(mesh, v)) for v in s])
+
+    return Algorithm("halpern_pdhg", step, _monitor, _stopped, check_every)
 
 
 def init_state(bk: Backend, d: Data, x0, y0, omega0, mesh=None) -> State:
