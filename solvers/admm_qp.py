@@ -161,11 +161,11 @@ def _warm(warm_start, n, m, batch):
 
 
 def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=None, eps_rel=None,
-            max_iter=4000, time_limit=math.inf, verbose=False, callback=None, check_every=25,
-            seed=0, warm_start=None, dtype="float64", rho=0.1, sigma=1e-6, alpha=1.6,
-            adaptive_rho=True, adaptive_rho_tolerance=5.0, scaling=10, eps_primal_infeasible=1e-4,
-            eps_dual_infeasible=1e-4, check_gap=True, polish=False, polish_refine_iter=3, delta=1e-6,
-            linsys="auto", mesh=None) -> Result:
+            max_iter=4000, time_limit=math.inf, verbose=False, progress: bool | None = None,
+            callback=None, check_every=25, seed=0, warm_start=None, dtype="float64", rho=0.1,
+            sigma=1e-6, alpha=1.6, adaptive_rho=True, adaptive_rho_tolerance=5.0, scaling=10,
+            eps_primal_infeasible=1e-4, eps_dual_infeasible=1e-4, check_gap=True, polish=False,
+            polish_refine_iter=3, delta=1e-6, linsys="auto", mesh=None) -> Result:
     r"""Solve $\min \tfrac12 x^\top Px + q^\top x$ s.t. $l \le Ax \le u$ by OSQP's ADMM.
 
     Args:
@@ -198,6 +198,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
             solves its own share of the members (no communication). For several CPU cores,
             start Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` and pass
             ``Mesh(jax.devices(), ("batch",))``. Default: one device.
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on a
+            terminal.
         time_limit, verbose, callback, seed, dtype: see `cvxkit.solvers.driver`.
 
     Returns:
@@ -262,7 +264,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
     if isinstance(max_iter, np.integer):
         max_iter = int(max_iter)
     opts = Options(tol=min(eps_abs, eps_rel), max_iter=max_iter, time_limit=time_limit,
-                   verbose=verbose, callback=callback, check_every=None, seed=seed, dtype=dtype)
+                   verbose=verbose, callback=callback, check_every=None, seed=seed, dtype=dtype,
+                   progress=progress)
     bk = get_backend(backend, dtype)
     n, m = q.shape[-1], A.shape[-2]
     x0, y0, rho_w = _warm(warm_start, n, m, batch)

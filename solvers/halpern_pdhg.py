@@ -78,11 +78,11 @@ def _warm(warm_start, n, m):
 
 def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="numpy", tol=1e-4,
                  eps_abs=None, eps_rel=None, max_iter=100_000, time_limit=math.inf, verbose=False,
-                 callback=None, check_every=64, sync_every=None, seed=0, warm_start=None,
-                 dtype="float64", reflection=1.0, eps_primal_infeasible=1e-8,
-                 eps_dual_infeasible=1e-8, ruiz_iters=10, pock_chambolle=True, rescale=True,
-                 primal_weight=None, adaptive_primal_weight=True, mesh=None,
-                 sparse_format="auto") -> Result:
+                 progress: bool | None = None, callback=None, check_every=64, sync_every=None,
+                 seed=0, warm_start=None, dtype="float64", reflection=1.0,
+                 eps_primal_infeasible=1e-8, eps_dual_infeasible=1e-8, ruiz_iters=10,
+                 pock_chambolle=True, rescale=True, primal_weight=None,
+                 adaptive_primal_weight=True, mesh=None, sparse_format="auto") -> Result:
     r"""Solve $\min c^\top x$ s.t. $l_c \le Kx \le u_c$, $l_v \le x \le u_v$ by r2HPDHG.
 
     Args:
@@ -95,6 +95,8 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
         max_iter: PDHG iterations; time_limit: seconds; check_every: iterations between checks
             (restart, termination, infeasibility); sync_every: JAX blocks between host syncs
             (default: about 1000 iterations' worth, 1 when verbose or with a callback).
+        progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on a
+            terminal.
         warm_start: a `Result`, ``{"x": ..., "y": ...}`` or a pair ``(x, y)`` (unscaled).
         dtype: ``"float64"`` or ``"float32"``.
         reflection: $\rho$ of the Halpern step (1: r2HPDHG, 0: Halpern PDHG).
@@ -126,7 +128,7 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
     check_every = validate.integer("check_every", check_every)
     sync_every = validate.integer("sync_every", sync_every, allow_none=True)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
-                   callback=callback, seed=seed, dtype=dtype)
+                   callback=callback, seed=seed, dtype=dtype, progress=progress)
     reflection = validate.nonnegative("reflection", reflection)
     if reflection > 1.0:
         raise ValueError(f"reflection must be in [0, 1], got {reflection!r}")
