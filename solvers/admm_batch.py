@@ -7,6 +7,7 @@ every iteration until the slowest stops, so `run_batch` compacts the batch: once
 members fit in at most ``COMPACT_FRACTION`` of it, they are gathered into a smaller batch (a
 power of two, at least ``MIN_BUCKET``) and the stopped ones are written back. With a device mesh
 each device steps its own block of members (`per_device`, ``jax.shard_map``, no communication).
+Compiled code lives in the driver's bounded `cvxkit.solvers.driver.compile_cache` (`aot`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from cvxkit.solvers.admm import Data, Splitting, State, apply_rho, block, iterations, rho_estimate
 from cvxkit.solvers.backend import Backend
-from cvxkit.solvers.driver import Algorithm, Options
+from cvxkit.solvers.driver import Algorithm, Options, compile_cache, signature
 from cvxkit.solvers.primal_dual import RUNNING
 
 #: a batch is compacted (to the next power of two above its running members) once that size is
@@ -114,21 +115,21 @@ def host_devices(mesh) -> bool:
         dev.platform == "cpu" for dev in mesh.devices.flat)
 
 
-_AOT: dict = {}
-
-
 def aot(bk, name, fn, *args, donate=()):
-    """``fn`` jitted and compiled for the shapes of ``args`` (cached); returns (compiled, secs).
+    """``fn`` jitted and compiled for the shapes of ``args``; returns ``(compiled, seconds of
+    compilation)`` (0 when cached). ``name`` identifies ``fn`` by static configuration only;
+    the key in `cvxkit.solvers.driver.compile_cache` is ``("admm", name, bk, signature)``.
     ``donate``: positions of arguments whose buffers the call may reuse (then invalid)."""
-    from cvxkit.solvers.driver import signature
-
     jax = bk._jax
-    key = (name, bk, *signature(jax, args))
-    if key in _AOT:
-        return _AOT[key], 0.0
-    t = time.perf_counter()
-    _AOT[key] = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
-    return _AOT[key], time.perf_counter() - t
+    spent = []
+
+    def build():
+        t = time.perf_counter()
+        compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
+        spent.append(time.perf_counter() - t)
+        return compiled
+
+    return compile_cache.get(("admm", name, bk, *signature(jax, args)), build), sum(spent)
 
 
 def default_device(jax):
@@ -137,7 +138,7 @@ def default_device(jax):
     return dev if isinstance(dev, jax.Device) else jax.devices()[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=16)
 def one_device_mesh(device):
     import jax
 
@@ -165,7 +166,7 @@ def per_device(bk, mesh, fn, in_batched, out_batched=True):
                          out_specs=spec(axis), check_vma=False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4)
 def _compaction_fns(bk):
     """``scatter(full, idx, part)`` and ``gather(full, idx)`` over whole pytrees (compiled by
     `aot`)."""

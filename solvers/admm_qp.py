@@ -411,7 +411,7 @@ def _failed(q, A, msg, setup_time, backend):
     return finish(final, method="admm", backend=backend, setup_time=setup_time)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=32)
 def _setup_callable(bk, scaling: int, batched: bool, sp: Splitting):
 
     def one(P, q, A, l, u, x0, y0, rho0, st):
@@ -422,7 +422,7 @@ def _setup_callable(bk, scaling: int, batched: bool, sp: Splitting):
     return bk._jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=32)
 def _finish_callable(bk, polish: bool, refine: int, batched: bool):
     """Polish (optional), relaxed flag, certificates' inputs, unscaled vectors; jit/vmap-able."""
 

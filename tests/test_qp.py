@@ -18,7 +18,8 @@ from conftest import run_on_host_devices
 
 from cvxkit.problems import QuadraticProgram
 from cvxkit.solvers import Status, methods
-from cvxkit.solvers import admm_batch, admm_box
+from cvxkit.solvers import admm_box
+from cvxkit.solvers.driver import compile_cache
 from cvxkit.solvers.admm_qp import admm_qp
 from cvxkit.solvers.scaling import units_dense
 
@@ -260,7 +261,8 @@ def test_batch_compaction_keeps_every_member():
     l, u = -rng.random((B, m)), rng.random((B, m))
     res = admm_qp(P, q, A, l, u, backend="jax", tol=1e-6)
     assert res.converged and all(s is Status.OPTIMAL for s in res.status)
-    assert any(isinstance(key[0], tuple) and key[0][0] == "scatter" for key in admm_batch._AOT)  # compacted
+    assert any(key[0] == "admm" and key[1][0] == "scatter"
+               for key in compile_cache._items)  # compacted
     its = res.info["iterations"]
     assert its.max() > 2 * np.median(its)  # a tail worth compacting
     loop = admm_qp(P, q, A, l, u, tol=1e-6)  # numpy: member by member
@@ -577,9 +579,9 @@ try:  # larger members would need LAPACK calls on both devices at once (XLA:CPU 
     raise AssertionError("n = 13 on two CPU devices was accepted")
 except ValueError as e:
     assert "LAPACK" in str(e)
-from cvxkit.solvers import admm_batch
-assert any(isinstance(k[0], tuple) and k[0][0] == "scatter" and k[0][2].devices.size == 2
-           for k in admm_batch._AOT)  # the blocks were compacted
+from cvxkit.solvers.driver import compile_cache
+assert any(k[0] == "admm" and k[1][0] == "scatter" and k[1][2].devices.size == 2
+           for k in compile_cache._items)  # the blocks were compacted
 print("OK")
 """
 
