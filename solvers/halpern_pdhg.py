@@ -40,7 +40,7 @@ from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.pdhg_core import (Data, Settings, State, algorithm, dual_infeasible,
                                       init_state, metrics, primal_infeasible)
-from cvxkit.solvers.pdhg_setup import Scaled, make_data, scale_problem, validate_lp
+from cvxkit.solvers.pdhg_setup import Scaled, config, make_data, scale_problem, validate_lp
 from cvxkit.solvers.primal_dual import (DIVERGED, DUAL_INFEASIBLE, FLAG_STATUS,
                                         INFEASIBLE_OBJECTIVE, PRIMAL_INFEASIBLE, RUNNING, SOLVED,
                                         certificate, clip_history, loop_verdict, warm_parts)
@@ -129,26 +129,13 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
     sync_every = validate.integer("sync_every", sync_every, allow_none=True)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, seed=seed, dtype=dtype, progress=progress)
-    reflection = validate.nonnegative("reflection", reflection)
-    if reflection > 1.0:
-        raise ValueError(f"reflection must be in [0, 1], got {reflection!r}")
     if mesh is not None and backend != "jax":
         raise ValueError("mesh needs backend='jax'")
-    validate.choice("sparse_format", sparse_format, ("auto", "segment", "bcoo"))
-    cfg = dict(eps_abs=validate.positive("eps_abs", tol if eps_abs is None else eps_abs, allow_zero=True),
-               eps_rel=validate.positive("eps_rel", tol if eps_rel is None else eps_rel, allow_zero=True),
-               eps_pinf=validate.positive("eps_primal_infeasible", eps_primal_infeasible),
-               eps_dinf=validate.positive("eps_dual_infeasible", eps_dual_infeasible),
-               reflection=reflection, adapt_weight=validate.boolean("adaptive_primal_weight",
-                                                                    adaptive_primal_weight),
-               block=check_every, max_iter=max_iter,
-               ruiz_iters=validate.integer("ruiz_iters", ruiz_iters, minimum=0),
-               pock_chambolle=validate.boolean("pock_chambolle", pock_chambolle),
-               rescale=validate.boolean("rescale", rescale), seed=seed,
-               primal_weight=validate.positive("primal_weight", primal_weight, allow_none=True),
-               sparse_format=sparse_format)
-    if cfg["eps_abs"] == 0 and cfg["eps_rel"] == 0:
-        raise ValueError("eps_abs and eps_rel cannot both be 0")
+    cfg = config(tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, reflection=reflection, seed=seed,
+                 eps_primal_infeasible=eps_primal_infeasible, eps_dual_infeasible=eps_dual_infeasible,
+                 adaptive_primal_weight=adaptive_primal_weight, check_every=check_every, max_iter=max_iter,
+                 ruiz_iters=ruiz_iters, pock_chambolle=pock_chambolle, rescale=rescale,
+                 primal_weight=primal_weight, sparse_format=sparse_format)
     xw, yw = _warm(warm_start, n, m)
     bk = get_backend(backend, dtype)
     sc = scale_problem(c, K, lc, uc, lv, uv, cfg)

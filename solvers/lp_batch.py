@@ -31,7 +31,7 @@ from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, Run, finish, run
 from cvxkit.solvers.halpern_pdhg import _result, _UserCheck, _warm
 from cvxkit.solvers.pdhg_core import Data, Settings, State, algorithm, init_state
-from cvxkit.solvers.pdhg_setup import make_data, scale_problem, validate_lp
+from cvxkit.solvers.pdhg_setup import config, make_data, scale_problem, validate_lp
 from cvxkit.solvers.primal_dual import DIVERGED, RUNNING, warm_parts
 from cvxkit.solvers.result import Result, Status, batch_message
 
@@ -184,24 +184,11 @@ def halpern_pdhg_batch(c, K=None, lc=None, uc=None, lv=None, uv=None, *, tol=1e-
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=sync_every, seed=seed, dtype=dtype,
                    progress=progress)
-    reflection = validate.nonnegative("reflection", reflection)
-    if reflection > 1.0:
-        raise ValueError(f"reflection must be in [0, 1], got {reflection!r}")
-    validate.choice("sparse_format", sparse_format, ("auto", "segment", "bcoo"))
-    eps = {k: validate.positive(k, tol if v is None else v, allow_zero=True)
-           for k, v in (("eps_abs", eps_abs), ("eps_rel", eps_rel))}
-    if eps["eps_abs"] == 0 and eps["eps_rel"] == 0:
-        raise ValueError("eps_abs and eps_rel cannot both be 0")
-    cfg = dict(eps, eps_pinf=validate.positive("eps_primal_infeasible", eps_primal_infeasible),
-               eps_dinf=validate.positive("eps_dual_infeasible", eps_dual_infeasible),
-               reflection=reflection,
-               adapt_weight=validate.boolean("adaptive_primal_weight", adaptive_primal_weight),
-               block=check_every, max_iter=max_iter,
-               ruiz_iters=validate.integer("ruiz_iters", ruiz_iters, minimum=0),
-               pock_chambolle=validate.boolean("pock_chambolle", pock_chambolle),
-               rescale=validate.boolean("rescale", rescale), seed=seed,
-               primal_weight=validate.positive("primal_weight", primal_weight, allow_none=True),
-               sparse_format=sparse_format)
+    cfg = config(tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, reflection=reflection, seed=seed,
+                 eps_primal_infeasible=eps_primal_infeasible, eps_dual_infeasible=eps_dual_infeasible,
+                 adaptive_primal_weight=adaptive_primal_weight, check_every=check_every, max_iter=max_iter,
+                 ruiz_iters=ruiz_iters, pock_chambolle=pock_chambolle, rescale=rescale,
+                 primal_weight=primal_weight, sparse_format=sparse_format)
     warm = _warm_batch(warm_start, B, n, m)
     host, bk = get_backend("numpy", dtype), get_backend("jax", dtype)
     scs = [scale_problem(*lp, cfg) for lp in lps]

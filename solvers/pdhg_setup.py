@@ -44,6 +44,33 @@ def _bounds(name, v, size, fill):
     return np.where(v <= -INF_BOUND, -np.inf, np.where(v >= INF_BOUND, np.inf, v))
 
 
+def config(*, tol, eps_abs, eps_rel, eps_primal_infeasible, eps_dual_infeasible, reflection,
+           adaptive_primal_weight, check_every, max_iter, ruiz_iters, pock_chambolle, rescale, seed,
+           primal_weight, sparse_format) -> dict:
+    """The method's options (those of `cvxkit.solvers.halpern_pdhg.halpern_pdhg`) checked, as
+    the configuration dict of `scale_problem`, `make_data` and the `Settings`; ``ValueError``
+    (or ``TypeError``) naming a bad one."""
+    reflection = validate.nonnegative("reflection", reflection)
+    if reflection > 1.0:
+        raise ValueError(f"reflection must be in [0, 1], got {reflection!r}")
+    validate.choice("sparse_format", sparse_format, ("auto", "segment", "bcoo"))
+    eps = {k: validate.positive(k, tol if v is None else v, allow_zero=True)
+           for k, v in (("eps_abs", eps_abs), ("eps_rel", eps_rel))}
+    cfg = dict(eps, eps_pinf=validate.positive("eps_primal_infeasible", eps_primal_infeasible),
+               eps_dinf=validate.positive("eps_dual_infeasible", eps_dual_infeasible),
+               reflection=reflection, adapt_weight=validate.boolean("adaptive_primal_weight",
+                                                                    adaptive_primal_weight),
+               block=check_every, max_iter=max_iter,
+               ruiz_iters=validate.integer("ruiz_iters", ruiz_iters, minimum=0),
+               pock_chambolle=validate.boolean("pock_chambolle", pock_chambolle),
+               rescale=validate.boolean("rescale", rescale), seed=seed,
+               primal_weight=validate.positive("primal_weight", primal_weight, allow_none=True),
+               sparse_format=sparse_format)
+    if cfg["eps_abs"] == 0 and cfg["eps_rel"] == 0:
+        raise ValueError("eps_abs and eps_rel cannot both be 0")
+    return cfg
+
+
 def validate_cost(c) -> np.ndarray:
     """``c`` as a finite float64 vector of shape (n,), n >= 1, else ``ValueError``."""
     c = validate.float_array("c", c, finite=True)
