@@ -16,7 +16,7 @@ vmapped, jitted loop.
 own QP canonicalization), and ``qp.unpack(result)`` writes a solution back into that problem's
 variables and constraints.
 
-Method ``"admm"``: the OSQP algorithm (`cvxkit.solvers.admm`), numpy or JAX. Reference:
+Method ``"admm"``: the OSQP algorithm (`cvxkit.solvers.admm_qp`), numpy or JAX. Reference:
 the CVXPY model of `to_cvxpy`, solved by Clarabel at tolerance 1e-9.
 
 ``LinearProgram(c, A_ub, b_ub, A_eq, b_eq, lb, ub)`` (scipy.optimize.linprog's form), from
@@ -78,7 +78,7 @@ class QuadraticProgram(Problem):
     ``Result.info['y']``) holds the duals ($y_i > 0$ when the upper bound is active, $< 0$ for
     the lower one), so that $Px + q + A^\top y = 0$ at a solution. A batch's `Result` has a
     leading batch axis on every array field (``objective`` (B,), ``status`` one `Status` per
-    member, ...; see `cvxkit.solvers.admm.admm_qp`).
+    member, ...; see `cvxkit.solvers.admm_qp.admm_qp`).
     """
 
     family = "qp"
