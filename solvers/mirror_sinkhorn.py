@@ -45,7 +45,7 @@ What was verified of the paper, and how (this module was written without access 
   (Shannon entropies ``H``; ``H(p) <= ||log p||_inf``), so ``sqrt(delta/t)/B`` is the usual
   ``sqrt(D/t)/G`` schedule, giving ``F(avg_T) - F* = O(B sqrt(delta / T))`` -- up to the
   effects of projecting on one side only and of decreasing steps, which the paper's analysis
-  handles and this module does not re-derive. Measured (tests/test_mirror_sinkhorn.py, 50x50
+  handles and this module does not re-derive. Measured (tests/problems/test_mirror_sinkhorn.py, 50x50
   instance of the digest): the rounded average's gap is 6.8e-3, 1.9e-3, 4.1e-4 after 1e3, 1e4,
   1e5 steps (the expected ``T^{-1/2}``); with gradient noise it still falls like ``T^{-1/2}``;
   the online regret grows sublinearly (about ``sqrt(T)`` on random costs).

@@ -9,7 +9,7 @@ from scipy.optimize import nnls
 
 from cvxkit.solvers import Status
 
-PAGE = pathlib.Path(__file__).parent.parent / "docs" / "adding_a_method.md"
+PAGE = pathlib.Path(__file__).parents[2] / "docs" / "adding_a_method.md"
 
 
 @pytest.fixture(scope="module")

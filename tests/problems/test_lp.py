@@ -11,8 +11,8 @@ from cvxkit.problems import LinearProgram
 from cvxkit.solvers.halpern_pdhg import halpern_pdhg
 from cvxkit.solvers.result import Status
 
-DATA = pathlib.Path(__file__).parent / "data" / "netlib"
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "netlib"
+DATA = pathlib.Path(__file__).parents[1] / "data" / "netlib"
+SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "netlib"
 
 
 def random_lp(seed=0, n=40, m_ub=25, m_eq=6, density=0.3):
