@@ -10,10 +10,10 @@ For every registered method (a new method joins by registering and adding a row 
 (c) an unknown option and a mistyped one (``max_iter="x"``) raise ``ValueError`` naming them;
 (d) ``warm_start=`` the method's own optimal `Result` converges again within
     ``max(check_every, 10% of the cold iterations) + WARM_SLACK`` iterations;
-(e) numpy and JAX agree on the objective to ``10 * tol`` (a few methods only: JAX compiles).
+(e) numpy and JAX agree on the objective to ``10 * tol``.
 
-The problems are the fuzz suite's tiny instances (`tests/fuzz/test_fuzz_options.py`, n <= 6);
-numpy back end except (e) and ``dual_proxy`` (JAX only). Where a property does not apply to a
+(a)-(d) run on every back end the registry lists for the method; (e) on every method with both.
+The problems are the fuzz suite's tiny instances (`tests/fuzz/test_fuzz_options.py`, n <= 6). Where a property does not apply to a
 method the test is skipped with the reason (`SKIP`); where it does not hold today it is an
 ``xfail`` with the measured reason (`XFAIL`), not a change of the algorithm.
 """
@@ -45,8 +45,6 @@ CONTRACT_OPTIONS = {
     "lv_hba": {"tol": 1e-2, "max_iter": 3000},
     "mirror_sinkhorn": {"tol": 1e-1, "max_iter": 2000},
 }
-#: methods run on both back ends in (e): one per solver core, to keep the time down
-BOTH_BACKENDS = ["sinkhorn", "admm", "relu_admm"]
 
 #: (method, property) -> why the property does not apply
 SKIP = {
@@ -67,10 +65,6 @@ XFAIL: dict = {}
 
 def _method_info(m):
     return methods()[m]
-
-
-def backend_of(method: str) -> str:
-    return "numpy" if "numpy" in _method_info(method).backends else "jax"
 
 
 def options_of(method: str) -> dict:
@@ -102,11 +96,13 @@ def cold(method: str, backend: str):
 
 
 def params(prop: str):
+    """(method, back end) for every registered method and each of its back ends."""
     for m in sorted(methods()):
         marks = []
         if (m, prop) in XFAIL:
             marks.append(pytest.mark.xfail(reason=XFAIL[m, prop], strict=False))
-        yield pytest.param(m, marks=marks, id=m)
+        for backend in _method_info(m).backends:
+            yield pytest.param(m, backend, marks=marks, id=f"{m}-{backend}")
 
 
 def skip_if_not_applicable(method: str, prop: str):
@@ -117,18 +113,15 @@ def skip_if_not_applicable(method: str, prop: str):
 def test_every_method_is_covered():
     """A registered method without a tiny problem would escape the contract."""
     assert set(methods()) <= set(FACTORIES), set(methods()) - set(FACTORIES)
-    assert set(CONTRACT_OPTIONS) | set(BOTH_BACKENDS) <= set(methods())
-    for m in BOTH_BACKENDS:
-        assert {"numpy", "jax"} <= set(_method_info(m).backends), m
+    assert set(CONTRACT_OPTIONS) <= set(methods())
 
 
-@pytest.mark.parametrize("method", list(params("max_iter")))
-def test_max_iter_one_is_honest(method):
+@pytest.mark.parametrize("method, backend", list(params("max_iter")))
+def test_max_iter_one_is_honest(method, backend):
     """(a) ``max_iter=1``: not optimal, or an optimal that check confirms; a message."""
     skip_if_not_applicable(method, "max_iter")
     prob = problem(method)
-    res = prob.solve(method=method, backend=backend_of(method),
-                     **{**options_of(method), "max_iter": 1})
+    res = prob.solve(method=method, backend=backend, **{**options_of(method), "max_iter": 1})
     assert isinstance(res.message, str) and res.message.strip(), res
     if res.status is Status.OPTIMAL:
         assert res.iterations <= 1, res
@@ -137,13 +130,12 @@ def test_max_iter_one_is_honest(method):
         assert res.status in (Status.MAX_ITER, Status.OPTIMAL_INACCURATE), res
 
 
-@pytest.mark.parametrize("method", list(params("time_limit")))
-def test_tiny_time_limit_is_honest(method):
+@pytest.mark.parametrize("method, backend", list(params("time_limit")))
+def test_tiny_time_limit_is_honest(method, backend):
     """(b) ``time_limit=1e-9``: time_limit, or an optimal that check confirms; a message."""
     skip_if_not_applicable(method, "time_limit")
     prob = problem(method)
-    res = prob.solve(method=method, backend=backend_of(method),
-                     **{**options_of(method), "time_limit": 1e-9})
+    res = prob.solve(method=method, backend=backend, **{**options_of(method), "time_limit": 1e-9})
     assert isinstance(res.message, str) and res.message.strip(), res
     if res.status is Status.OPTIMAL:
         assert verified(prob, res, tol_of(method)), prob.check(res)
@@ -151,11 +143,10 @@ def test_tiny_time_limit_is_honest(method):
         assert res.status is Status.TIME_LIMIT, res
 
 
-@pytest.mark.parametrize("method", list(params("options")))
-def test_unknown_and_mistyped_options_are_named(method):
+@pytest.mark.parametrize("method, backend", list(params("options")))
+def test_unknown_and_mistyped_options_are_named(method, backend):
     """(c) an unknown option and a mistyped one raise ValueError naming them."""
     prob = problem(method)
-    backend = backend_of(method)
     with pytest.raises(ValueError, match="contract_typo"):
         prob.solve(method=method, backend=backend, contract_typo=1)
     # max_iter where the method has it; dual_proxy's count of its loop is epochs
@@ -164,12 +155,11 @@ def test_unknown_and_mistyped_options_are_named(method):
         prob.solve(method=method, backend=backend, **{name: "x"})
 
 
-@pytest.mark.parametrize("method", list(params("warm_start")))
-def test_warm_start_from_own_optimum(method):
+@pytest.mark.parametrize("method, backend", list(params("warm_start")))
+def test_warm_start_from_own_optimum(method, backend):
     """(d) from its own optimal Result a method converges in at most
     max(check_every, 10% of the cold iterations) + WARM_SLACK iterations."""
     skip_if_not_applicable(method, "warm_start")
-    backend = backend_of(method)
     prob = problem(method)
     res = cold(method, backend)
     assert res.status is Status.OPTIMAL, (method, res)  # CONTRACT_OPTIONS make it so
@@ -182,7 +172,7 @@ def test_warm_start_from_own_optimum(method):
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=[pytest.mark.xfail(
     reason=XFAIL[m, "backends"], strict=False)] if (m, "backends") in XFAIL else [])
-    for m in BOTH_BACKENDS])
+    for m in sorted(methods()) if {"numpy", "jax"} <= set(_method_info(m).backends)])
 def test_numpy_and_jax_objectives_agree(method):
     """(e) the two back ends reach the same objective to 10 * tol."""
     a, b = cold(method, "numpy"), cold(method, "jax")
