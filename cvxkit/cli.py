@@ -13,6 +13,11 @@ def _methods() -> int:
     w = [max(len(r[i]) for r in rows + [("method", "backends", "what", "paper")]) for i in range(4)]
     for r in [("method", "backends", "what", "paper")] + rows:
         print("  ".join(f"{v:<{w[i]}}" for i, v in enumerate(r)))
+    partial = [(m.name, b, what) for m in methods().values() for b, what in m.scope]
+    if partial:
+        print("\nback ends that run only part of a method:")
+        for name, b, what in partial:
+            print(f"  {name} on {b}: {what}")
     return 0
 
 

@@ -19,6 +19,13 @@ class MethodInfo:
     backends: tuple[str, ...]
     summary: str
     reference: str
+    #: where a back end does not run the whole method: ``(back end, what runs on it)`` pairs;
+    #: a back end not named here runs every iteration of the method
+    scope: tuple[tuple[str, str], ...] = ()
+
+    def backend_scope(self, backend: str) -> str:
+        """What runs on ``backend``, in words."""
+        return dict(self.scope).get(backend, "every iteration")
 
     def load(self) -> Callable:
         """Import and return the solver function."""
@@ -42,6 +49,8 @@ _METHODS = {
             "project_forget", "project_forget", "project_forget", ("numpy", "jax"),
             "metric-constrained problems: Bregman projections on an active set of cycles",
             "Sonthalia & Gilbert, JMLR 2022",
+            scope=(("jax", "the shortest-path oracle (Floyd-Warshall) only; the Bregman "
+                           "projections are numba kernels on the host"),),
         ),
         MethodInfo(
             "network_simplex", "network_simplex", "network_simplex", ("numpy",),
@@ -57,6 +66,8 @@ _METHODS = {
             "al_sketch", "al_sketch", "al_sketch", ("numpy", "jax"),
             "equality-constrained NLPs: exact augmented Lagrangian, Newton-KKT steps by randomized sketching",
             "Hong, Na, Mahoney & Kolar, ICML 2023",
+            scope=(("jax", "the sketch-and-project loop of each Newton-KKT step; the outer loop "
+                           "(line search, penalty updates) is a host loop"),),
         ),
         MethodInfo(
             "relu_admm", "relu_admm", "relu_admm", ("numpy", "jax"),
@@ -87,16 +98,19 @@ _METHODS = {
             "implicit_diff", "implicit_diff", "implicit_diff", ("numpy", "jax"),
             "bilevel: implicit-differentiation hypergradients (matrix-free CG), projected gradient outer loop",
             "Lorraine, Vicol & Duvenaud, AISTATS 2020",
+            scope=(("numpy", "a host loop over the jitted JAX step (the functions are JAX)"),),
         ),
         MethodInfo(
             "bilevel_penalty", "bilevel_penalty", "bilevel_penalty", ("numpy", "jax"),
             "bilevel: fully first-order penalty method (no second derivatives)",
             "Kwon, Kwon, Wright & Nowak, ICLR 2024",
+            scope=(("numpy", "a host loop over the jitted JAX step (the functions are JAX)"),),
         ),
         MethodInfo(
             "lv_hba", "lv_hba", "lv_hba", ("numpy", "jax"),
             "bilevel with constrained convex lower levels: proximal Lagrangian value function, single loop",
             "Yao, Yu, Zeng & Zhang, ICLR 2024",
+            scope=(("numpy", "a host loop over the jitted JAX step (the functions are JAX)"),),
         ),
         MethodInfo(
             "dual_proxy", "dual_proxy", "dual_proxy_bound", ("jax",),

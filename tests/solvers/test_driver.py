@@ -166,3 +166,14 @@ def test_compile_cache_is_bounded():
     for key in (1, 2, 1, 3, 2):
         cache.get(key, lambda k=key: built.append(k) or k)
     assert len(cache) == 2 and built == [1, 2, 3, 2]  # 2 was evicted by 3 (1 was used more recently)
+
+
+def test_registry_scope_names_listed_backends():
+    """A partial back end is one the method lists, and says what runs on it."""
+    for info in methods().values():
+        for backend, what in info.scope:
+            assert backend in info.backends and what, info.name
+        for backend in info.backends:
+            assert info.backend_scope(backend)
+    assert "oracle" in methods()["project_forget"].backend_scope("jax")
+    assert methods()["sinkhorn"].backend_scope("jax") == "every iteration"
