@@ -18,8 +18,9 @@ Common options (`Options`): ``tol``, ``max_iter``, ``time_limit`` (seconds),
 values; return ``True`` to stop), ``check_every``, ``seed``, ``warm_start``, ``dtype``.
 
 An algorithm whose step performs a fixed block of iterations says so in
-``Algorithm.iterations_per_step``; ``max_iter``, ``Result.iterations`` and
-``history["iteration"]`` always count iterations, never steps.
+``Algorithm.iterations_per_step`` (its last block must stop at ``max_iter``, which the step reads
+from its data); ``max_iter``, ``Result.iterations`` and ``history["iteration"]`` always count
+iterations, never steps.
 
 `finish` builds every solver's `Result` from the loop's `Run` and the algorithm's `Final`
 (its postprocessed solution in the user's units). The status rule it enforces: the status is
@@ -179,7 +180,7 @@ def run(alg: Algorithm, bk: Backend, state, data, opts: Options) -> Run:
     while status is None:
         for _ in range(min(k, _steps_left(opts.max_iter - it, per))):
             state = alg.step(bk, state, data)
-            it += per
+            it = min(it + per, opts.max_iter)
         status = mon.check(it, alg.monitor(bk, state, data), bool(alg.converged(bk, state, data)))
     return Run(state, status, it, mon.history, time.perf_counter() - t0, 0.0)
 
@@ -285,7 +286,7 @@ def _run_jax(alg: Algorithm, bk: Backend, state, data, opts: Options) -> Run:
     status = mon.check(0, values, bool(conv))
     while status is None:
         state, i = advance(state, data, min(k, _steps_left(opts.max_iter - it, per)))
-        it += int(i) * per
+        it = min(it + int(i) * per, opts.max_iter)
         values, conv = jax.device_get(monitor(state, data))
         status = mon.check(it, values, bool(conv))
     return Run(state, status, it, mon.history, time.perf_counter() - t0, compile_time)
