@@ -21,9 +21,16 @@ $$
 Only two things depend on the problem: how the linear system is solved, and $C$ (its
 projection, its support function, its recession cone). They form a `Splitting`;
 `make_algorithm` turns one into a driver `Algorithm` (see `cvxkit.solvers.driver`). The QP
-(`cvxkit.solvers.admm_box`) is one; another family (e.g. convex ReLU networks with cone
-constraints) supplies its own `Splitting` and reuses the loop, the termination tests, the
-infeasibility certificates and the adaptive penalty.
+(`cvxkit.solvers.admm_box`) is one; a family with another set $C$ supplies its own `Splitting`
+and reuses the loop, the termination tests, the infeasibility certificates and the adaptive
+penalty.
+
+**Any ADMM instance** reuses the block loop and the penalty estimate, which know nothing of the
+iteration: `cycle` (one driver step: a block of iterations, a check, a penalty update; a stopped
+state stays put), `repeat` (the block: untracked iterations carrying only the iterates, then a
+tracked one) and `penalty_estimate` (OSQP's $\hat\rho$, clipped, and the tolerance test). The
+prox instance of `cvxkit.solvers.relu_admm` (a nonsmooth $g(Ax)$ by its prox, scaled duals,
+Boyd's stopping rule) is built on them.
 
 **Checks** (every ``check_every`` iterations, infinity norms) are made in *normalized units*:
 the user's problem with each constraint row divided by its norm $a_i = \lVert A_{i:}\rVert$, $x$
@@ -301,12 +308,17 @@ def check(bk: Backend, sp: Splitting, d: Data, s: State) -> State:
 
 def rho_estimate(bk: Backend, sp: Splitting, d: Data, s: State):
     """``(estimate, change)``: OSQP's penalty estimate and whether it warrants a refactorization."""
-    xp, st = bk.xp, d.settings
-    est = s.rho * xp.sqrt(s.prim_rel / (s.dual_rel + DIVISION_TOL))
-    est = xp.clip(est, RHO_MIN, RHO_MAX)
-    change = st.adaptive & (s.flag == RUNNING) & (s.rho_vec.shape[-1] > 0) & (
-        (est > s.rho * st.rho_tolerance) | (est < s.rho / st.rho_tolerance))
-    return est, change
+    st = d.settings
+    est, far = penalty_estimate(bk.xp, s.rho, s.prim_rel, s.dual_rel, st.rho_tolerance)
+    return est, st.adaptive & (s.flag == RUNNING) & (s.rho_vec.shape[-1] > 0) & far
+
+
+def penalty_estimate(xp, rho, prim_rel, dual_rel, tolerance):
+    """``(estimate, far)``: OSQP's penalty $\\hat\\rho = \\rho\\sqrt{\\hat r_p/\\hat r_d}$ from the
+    relative residuals, clipped to ``[RHO_MIN, RHO_MAX]``, and whether it is more than
+    ``tolerance`` times away from ``rho`` (each instance adds its own conditions and its move)."""
+    est = xp.clip(rho * xp.sqrt(prim_rel / (dual_rel + DIVISION_TOL)), RHO_MIN, RHO_MAX)
+    return est, (est > rho * tolerance) | (est < rho / tolerance)
 
 
 def apply_rho(bk: Backend, sp: Splitting, d: Data, s: State, est, change) -> State:
@@ -320,13 +332,30 @@ def apply_rho(bk: Backend, sp: Splitting, d: Data, s: State, est, change) -> Sta
 
 def iterations(bk: Backend, sp: Splitting, d: Data, s: State, n) -> State:
     """``n`` ADMM iterations; the last one records ``dx``, ``dy``."""
-    def body(xzy):  # only (x, z, y) are carried: the factor and data stay loop constants
-        t = iterate(bk, sp, d, s._replace(x=xzy[0], z=xzy[1], y=xzy[2]), track=False)
-        return t.x, t.z, t.y
+    return repeat(bk, lambda s, track: iterate(bk, sp, d, s, track), s, n)
 
-    x, z, y = bk.fori(n - 1, body, (s.x, s.z, s.y))
-    s = s._replace(x=x, z=z, y=y, k=s.k + n)
-    return bk.cond(n > 0, lambda s: iterate(bk, sp, d, s), lambda s: s, s)
+
+def repeat(bk: Backend, one, s, n, carried=("x", "z", "y")):
+    """``n`` iterations ``one(s, track) -> s`` of any ADMM instance: ``n - 1`` untracked ones
+    carrying only the fields ``carried`` (the iterates: the factor and data stay loop
+    constants), then one with ``track=True`` (it records what the check needs); ``k += n``."""
+    def body(c):
+        t = one(s._replace(**dict(zip(carried, c))), False)
+        return tuple(getattr(t, f) for f in carried)
+
+    c = bk.fori(n - 1, body, tuple(getattr(s, f) for f in carried))
+    s = s._replace(k=s.k + n, **dict(zip(carried, c)))
+    return bk.cond(n > 0, lambda s: one(s, True), lambda s: s, s)
+
+
+def cycle(bk: Backend, d, s, advance, check, adapt, running, n=None):
+    """One driver step of any ADMM instance: ``advance(s, n)`` (``n`` iterations: default
+    ``check_every``, fewer at the iteration limit; ``d.settings`` has ``block`` and
+    ``max_iter``), ``check(s)``, ``adapt(s)`` (the penalty update). A state that is not
+    ``running`` is returned unchanged (so a batch can step until all its members stop)."""
+    if n is None:
+        n = bk.xp.minimum(d.settings.block, d.settings.max_iter - s.k)
+    return bk.cond(running, lambda s: adapt(check(advance(s, n))), lambda s: s, s)
 
 
 def block(bk: Backend, sp: Splitting, d: Data, s: State, n=None, adapt=True, advanced=None) -> State:
@@ -337,15 +366,11 @@ def block(bk: Backend, sp: Splitting, d: Data, s: State, n=None, adapt=True, adv
     A stopped state (``flag != RUNNING``) is returned unchanged, so a batch can keep stepping
     until all its members have stopped.
     """
-    if n is None:
-        n = bk.xp.minimum(d.settings.block, d.settings.max_iter - s.k)
-
-    def advance(s):
-        s = iterations(bk, sp, d, s, n) if advanced is None else advanced
-        s = check(bk, sp, d, s)
-        return apply_rho(bk, sp, d, s, *rho_estimate(bk, sp, d, s)) if adapt else s
-
-    return bk.cond(s.flag == RUNNING, advance, lambda s: s, s)
+    return cycle(bk, d, s,
+                 lambda s, n: iterations(bk, sp, d, s, n) if advanced is None else advanced,
+                 lambda s: check(bk, sp, d, s),
+                 (lambda s: apply_rho(bk, sp, d, s, *rho_estimate(bk, sp, d, s))) if adapt
+                 else (lambda s: s), s.flag == RUNNING, n)
 
 
 def _monitor(bk, s: State, d: Data):

@@ -24,12 +24,18 @@ changes (see below). `DENSE` is the operator of dense $A_j$, $P$, $q$. The conve
 builds its programs (the Woodbury-structured operator of the paper's splitting, the robust
 program on `DENSE`) in `cvxkit.problems.relu_splitting`.
 
-**Why not `cvxkit.solvers.admm.Splitting`.** That core is OSQP's: a quadratic objective in $x$
-and one constraint $Ax \in C$ handled by a *projection* (with support functions, recession cones
-and Ruiz scaling built on it). The ReLU program has a nonsmooth objective term (the group-$\ell_1$
-penalty, a *prox*, not a projection) and, for classification, a non-quadratic loss: it does not
-fit that interface without an epigraph reformulation the paper does not use. Both cores share
-`cvxkit.solvers.driver` and `cvxkit.solvers.kkt`.
+**On the ADMM core** (`cvxkit.solvers.admm`). The driver step is the core's: `admm.cycle` (a
+block of ``check_every`` iterations, fewer at the iteration limit, then the check and the
+penalty update; a stopped state stays put), `admm.repeat` (the block: untracked iterations
+carrying only the iterates, then one that records $z_{prev}$ for the check) and
+`admm.penalty_estimate` (OSQP's $\hat\rho$, clipped, and the ``adaptive_rho_tolerance`` test).
+This module supplies the prox instance: the iteration, the residuals and how $\rho$ moves. It
+is not a `cvxkit.solvers.admm.Splitting`: that one *projects* onto a set $C$ (with support
+functions, recession cones, Ruiz scaling and normalized units built on it), carries the
+unscaled dual $y$, a proximal term $\sigma$ and a relaxed $x$; here $z$ is a tuple of blocks
+passed through a *prox* (group-$\ell_1$, non-quadratic losses; no epigraph reformulation, which
+the paper does not use), $\lambda$ is scaled with its own step $\gamma$, the linear system has
+no $\sigma$, $x$ is not relaxed, and the stopping rule is Boyd's.
 
 **Stopping rule** (Boyd et al. 2011, §3.3, infinity norms), checked every ``check_every``
 iterations (one driver step is that block: `Algorithm.iterations_per_step`): primal residual
@@ -57,12 +63,11 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from cvxkit.solvers import kkt, validate
+from cvxkit.solvers import admm, kkt, validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, finish, run
 from cvxkit.solvers.result import Result, Status
 
-RHO_MIN, RHO_MAX = 1e-6, 1e6
 #: term kinds (`prox`)
 KINDS = ("group", "l1", "nonneg", "squared", "logistic", "hinge")
 #: Newton steps of the logistic prox (quadratic convergence from the start point)
@@ -187,7 +192,8 @@ def _inf(xp, tree):
 
 
 # --- the iteration ----------------------------------------------------------------------------
-def _iterate(bk, op: Operator, kinds, d: Data, s: State) -> State:
+def _iterate(bk, op: Operator, kinds, d: Data, s: State, track=True) -> State:
+    """One iteration (module docstring); ``track``: also record ``z_prev`` (for the check)."""
     lin, rho = d.lin, s.rho
     zl = tuple(z - l for z, l in zip(s.z, s.lam))
     x = op.solve(bk, lin, s.factor, op.minus_q(bk, lin) + rho * op.adjoint(bk, lin, zl), rho)
@@ -195,6 +201,8 @@ def _iterate(bk, op: Operator, kinds, d: Data, s: State) -> State:
     Ax = tuple(al * a + (1.0 - al) * z for a, z in zip(op.forward(bk, lin, x), s.z))  # relaxed
     z = tuple(prox(bk, k, a + l, p, 1.0 / rho) for k, a, l, p in zip(kinds, Ax, s.lam, d.params))
     lam = tuple(l + d.settings.gamma * (a - zz) for l, a, zz in zip(s.lam, Ax, z))
+    if not track:
+        return s._replace(x=x, z=z, lam=lam)
     return s._replace(x=x, z=z, lam=lam, z_prev=s.z)
 
 
@@ -229,9 +237,8 @@ def _adapt(bk, op, d: Data, s: State) -> State:
     xp, st = bk.xp, d.settings
     rel_p = s.prim_res / xp.maximum(s.eps_prim - st.eps_abs, 1e-30) * st.eps_rel
     rel_d = s.dual_res / xp.maximum(s.eps_dual - st.eps_abs, 1e-30) * st.eps_rel
-    est = xp.clip(s.rho * xp.sqrt(rel_p / xp.maximum(rel_d, 1e-30)), RHO_MIN, RHO_MAX)
-    change = st.adaptive & ~s.done & ((est > s.rho * st.adaptive_rho_tolerance) |
-                                      (est < s.rho / st.adaptive_rho_tolerance))
+    est, far = admm.penalty_estimate(xp, s.rho, rel_p, rel_d, st.adaptive_rho_tolerance)
+    change = st.adaptive & ~s.done & far
     # halfway (geometrically): the estimate of a single check is noisy, and the full jump
     # (27x at (3000, 50, 100)) left rho far too small, with the objective oscillating
     est = xp.sqrt(s.rho * est)
@@ -252,24 +259,18 @@ def make_algorithm(op: Operator, kinds: tuple, block: int) -> Algorithm:
     ``max_iter``). Cached on the operator (stable functions of the problem's module), the kinds
     and the block, so that the driver's compiled loop is reused."""
 
-    def step(bk, s, d):
-        n = bk.xp.minimum(d.settings.block, d.settings.max_iter - s.k)
-
-        def body(c):  # only the iterates are carried: the factor stays a loop constant
-            t = _iterate(bk, op, kinds, d, s._replace(x=c[0], z=c[1], lam=c[2], z_prev=c[3]))
-            return t.x, t.z, t.lam, t.z_prev
-
-        x, z, lam, z_prev = bk.fori(n, body, (s.x, s.z, s.lam, s.z_prev))
-        s = s._replace(x=x, z=z, lam=lam, z_prev=z_prev)
-        s = _check(bk, op, kinds, d, s._replace(k=s.k + n))
-        return _adapt(bk, op, d, s)
+    def step(bk, s, d):  # the core's block loop (module docstring)
+        return admm.cycle(
+            bk, d, s,
+            lambda s, n: admm.repeat(bk, lambda t, track: _iterate(bk, op, kinds, d, t, track),
+                                     s, n, ("x", "z", "lam")),
+            lambda s: _check(bk, op, kinds, d, s), lambda s: _adapt(bk, op, d, s), ~s.done)
 
     def monitor(bk, s, d):
         return {"iterations": s.k, "objective": s.objective, "prim_res": s.prim_res,
                 "dual_res": s.dual_res, "rho": s.rho}
 
-    return Algorithm("relu_admm", step, monitor, lambda bk, s, d: s.done,
-                     iterations_per_step=block)
+    return admm.per_block(Algorithm("relu_admm", step, monitor, lambda bk, s, d: s.done), block)
 
 
 def _check_options(*, tol, eps_abs, eps_rel, max_iter, time_limit, verbose, progress, callback,
