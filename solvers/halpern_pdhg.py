@@ -40,7 +40,8 @@ from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.pdhg_core import (Data, Settings, State, algorithm, dual_infeasible,
                                       init_state, metrics, primal_infeasible)
-from cvxkit.solvers.pdhg_setup import Scaled, config, make_data, scale_problem, validate_lp
+from cvxkit.solvers.pdhg_setup import (Scaled, config, make_data, scale_problem, unit_scaled,
+                                       unscale, validate_lp)
 from cvxkit.solvers.primal_dual import (DIVERGED, DUAL_INFEASIBLE, FLAG_STATUS,
                                         INFEASIBLE_OBJECTIVE, PRIMAL_INFEASIBLE, RUNNING, SOLVED,
                                         certificate, clip_history, loop_verdict, warm_parts)
@@ -192,23 +193,14 @@ class _UserCheck:
             import scipy.sparse as sp
 
             c, K, lc, uc, lv, uv = self.lp
-            ident = Scaled(sp.csr_matrix(K), c, lv, uv, lc, uc, np.ones(c.shape[0]),
-                            np.ones(K.shape[0]), 1.0, 1.0, 1.0, 1.0)
+            ident = unit_scaled(c, sp.csr_matrix(K), lc, uc, lv, uv)
             self._d = make_data(self.bk, c, K, lc, uc, lv, uv, ident, self.cfg)
         return self._d
 
     def confirms(self, flag, fin, sc) -> bool:
-        bk, d = self.bk, self.d
-        if flag == SOLVED:  # (metrics zeroes x or y where the module docstring says)
-            x = sc.beta_b * sc.D * fin["xh"].astype(np.float64)
-            y = sc.beta_c * sc.E * fin["yh"].astype(np.float64)
-            ok = bool(metrics(bk, d, d.K @ x, d.Kt @ y, x, y).ok)
-        elif flag == PRIMAL_INFEASIBLE:
-            ok = bool(primal_infeasible(bk, d, fin["ray_y"].astype(np.float64))[0])
-        elif flag == DUAL_INFEASIBLE:
-            ok = bool(dual_infeasible(bk, d, fin["ray_x"].astype(np.float64))[0])
-        else:
+        if flag not in (SOLVED, PRIMAL_INFEASIBLE, DUAL_INFEASIBLE):
             return True
+        ok = bool(verdict(self.bk, self.d, flag, fin, sc))
         if not ok:
             self.rejected.append((int(fin["it"]), FLAG_STATUS[flag].value))
         return ok
@@ -221,6 +213,19 @@ class _UserCheck:
         if flag == PRIMAL_INFEASIBLE:
             return st._replace(eps_pinf=f(0.1 * st.eps_pinf))
         return st._replace(eps_dinf=f(0.1 * st.eps_dinf))
+
+
+def verdict(bk, d: Data, flag, fin, sc: Scaled):
+    """Does the candidate of status ``flag`` (solved or an infeasibility) in the final state
+    ``fin`` (numpy) of the scaled problem ``sc`` pass the tests on the user's data ``d`` (unit
+    scaling)? (``metrics`` zeroes x or y where the module docstring says.) Written for one LP;
+    `cvxkit.solvers.lp_batch` runs it over a batch."""
+    if flag == SOLVED:
+        x, y = unscale(sc, fin["xh"], fin["yh"])
+        return metrics(bk, d, d.K @ x, d.Kt @ y, x, y).ok
+    if flag == PRIMAL_INFEASIBLE:
+        return primal_infeasible(bk, d, fin["ray_y"].astype(np.float64))[0]
+    return dual_infeasible(bk, d, fin["ray_x"].astype(np.float64))[0]
 
 
 def _merge(runs):
@@ -249,8 +254,8 @@ def _result(c, s: dict, sc: Scaled, out, setup_time, init_time, backend, rejecte
     if "restarts" in h and len(h["restarts"]):
         grew = np.diff(h["restarts"], prepend=0) > 0
         restart_its = h["iteration"][grew].tolist()
-    x = sc.beta_b * sc.D * s["xh"].astype(np.float64) * bool(usex)
-    y = sc.beta_c * sc.E * s["yh"].astype(np.float64) * bool(usey)
+    x, y = unscale(sc, s["xh"], s["yh"])
+    x, y = x * bool(usex), y * bool(usey)
     info = {"y": y, "dual_objective": float(s["dobj"]), "rel_primal": float(s["rel_prim"]),
             "rel_dual": float(s["rel_dual"]), "rel_gap": float(s["rel_gap"]),
             "gap": float(s["gap"]), "restarts": int(s["restarts"]),

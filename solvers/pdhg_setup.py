@@ -12,6 +12,12 @@ are multiplied by a constant, and so are the iterations.
 
 `make_data` puts the scaled matrices on the back end: dense arrays for dense data, else CSR
 (numpy), `RowSparse` or BCOO (JAX), split by rows over a device mesh if one is given.
+
+**Batches** (`cvxkit.solvers.lp_batch`): `scale_batch` scales B LPs of one shape at once, with
+the numbers of `scale_problem` member by member: the part of $K$ (`scale_matrix`, row- and
+column-wise steps only) is made once on the block-diagonal matrix of the members (or once on a
+shared $K$), the rest (`rescaling`, the step size, the primal weight) and `make_data`'s vectors
+are array code over a leading batch axis, of which one LP is the case without the axis.
 """
 from __future__ import annotations
 
@@ -29,19 +35,59 @@ from cvxkit.solvers.scaling import MAX_SCALING, MIN_SCALING, ruiz_sparse
 STEP_FRACTION = 0.998
 
 
-def _bounds(name, v, size, fill):
-    """A bound vector: ``None`` is ``size`` copies of ``fill``, a number is broadcast; entries of
-    magnitude >= 1e20 are infinite (HiGHS's convention)."""
+def _norm(v):
+    """Euclidean norms over the last axis (leading batch axes kept), by the BLAS dot products
+    of ``np.linalg.norm`` (the same numbers, member by member)."""
+    return np.sqrt((v[..., None, :] @ v[..., :, None])[..., 0, 0])
+
+
+def _largest(lo, hi):
+    """The largest finite bound of each row in magnitude (0 if none)."""
+    return np.maximum(np.where(np.isfinite(lo), np.abs(lo), 0.0),
+                      np.where(np.isfinite(hi), np.abs(hi), 0.0))
+
+
+def _scalar(v):
+    """``v`` as a float when it is one number (one LP), else as it is (a batch)."""
+    return float(v) if np.ndim(v) == 0 else v
+
+
+def bound_array(name, v, shape, fill, batch=""):
+    """A bound array of ``shape``, (size,) or (B, size): ``None`` is ``fill``, a number or a
+    (size,) vector is broadcast; entries of magnitude >= 1e20 are infinite (HiGHS's
+    convention). ``batch``: how a wrong shape's message names the batch's."""
+    size = shape[-1]
     if v is None:
-        return np.full(size, fill)
+        return np.full(shape, fill)
     v = validate.float_array(name, v)
     if v.ndim == 0:
-        v = np.full(size, float(v))
-    if v.shape != (size,):
-        raise ValueError(f"{name} must be a number or have shape ({size},), got {v.shape}")
-    if np.isnan(v).any():
-        raise ValueError(f"{name} contains NaN entries")
-    return np.where(v <= -INF_BOUND, -np.inf, np.where(v >= INF_BOUND, np.inf, v))
+        v = np.full(shape, float(v))
+    if v.shape not in (shape, (size,)):
+        raise ValueError(f"{name} must be a number or have shape ({size},){batch}, got {v.shape}")
+    first_bad(np.isnan(v), lambda i: f"{name} contains NaN entries")
+    v = np.where(v <= -INF_BOUND, -np.inf, np.where(v >= INF_BOUND, np.inf, v))
+    return np.broadcast_to(v, shape) if v.shape != shape else v
+
+
+def first_bad(bad, message):
+    """Raise ``ValueError(message(index))`` at the first true entry of ``bad``, (size,) or
+    (B, size): for a batch the message names the member, ``"member b: ..."``."""
+    if not bad.any():
+        return
+    where = np.argwhere(bad)[0]
+    text = message(int(where[-1]))
+    raise ValueError(text if bad.ndim == 1 else f"member {int(where[0])}: {text}")
+
+
+def check_bounds(lc, uc, lv, uv):
+    """``ValueError`` for a bound of ``validate_lp`` that is infinite the wrong way or crossed
+    (over a leading batch axis, naming the first bad member)."""
+    for lo, hi, what in ((lc, uc, "row"), (lv, uv, "variable")):
+        first_bad((lo == np.inf) | (hi == -np.inf),
+                   lambda i: f"{what} lower bounds must be < +inf and upper bounds > -inf")
+        bad = lo > hi
+        first_bad(bad, lambda i: f"{what} bounds cross at index {i}: lower "
+                                  f"{lo[bad][0]:.6g} > upper {hi[bad][0]:.6g}")
 
 
 def config(*, tol, eps_abs, eps_rel, eps_primal_infeasible, eps_dual_infeasible, reflection,
@@ -91,31 +137,27 @@ def validate_lp(c, K, lc, uc, lv, uv):
     if validate.is_sparse(K):
         K = K.tocsr()
     m = K.shape[0]
-    lc, uc = _bounds("lc", lc, m, -np.inf), _bounds("uc", uc, m, np.inf)
-    lv, uv = _bounds("lv", lv, n, -np.inf), _bounds("uv", uv, n, np.inf)
-    for lo, hi, what in ((lc, uc, "row"), (lv, uv, "variable")):
-        if (lo == np.inf).any() or (hi == -np.inf).any():
-            raise ValueError(f"{what} lower bounds must be < +inf and upper bounds > -inf")
-        bad = np.flatnonzero(lo > hi)
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(f"{what} bounds cross at index {i}: lower {lo[i]:.6g} > upper {hi[i]:.6g}")
+    lc, uc = bound_array("lc", lc, (m,), -np.inf), bound_array("uc", uc, (m,), np.inf)
+    lv, uv = bound_array("lv", lv, (n,), -np.inf), bound_array("uv", uv, (n,), np.inf)
+    check_bounds(lc, uc, lv, uv)
     return c, K, lc, uc, lv, uv
 
 
 def data_scales(c, K, lc, uc, lv, uv):
     """The unscaled magnitudes of the tests (module docstring): ``(b, ||b / kappa||, ||c||,
     kappa, ||c||_inf, sigma_x)`` with ``b_i`` the largest finite bound of row ``i`` in magnitude
-    and ``kappa_i`` the infinity norm of row ``i`` (1 for an empty row)."""
-    b = np.maximum(np.where(np.isfinite(lc), np.abs(lc), 0.0), np.where(np.isfinite(uc), np.abs(uc), 0.0))
+    and ``kappa_i`` the infinity norm of row ``i`` (1 for an empty row). Over a leading batch
+    axis too (``K`` (B, m, n), or one (m, n) shared)."""
+    b = _largest(lc, uc)
     if validate.is_sparse(K):
         kappa = abs(K).max(axis=1).toarray().ravel()
     else:
-        kappa = np.abs(K).max(axis=1, initial=0.0)
+        kappa = np.abs(K).max(axis=-1, initial=0.0)
     kappa = np.where(kappa > 0, kappa, 1.0)
-    bounds = np.concatenate([np.abs(lv[np.isfinite(lv)]), np.abs(uv[np.isfinite(uv)]), b / kappa])
-    return (b, float(np.linalg.norm(b / kappa)), float(np.linalg.norm(c)), kappa,
-            float(np.abs(c).max(initial=0.0)), float(bounds.max(initial=0.0)))
+    top = lambda v: np.max(v, axis=-1, initial=0.0)  # noqa: E731
+    xscale = np.maximum(top(_largest(lv, uv)), top(b / kappa))
+    return (b, _scalar(_norm(b / kappa)), _scalar(_norm(c)), kappa, _scalar(top(np.abs(c))),
+            _scalar(xscale))
 
 
 def _abs_max(K, axis):
@@ -129,12 +171,14 @@ def _abs_sums(K, axis):
     return np.where(s > 0, s, 1.0)
 
 
-def precondition(c, K, lc, uc, lv, uv, ruiz_iters=10, pock_chambolle=True, rescale=True):
-    """Scale the LP (see the module docstring); returns ``(Ks, D, E, beta_b, beta_c)`` with
-    ``Ks = diag(E) K diag(D)`` (CSR) and the bound / cost divisors."""
+def scale_matrix(K, ruiz_iters=10, pock_chambolle=True):
+    """The preconditioning of ``K`` (module docstring; it depends on ``K`` alone): returns
+    ``(Ks, D, E)`` with ``Ks = diag(E) K diag(D)`` (CSR). Every step is row- or column-wise, so
+    that a block-diagonal ``K`` gets each block's own scaling (bitwise: the same sums in the
+    same order), which is how `scale_batch` scales a batch in one call."""
     import scipy.sparse as sp
 
-    n = c.shape[0]
+    n = K.shape[1]
     Kc = sp.csc_matrix(K)
     # Ruiz (OSQP's) leaves rows with norms below MIN_SCALING alone and scales those above
     # MAX_SCALING as if they were MAX_SCALING: a row multiplied by 1e-9 would stay 1e-9 times
@@ -154,13 +198,27 @@ def precondition(c, K, lc, uc, lv, uv, ruiz_iters=10, pock_chambolle=True, resca
         dc = 1.0 / np.sqrt(_abs_sums(Ks, 0))
         Ks = sp.diags(er) @ Ks @ sp.diags(dc)
         D, E = D * dc, E * er
-    beta_b = beta_c = 1.0
-    if rescale:
-        b = np.maximum(np.where(np.isfinite(lc), np.abs(lc), 0.0),
-                       np.where(np.isfinite(uc), np.abs(uc), 0.0)) * E
-        beta_b = float(np.linalg.norm(b)) or 1.0
-        beta_c = float(np.linalg.norm(c * D)) or 1.0
-    return sp.csr_matrix(Ks), D, E, beta_b, beta_c
+    return sp.csr_matrix(Ks), D, E
+
+
+def rescaling(c, lc, uc, D, E):
+    """The bound and cost divisors ``(beta_b, beta_c)`` of the bound-objective rescaling (module
+    docstring; 1 for a zero vector), over a leading batch axis."""
+    b = _largest(lc, uc) * E
+    beta_b, beta_c = _norm(b), _norm(c * D)
+    return np.where(beta_b > 0, beta_b, 1.0), np.where(beta_c > 0, beta_c, 1.0)
+
+
+def precondition(c, K, lc, uc, lv, uv, ruiz_iters=10, pock_chambolle=True, rescale=True):
+    """Scale the LP (see the module docstring); returns ``(Ks, D, E, beta_b, beta_c)`` with
+    ``Ks = diag(E) K diag(D)`` (CSR) and the bound / cost divisors."""
+    Ks, D, E = scale_matrix(K, ruiz_iters, pock_chambolle)
+    beta_b, beta_c = rescaling(c, lc, uc, D, E) if rescale else (1.0, 1.0)
+    return Ks, D, E, float(beta_b), float(beta_c)
+
+
+#: operator_norm computes ||K||_2 by LAPACK's SVD up to this many entries, else by Lanczos
+SMALL_NORM = 40_000
 
 
 def operator_norm(K, seed=0) -> float:
@@ -168,7 +226,7 @@ def operator_norm(K, seed=0) -> float:
     m, n = K.shape
     if m == 0 or K.nnz == 0:
         return 0.0
-    if min(m, n) <= 2 or m * n <= 40_000:
+    if min(m, n) <= 2 or m * n <= SMALL_NORM:
         return float(np.linalg.norm(K.toarray(), 2))
     from scipy.sparse.linalg import svds
 
@@ -214,17 +272,68 @@ def scale_problem(c, K, lc, uc, lv, uv, cfg) -> Scaled:
     """The preconditioned problem, its step size and initial primal weight (numpy)."""
     Ks, D, E, bb, bc = precondition(c, K, lc, uc, lv, uv, cfg["ruiz_iters"], cfg["pock_chambolle"],
                                     cfg["rescale"])
-    xs = bb * D
-    cs = c * xs / (bb * bc)  # = D c / beta_c
+    return _scaled(c, lc, uc, lv, uv, Ks, D, E, bb, bc, operator_norm(Ks, cfg["seed"]), cfg)
+
+
+def _scaled(c, lc, uc, lv, uv, Ks, D, E, bb, bc, normK, cfg) -> Scaled:
+    """The `Scaled` problem from its scalings, over a leading batch axis (the member's numbers
+    ``bb``, ``bc``, ``normK`` (B,)) or for one LP (floats)."""
+    b1, c1 = np.asarray(bb)[..., None], np.asarray(bc)[..., None]
+    xs = b1 * D
+    cs = c * xs / (b1 * c1)  # = D c / beta_c
     lvs, uvs = lv / xs, uv / xs
-    lcs, ucs = lc * E / bb, uc * E / bb
-    normK = operator_norm(Ks, cfg["seed"])
-    eta = STEP_FRACTION / normK if normK > 0 else 1.0
-    bfin = np.maximum(np.where(np.isfinite(lcs), np.abs(lcs), 0.0),
-                      np.where(np.isfinite(ucs), np.abs(ucs), 0.0))
-    cn, bn = np.linalg.norm(cs), np.linalg.norm(bfin)
-    omega0 = cfg["primal_weight"] or (cn / bn if cn > 1e-10 and bn > 1e-10 else 1.0)
-    return Scaled(Ks, cs, lvs, uvs, lcs, ucs, D, E, bb, bc, eta, float(omega0))
+    lcs, ucs = lc * E / b1, uc * E / b1
+    eta = np.where(normK > 0, STEP_FRACTION / np.where(normK > 0, normK, 1.0), 1.0)
+    cn, bn = _norm(cs), _norm(_largest(lcs, ucs))
+    ok = (cn > 1e-10) & (bn > 1e-10)
+    omega0 = np.where(ok, cn / np.where(ok, bn, 1.0), 1.0)
+    if cfg["primal_weight"]:
+        omega0 = np.full(np.shape(cn), float(cfg["primal_weight"]))
+    return Scaled(Ks, cs, lvs, uvs, lcs, ucs, D, E, bb, bc, _scalar(eta), _scalar(omega0))
+
+
+def _block_diagonal(K):
+    """The dense stack ``K`` (B, m, n) as one block-diagonal CSC matrix (B m, B n) of its
+    nonzeros (each block's entries stored as ``scipy.sparse.csc_matrix`` stores the member's)."""
+    import scipy.sparse as sp
+
+    B, m, n = K.shape
+    Kt = np.swapaxes(K, 1, 2)  # the members' columns, one after the other
+    nz = Kt != 0
+    rows = np.broadcast_to(np.arange(B)[:, None, None] * m + np.arange(m), Kt.shape)
+    indptr = np.concatenate([[0], np.cumsum(nz.sum(axis=-1).ravel())])
+    return sp.csc_matrix((Kt[nz], rows[nz], indptr), shape=(B * m, B * n))
+
+
+def scale_batch(c, K, lc, uc, lv, uv, cfg) -> Scaled:
+    """`scale_problem` of B LPs of one shape at once: ``c``, the bounds (B, ·); ``K`` a dense
+    stack (B, m, n) or one (m, n) matrix (dense or scipy.sparse) shared by all. Returns one
+    `Scaled` with a leading batch axis on every field but ``K``: the scaled dense stack (B, m,
+    n), or the shared matrix's `scale_problem` CSR. The numbers are those of `scale_problem`
+    member by member: K's part (`scale_matrix`) is made once, on the block-diagonal matrix of
+    the members or on the shared K, the rest over the batch axis."""
+    B, n = c.shape
+    ruiz, pc, seed = cfg["ruiz_iters"], cfg["pock_chambolle"], cfg["seed"]
+    if validate.is_sparse(K) or K.ndim == 2:
+        Ks, D, E = scale_matrix(K, ruiz, pc)
+        D, E = np.broadcast_to(D, (B, n)), np.broadcast_to(E, (B, K.shape[0]))
+        normK = np.full(B, operator_norm(Ks, seed))
+    else:
+        m = K.shape[1]
+        Kb, D, E = scale_matrix(_block_diagonal(K), ruiz, pc)
+        D, E = D.reshape(B, n), E.reshape(B, m)
+        rows = np.repeat(np.arange(B * m), np.diff(Kb.indptr))  # row b m + i is (b, i)
+        Ks = np.zeros(K.shape)
+        Ks.reshape(-1)[rows * n + Kb.indices % n] = Kb.data
+        if m == 0:
+            normK = np.zeros(B)
+        elif min(m, n) <= 2 or m * n <= SMALL_NORM:  # operator_norm's LAPACK branch, batched
+            normK = np.linalg.svd(Ks, compute_uv=False).max(axis=-1)
+        else:  # each block as `scale_problem`'s CSR (its entries in the same order)
+            normK = np.array([operator_norm(Kb[i * m:(i + 1) * m, i * n:(i + 1) * n], seed)
+                              for i in range(B)])
+    bb, bc = rescaling(c, lc, uc, D, E) if cfg["rescale"] else (np.ones(B), np.ones(B))
+    return _scaled(c, lc, uc, lv, uv, Ks, D, E, bb, bc, normK, cfg)
 
 
 class RowSparse:
@@ -325,19 +434,41 @@ def _shard_rows(bk: Backend, M, mesh):
     return jax.device_put(M, NamedSharding(mesh, P()))
 
 
-def make_data(bk: Backend, c, K_user, lc, uc, lv, uv, sc: Scaled, cfg, mesh=None) -> Data:
-    """The `Data` of the scaled problem ``sc`` of the LP ``(c, K_user, ...)`` on back end ``bk``."""
-    K, Kt = _matrices(bk, sc.K, mesh, cfg["sparse_format"])
-    Kabs, Ktabs = _matrices(bk, abs(sc.K), mesh, cfg["sparse_format"])
+def matrices(bk: Backend, Ks, mesh=None, sparse_format="auto"):
+    """``(K, K^T, |K|, |K|^T)`` of the scaled CSR ``Ks`` on the back end (see `_matrices`)."""
+    return (*_matrices(bk, Ks, mesh, sparse_format), *_matrices(bk, abs(Ks), mesh, sparse_format))
+
+
+def unscale(sc: Scaled, xh, yh):
+    """The user's ``(x, y)`` (float64) of the scaled ``(xh, yh)``: ``beta_b D xh``,
+    ``beta_c E yh`` (over a leading batch axis too)."""
+    return (np.asarray(sc.beta_b)[..., None] * sc.D * xh.astype(np.float64),
+            np.asarray(sc.beta_c)[..., None] * sc.E * yh.astype(np.float64))
+
+
+def unit_scaled(c, K, lc, uc, lv, uv) -> Scaled:
+    """The LP as a `Scaled` problem with unit scaling (its own data; over a leading batch axis
+    too), for the checks on the user's data."""
+    one = _scalar(np.ones(c.shape[:-1]))
+    return Scaled(K, c, lv, uv, lc, uc, np.ones(c.shape), np.ones(lc.shape), one, one, one, one)
+
+
+def make_data(bk: Backend, c, K_user, lc, uc, lv, uv, sc: Scaled, cfg, mesh=None, mats=None) -> Data:
+    """The `Data` of the scaled problem ``sc`` of the LP ``(c, K_user, ...)`` on back end ``bk``.
+    Over a leading batch axis too (``sc`` of `scale_batch`: a member's numbers (B,); the
+    `Settings` stay numbers), with the matrices ``mats`` (``K, K^T, |K|, |K|^T``) given."""
+    if mats is None:
+        mats = matrices(bk, sc.K, mesh, cfg["sparse_format"])
     f = bk.asarray
     _, bnorm, cnorm, kappa, cinf, xscale = data_scales(c, K_user, lc, uc, lv, uv)
-    xs, ys = sc.beta_b * sc.D, sc.beta_c * sc.E
-    kxs, kys = sc.beta_b / sc.E, sc.beta_c / sc.D
+    bb, bc = np.asarray(sc.beta_b)[..., None], np.asarray(sc.beta_c)[..., None]
+    xs, ys = bb * sc.D, bc * sc.E
+    kxs, kys = bb / sc.E, bc / sc.D
     mask = (lambda v: bk.xp.asarray(v)) if bk.name == "jax" else np.asarray
-    d = Data(K, Kt, Kabs, Ktabs, f(sc.c), f(sc.lv), f(sc.uv), f(sc.lc), f(sc.uc), f(sc.eta), f(xs), f(ys), f(kxs),
+    d = Data(*mats, f(sc.c), f(sc.lv), f(sc.uv), f(sc.lc), f(sc.uc), f(sc.eta), f(xs), f(ys), f(kxs),
              f(kys), f(c), f(lv), f(uv), f(lc), f(uc), mask(np.isfinite(lv)), mask(np.isfinite(uv)),
-             mask(np.isfinite(lc)), mask(np.isfinite(uc)), f(bnorm), f(cnorm), f(kappa), f(cinf),
-             f(xscale), settings(bk, cfg))
+             mask(np.isfinite(lc)), mask(np.isfinite(uc)), f(bnorm), f(cnorm),
+             f(np.broadcast_to(kappa, np.shape(lc))), f(cinf), f(xscale), settings(bk, cfg))
     if mesh is not None:
         shard = {name: shard_vector(bk, getattr(d, name), mesh) for name in Data._fields
                  if name not in ("K", "Kt", "Kabs", "Ktabs", "settings") and np.ndim(getattr(d, name)) == 1}

@@ -99,14 +99,18 @@ def test_rejected_member_goes_on_alone(solved, monkeypatch):
     from cvxkit.solvers import lp_batch
 
     c, K, uc, res = solved
-    confirms, calls = lp_batch._UserCheck.confirms, []
+    confirms, calls = lp_batch._BatchCheck.confirms, []
 
-    def first_refused(self, flag, fin, sc):
-        calls.append(flag)
-        return len(calls) > 1 and confirms(self, flag, fin, sc)
+    def first_refused(self, members, fin, sc):
+        ok = confirms(self, members, fin, sc)
+        if not calls and members.size:
+            calls.append(int(members[0]))
+            ok[0] = False
+        return ok
 
-    monkeypatch.setattr(lp_batch._UserCheck, "confirms", first_refused)
+    monkeypatch.setattr(lp_batch._BatchCheck, "confirms", first_refused)
     again = halpern_pdhg_batch(c, K, None, uc, 0.0, None, tol=TOL)
+    assert calls == [0]
     assert list(again.status) == list(res.status)
     assert again.iterations[0] > res.iterations[0]
     np.testing.assert_array_equal(again.iterations[1:], res.iterations[1:])
@@ -148,3 +152,37 @@ def test_input_errors():
         halpern_pdhg_batch(c, K, None, uc, warm_start=(np.zeros((3, N)), np.zeros((4, M))))
     with pytest.raises(ValueError, match="tol"):
         halpern_pdhg_batch(c, K, None, uc, tol=-1.0)
+
+
+@pytest.mark.parametrize("shared", [None, "dense", "sparse"])
+def test_batch_setup_is_the_single_solves(shared):
+    """`scale_batch` (all members at once, through the block-diagonal matrix) gives
+    `scale_problem`'s numbers member by member, bitwise: rows and columns of zeros, rows of
+    1e-9 and 1e8 times the others, infinite and crossing-free bounds, c = 0."""
+    from cvxkit.solvers.pdhg_setup import Scaled, config, scale_batch, scale_problem
+
+    rng = np.random.default_rng(7)
+    B, m, n = 6, 5, 7
+    K = rng.standard_normal((B, m, n)) * (rng.random((B, m, n)) < 0.6)
+    K[0, 1], K[1, :, 2], K[2, 0], K[3, 4] = 0.0, 0.0, K[2, 0] * 1e-9, K[3, 4] * 1e8
+    lc = np.where(rng.random((B, m)) < 0.3, -np.inf, -rng.random((B, m)))
+    uc = np.where(rng.random((B, m)) < 0.3, np.inf, rng.random((B, m)))
+    lv, uv = np.where(rng.random((B, n)) < 0.5, -np.inf, 0.0), np.full(n, np.inf)
+    c = rng.standard_normal((B, n))
+    c[4] = 0.0
+    if shared is not None:
+        K = K[0] if shared == "dense" else sp.csr_matrix(K[0])
+    cfg = config(tol=TOL, eps_abs=None, eps_rel=None, eps_primal_infeasible=1e-8,
+                 eps_dual_infeasible=1e-8, reflection=1.0, adaptive_primal_weight=True,
+                 check_every=64, max_iter=100, ruiz_iters=10, pock_chambolle=True, rescale=True,
+                 seed=0, primal_weight=None, sparse_format="auto")
+    batch = scale_batch(c, K, lc, uc, lv, np.broadcast_to(uv, (B, n)), cfg)
+    for i in range(B):
+        one = scale_problem(c[i], K if shared else K[i], lc[i], uc[i], lv[i], uv, cfg)
+        for f in Scaled._fields:
+            a, b = getattr(one, f), getattr(batch, f)
+            if f == "K":
+                a, b = a.toarray(), (b[i] if shared is None else b.toarray())
+            else:
+                b = b[i]
+            np.testing.assert_array_equal(b, a, err_msg=f)
