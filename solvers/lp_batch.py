@@ -199,11 +199,12 @@ def halpern_pdhg_batch(c, K=None, lc=None, uc=None, lv=None, uv=None, *, tol=1e-
             members (None: no rows).
         lc, uc: (B, m), or (m,) / a number shared (None: -inf / +inf). lv, uv: (B, n), or (n,) /
             a number shared (None: free).
-        The options are `halpern_pdhg`'s (the same names, defaults and meaning, per member);
-        ``max_iter`` and ``time_limit`` bound the whole batch, ``callback`` and ``verbose``
-        see the batch's summary (iterations, running members, largest relative residuals of
-        the running members); ``sparse_format`` applies to a shared sparse ``K``.
-        ``warm_start``: a batch `Result`, ``{"x": (B, n), "y": (B, m)}`` or a pair.
+        warm_start: a batch `Result`, ``{"x": (B, n), "y": (B, m)}`` or a pair.
+
+    The other options are `halpern_pdhg`'s (the same names, defaults and meaning, per member);
+    ``max_iter`` and ``time_limit`` bound the whole batch, ``callback`` and ``verbose`` see the
+    batch's summary (iterations, running members, largest relative residuals of the running
+    members); ``sparse_format`` applies to a shared sparse ``K``.
 
     Returns one `Result` with a leading batch axis on every array field: ``x`` (B, n) (NaN
     rows for infeasible or unbounded members), ``dual`` the multipliers ``y`` (B, m),
