@@ -212,8 +212,10 @@ class Problem:
         opts = {**self.reference_options(), **solver_options}
         res = self._solve_cvxpy(opts)
         tight = {k: v for k, v in opts.items() if k not in REFERENCE_SETTINGS}
-        if not solver_options and res.status is Status.OPTIMAL_INACCURATE and tight != opts:
-            # Clarabel could not reach 1e-9 (exponential cones): its default tolerances
+        if (not solver_options and tight != opts
+                and res.status in (Status.OPTIMAL_INACCURATE, Status.NUMERICAL_ERROR)):
+            # Clarabel could not reach 1e-9 (exponential cones) or failed at it (a 7x7 metric
+            # nearness): its default tolerances
             res = self._solve_cvxpy(tight)
         if not solver_options:
             self._reference = res

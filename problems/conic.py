@@ -633,6 +633,9 @@ class LinearProgram(Problem):
                     A_eq=self.A_eq if self.m_eq else None, b_eq=self.b_eq if self.m_eq else None,
                     bounds=np.column_stack([self.lb, self.ub]), method="highs")
         res = linprog(self.c, **rows)
+        if res.status == 4:  # HiGHS ends some tiny unbounded LPs "unknown": ask Clarabel
+            self._reference = super().reference(**super().reference_options())
+            return self._reference
         status = _LINPROG_STATUS.get(res.status, Status.NUMERICAL_ERROR)
         if status is Status.PRIMAL_INFEASIBLE and linprog(np.zeros(self.n), **rows).status == 0:
             # HiGHS's presolve reports "infeasible or unbounded" as infeasible: it is feasible

@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from cvxkit.problems import CorrelationClustering, MetricNearness
+from cvxkit.solvers import Status
 from cvxkit.solvers.project_forget import project_forget
 
 from .harness import judge
@@ -179,6 +180,9 @@ def test_random_metric_nearness(n, seed, kind, norm, weighted, scale, wscale, to
         R = np.random.default_rng(seed + 1).random((n, n)) + 0.1
         W = 10.0**wscale * (R + R.T)
     prob = MetricNearness(D, norm=norm, weights=W)
+    # Clarabel fails on a few tiny models (n = 7, seed 5, half-normal, L2) at both tolerances:
+    # nothing to verify against then
+    assume(prob.reference().status is Status.OPTIMAL)
     judge(FAMILY, lambda: prob.solve(tol=tol, max_iter=500), verify=verify(prob, tol))
 
 

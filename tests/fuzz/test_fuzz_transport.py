@@ -221,7 +221,8 @@ def test_option_types(method, data, value):
     a, b, C = instance(seed=3)
     reg = None if method == "network_simplex" else 0.3
     prob = OptimalTransport(a, b, C, reg=reg)
-    tol = value if name == "tol" and isinstance(value, float) and 0 < value < np.inf else 1e-9
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    tol = float(value) if name == "tol" and numeric and 0 < value < np.inf else 1e-9
     verify = verify_exact(a, b, C) if reg is None else verify_entropic(a, b, C, reg, tol)
     judge(FAMILY, lambda: prob.solve(**{name: value}), names=(name,), verify=verify)
 
