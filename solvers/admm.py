@@ -395,5 +395,5 @@ def make_algorithm(name: str, sp: Splitting) -> Algorithm:
 def per_block(alg: Algorithm, check_every: int) -> Algorithm:
     """``alg`` with one step counted as ``check_every`` iterations: the driver's ``max_iter``,
     iteration counts and ``history["iteration"]`` are then iterations (the last block of a run
-    stops at ``max_iter``: `cvxkit.solvers.primal_dual.clip_history`)."""
+    stops at ``max_iter``, where the driver caps its count)."""
     return alg._replace(iterations_per_step=int(check_every))

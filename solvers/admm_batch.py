@@ -195,7 +195,7 @@ def run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, mes
     in ``compile_time``). ``opts.max_iter`` and the history count iterations
     (``alg.iterations_per_step`` per step).
     """
-    from cvxkit.solvers.driver import Run, _advance_fn, _Monitor
+    from cvxkit.solvers.driver import Run, _advance_fn, _Monitor, _steps_left
 
     scatter, gather = _compaction_fns(bk)
     jax = bk._jax
@@ -239,9 +239,10 @@ def run_batch(alg: Algorithm, bk: Backend, s: State, d: Data, opts: Options, mes
     values = host(call("monitor", s, d)[0])
     status = mon.check(0, values, values["running"] == 0)
     while status is None:
-        steps = -(-(opts.max_iter - it) // per)  # the last block stops at max_iter
+        steps = _steps_left(opts.max_iter - it, per)  # the last block stops at max_iter
         s, (i, values) = call("advance", s, d, min(opts.check_every, steps))
-        it += int(np.max(jax.device_get(i))) * per  # the same on every device
+        # the same on every device; capped as the driver caps it
+        it = min(it + int(np.max(jax.device_get(i))) * per, opts.max_iter)
         values = host(values)
         status = mon.check(it, values, values["running"] == 0)
         flags = np.asarray(s.flag).reshape(n_dev, -1)

@@ -41,7 +41,7 @@ from cvxkit.solvers.admm_box import (ALG_DENSE, ALG_DENSE_BATCH, ALG_INVERSE_BAT
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.primal_dual import (INF_BOUND, INFEASIBLE_OBJECTIVE, RUNNING, SOLVED,
-                                        certificate, clip_history, loop_verdict, warm_parts)
+                                        certificate, loop_verdict, warm_parts)
 from cvxkit.solvers.result import Result, Status, batch_message
 from cvxkit.solvers.validate import float_array
 
@@ -384,7 +384,6 @@ def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol,
         out = run(alg, bk, s, d, dopts)
     except np.linalg.LinAlgError as e:  # a refactorization failed
         return _failed(q, A, str(e), setup_time, "numpy")
-    out = out._replace(history=clip_history(out.history, cfg["max_iter"]))
     s = out.state
     status = _final_status(bk, sp, d, s, out.status)
     polish_info = "off"
@@ -499,7 +498,6 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
                               QP_DENSE_INVERSE_XLA: ALG_INVERSE_XLA_BATCH}[sp] if batched else
                              ALG_DENSE, opts, cfg, jax=True, batched=batched)
         out = run_batch(alg, bk, s, d, dopts, mesh) if batched else run(alg, bk, s, d, dopts)
-        out = out._replace(history=clip_history(out.history, cfg["max_iter"]))
         delta = np.asarray(pol[1], dtype=bk.dtype)
         finish, c2 = aot(bk, ("finish", pol[0], pol[2], batched, mesh), finish_fn, d, out.state,
                           delta)

@@ -44,7 +44,7 @@ from cvxkit.solvers.pdhg_setup import (Scaled, config, make_data, scale_problem,
                                        unscale, validate_lp)
 from cvxkit.solvers.primal_dual import (DIVERGED, DUAL_INFEASIBLE, FLAG_STATUS,
                                         INFEASIBLE_OBJECTIVE, PRIMAL_INFEASIBLE, RUNNING, SOLVED,
-                                        certificate, clip_history, loop_verdict, warm_parts)
+                                        certificate, loop_verdict, warm_parts)
 from cvxkit.solvers.result import Result, Status, as_numpy_history
 
 _WARM_EXPECTED = ("warm_start must be a Result of halpern_pdhg, a dict {'x': (n,), 'y': (m,)} "
@@ -172,7 +172,6 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
             s = s._replace(flag=bk.xp.asarray(RUNNING, dtype=bk.xp.int32) if bk.name == "jax" else RUNNING)
     usex, usey = float(np.asarray(bk.to_numpy(d.xscale))) > 0, float(np.asarray(bk.to_numpy(d.cnorm))) > 0
     out = _merge(runs)
-    out = out._replace(history=clip_history(out.history, max_iter))
     return _result(c, fin, sc, out, setup_time, t_init, bk.name, user.rejected, usex, usey)
 
 

@@ -18,7 +18,7 @@ more are infinite (OSQP's and HiGHS's convention). `warm_parts` reads a warm sta
 
 Both run blocks of ``check_every`` iterations as one driver step
 (`cvxkit.solvers.driver.Algorithm.iterations_per_step`), the last block of a run cut at
-``max_iter``; the driver counts whole blocks, `clip_history` gives the history the true counts.
+``max_iter``, where the driver caps its count.
 """
 from __future__ import annotations
 
@@ -66,15 +66,6 @@ def certificate(status: Status, ray_y, ray_x):
         return None
     v = np.asarray(v, dtype=np.float64)
     return v / max(np.abs(v).max(initial=0.0), 1e-300)
-
-
-def clip_history(history: dict, max_iter: int) -> dict:
-    """``history`` with ``"iteration"`` at most ``max_iter``: the driver counts a step as a whole
-    block of iterations, but the last block of a run stops at ``max_iter`` (the only entry
-    that can exceed it, by less than a block)."""
-    if "iteration" not in history:
-        return history
-    return {**history, "iteration": np.minimum(np.asarray(history["iteration"]), max_iter)}
 
 
 def warm_parts(warm_start, expected: str, keys=("x", "y")) -> dict | None:
