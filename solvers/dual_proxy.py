@@ -43,14 +43,12 @@ replaced by 0 (a feasible dual point); a NaN bound becomes $-\infty$.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 import types
 from collections.abc import Mapping
 
 import numpy as np
-import scipy.sparse as sp
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.driver import Final, finish

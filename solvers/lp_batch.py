@@ -24,6 +24,7 @@ keep their answers. The starting state and these checks run on the host over the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from types import SimpleNamespace
@@ -42,16 +43,13 @@ from cvxkit.solvers.primal_dual import (DIVERGED, DUAL_INFEASIBLE, FLAG_STATUS,
 from cvxkit.solvers.result import Result, Status, batch_message
 
 _MATRICES = ("K", "Kt", "Kabs", "Ktabs")
-_ALGORITHMS: dict = {}
 
 
+@functools.lru_cache(maxsize=16)
 def batch_algorithm(check_every: int, shared: bool) -> Algorithm:
     """The driver `Algorithm` of a batch: the state and data carry a leading batch axis (the
     matrices do not when ``shared``); a step is the vmapped block of ``check_every``
     iterations, a stopped member unchanged; the run stops once every member has stopped."""
-    key = (check_every, shared)
-    if key in _ALGORITHMS:
-        return _ALGORITHMS[key]
     single = algorithm()
     axes = Data(*[None if shared and f in _MATRICES else 0 for f in Data._fields])
 
@@ -75,7 +73,7 @@ def batch_algorithm(check_every: int, shared: bool) -> Algorithm:
 
     alg = Algorithm("halpern_pdhg-batch", step, monitor,
                     lambda bk, s, d: bk.xp.all(single.converged(bk, s, d)), check_every)
-    return _ALGORITHMS.setdefault(key, alg)
+    return alg
 
 
 def _members(c, K, lc, uc, lv, uv):
