@@ -178,30 +178,12 @@ def _warm_start(warm_start, n: int, m: int):
     r"""``(x, lam, scales)`` from a warm start: a `Result` of the same program (``x``,
     ``info["lam"]``, and its ``info["scales"]`` so that the tolerance means the same) or a pair
     ``(x, lam)`` (``lam`` may be None: zeros); ``ValueError`` saying what is expected."""
-    expected = (f"warm_start must be a Result of this problem or a pair (x, lam) with x of shape "
-                f"({n},) and lam of shape ({m},) or None")
+    x, lam, result = validate.warm_pair(warm_start, ("x", "lam"), (n, m), second_optional=True)
+    sc = result.info.get("scales") if result is not None else None
     scales = None
-    if isinstance(warm_start, Result):
-        info = warm_start.info if isinstance(warm_start.info, dict) else {}
-        if "lam" not in info:
-            raise ValueError(f"{expected}; got a Result without info['lam'] (method "
-                             f"{warm_start.method or '?'})")
-        pair = (warm_start.x, info["lam"])
-        sc = info.get("scales")
-        if isinstance(sc, dict) and np.size(sc.get("constraints")) == m:
-            scales = (float(sc["objective"]),
-                      np.asarray(sc["constraints"], dtype=np.float64).reshape(m))
-    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
-        pair = tuple(warm_start)
-    else:
-        raise ValueError(f"{expected}; got {type(warm_start).__name__}")
-    out = []
-    for nm, v, size in (("x", pair[0], n), ("lam", pair[1], m)):
-        if v is None and nm == "lam":
-            out.append(np.zeros(m))
-            continue
-        out.append(validate.warm_array(expected, f"warm_start {nm}", v, (size,)))
-    return out[0], out[1], scales
+    if isinstance(sc, dict) and np.size(sc.get("constraints")) == m:
+        scales = (float(sc["objective"]), np.asarray(sc["constraints"], dtype=np.float64).reshape(m))
+    return x, lam, scales
 
 
 class _Point(NamedTuple):

@@ -436,33 +436,9 @@ def finish(r, method: str, backend: str, x, y, objective: float, stationarity: f
 def warm_start_point(warm_start, x0, y0):
     r"""``(x, y, result)`` from a ``warm_start``: a `Result` of the same problem (its ``x`` and
     ``info["y"]``; ``result`` is then the Result, whose other fields a method may reuse) or a
-    pair ``(x, y)`` of arrays; ``ValueError`` saying what is expected otherwise (shapes
-    ``(p,)`` and ``(d,)`` of ``x0``, ``y0``; finite entries)."""
-    p, d = np.size(x0), np.size(y0)
-    expected = (f"warm_start must be a Result of this problem or a pair (x, y) with x of shape "
-                f"({p},) and y of shape ({d},)")
-    result = None
-    if isinstance(warm_start, Result):
-        result = warm_start
-        y = warm_start.info.get("y") if isinstance(warm_start.info, dict) else None
-        if y is None:
-            raise ValueError(f"{expected}; got a Result without info['y'] (method "
-                             f"{warm_start.method or '?'})")
-        pair = (warm_start.x, y)
-    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
-        pair = tuple(warm_start)
-    else:
-        raise ValueError(f"{expected}; got {type(warm_start).__name__}")
-    out = []
-    for nm, v, n in (("x", pair[0], p), ("y", pair[1], d)):
-        try:
-            a = float_array(f"warm_start {nm}", v, finite=True).reshape(-1)
-        except ValueError as e:
-            raise ValueError(f"{expected}; {e}") from None
-        if a.shape != (n,):
-            raise ValueError(f"{expected}; got {nm} of shape {np.shape(v)}")
-        out.append(a)
-    return out[0], out[1], result
+    pair ``(x, y)`` of finite arrays of the shapes of ``x0`` and ``y0`` flattened
+    (`cvxkit.solvers.validate.warm_pair`)."""
+    return validate.warm_pair(warm_start, ("x", "y"), (np.size(x0), np.size(y0)))
 
 
 def check_options(positive: dict = (), integers: dict = (), optional_positive: dict = ()):

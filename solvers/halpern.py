@@ -57,6 +57,7 @@ Restarts (``restart_factor``) are off by default: the paper's methods do not res
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -300,6 +301,22 @@ def _restart_factor(v):
     return validate.nonnegative("restart_factor", v, upper=1.0)
 
 
+def _call(what: str, fn: Callable, *args):
+    """``fn(*args)``; what the user's callable raises is reported as ``ValueError("<what> failed: ...")``."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - report what the user's callable raised
+        raise ValueError(f"{what} failed: {type(e).__name__}: {e}") from None
+
+
+@contextlib.contextmanager
+def _on_backend(backend: str, dtype: str, data: tuple, z0):
+    """Inside the back end's precision: ``(bk, data on the back end, z0 on the back end)``."""
+    bk = get_backend(backend, dtype)
+    with bk.precision():
+        yield bk, tuple(bk.asarray(a) for a in data), bk.asarray(z0)
+
+
 def _final(x, res: float, tol: float, loop: Status, info: dict) -> Final:
     """The `Final` of a Halpern run, with the final check of its stopping residual ``res``:
     ``numerical_error`` when it is not finite; ``max_iter`` when the loop stopped ``optimal``
@@ -418,24 +435,15 @@ def halpern(T: Callable, z0, *, backend="numpy", tol=1e-6, max_iter=10_000, time
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, seed=seed, dtype=dtype,
                    progress=progress)
-    bk = get_backend(backend, dtype)
-    with bk.precision():
+    with _on_backend(backend, dtype, data, z0) as (bk, arrays, z):
         xp = bk.xp
-        arrays = tuple(bk.asarray(a) for a in data)
-        z = bk.asarray(z0)
-        try:
-            Tz0 = np.asarray(T(z, *arrays))
-        except Exception as e:  # noqa: BLE001 - report what the user's callable raised
-            raise ValueError(f"T(z0) failed: {type(e).__name__}: {e}") from None
+        Tz0 = np.asarray(_call("T(z0)", T, z, *arrays))
         if Tz0.shape != z0.shape:
             raise ValueError(f"T(z) must have z's shape {z0.shape}, got {Tz0.shape}")
         res0 = bk.asarray(np.linalg.norm(z0 - Tz0) / scale)
         stop0 = res0
         if residual_fn is not None:
-            try:
-                stop0 = bk.asarray(float(residual_fn(z, *arrays)))
-            except Exception as e:  # noqa: BLE001 - report what the user's callable raised
-                raise ValueError(f"residual_fn(z0) failed: {type(e).__name__}: {e}") from None
+            stop0 = bk.asarray(float(_call("residual_fn(z0)", residual_fn, z, *arrays)))
         state = HalpernState(z, z, z, xp.asarray(0), res0, res0, xp.asarray(0), xp.asarray(0),
                              stop0)
         d = HalpernData(arrays, bk.asarray(tol), bk.asarray(scale), bk.asarray(factor))
@@ -663,17 +671,10 @@ def vr_halpern(op: FiniteSumOperator, z0, resolvent: Callable = identity_resolve
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=every, seed=seed, dtype=dtype,
                    progress=progress)
-    bk = get_backend(backend, dtype)
-    with bk.precision():
+    with _on_backend(backend, dtype, op.data, z0) as (bk, arrays, z):
         xp = bk.xp
-        arrays = tuple(bk.asarray(a) for a in op.data)
-        z = bk.asarray(z0)
-        try:
-            shape = tuple(np.shape(op.full(z, arrays)))
-            rz = np.shape(resolvent(z, eta))
-        except Exception as e:  # noqa: BLE001 - report what the user's callable raised
-            raise ValueError(f"evaluating the operator or the resolvent at z0 failed: "
-                             f"{type(e).__name__}: {e}") from None
+        shape = tuple(np.shape(_call("evaluating the operator at z0", op.full, z, arrays)))
+        rz = np.shape(_call("evaluating the resolvent at z0", resolvent, z, eta))
         if shape != z0.shape or rz != z0.shape:
             raise ValueError(f"F(z) and resolvent(z, step) must have z's shape {z0.shape}, got "
                              f"{shape} and {rz}")

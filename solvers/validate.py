@@ -193,6 +193,35 @@ def warm_array(expected: str, name: str, v, shape) -> np.ndarray:
     return a
 
 
+def warm_pair(warm_start, names: tuple[str, str], sizes: tuple[int, int], *,
+              second_optional: bool = False):
+    """``(first, second, result)`` from a ``warm_start`` that is a `Result` of the same problem
+    (``first`` is its ``x``, ``second`` its ``info[names[1]]``; ``result`` the Result itself, whose
+    other fields a method may reuse) or a pair of arrays (``result`` None). Both arrays are
+    finite, float64, of shapes ``(sizes[0],)`` and ``(sizes[1],)``; with ``second_optional`` the
+    second may be None (zeros). Anything else raises ``ValueError`` saying what is expected."""
+    from cvxkit.solvers.result import Result
+
+    (a, b), (n, m) = names, sizes
+    expected = (f"warm_start must be a Result of this problem or a pair ({a}, {b}) with {a} of "
+                f"shape ({n},) and {b} of shape ({m},)" + (" or None" if second_optional else ""))
+    result = None
+    if isinstance(warm_start, Result):
+        result = warm_start
+        info = warm_start.info if isinstance(warm_start.info, dict) else {}
+        if info.get(b) is None:
+            raise ValueError(f"{expected}; got a Result without info[{b!r}] (method "
+                             f"{warm_start.method or '?'})")
+        pair = (warm_start.x, info[b])
+    elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
+        pair = tuple(warm_start)
+    else:
+        raise ValueError(f"{expected}; got {type(warm_start).__name__}")
+    second = (np.zeros(m) if pair[1] is None and second_optional
+              else warm_array(expected, f"warm_start {b}", pair[1], (m,)))
+    return warm_array(expected, f"warm_start {a}", pair[0], (n,)), second, result
+
+
 def symmetric(name: str, M, n: int | None = None, floor: float = 1.0) -> np.ndarray:
     """``M`` (dense, or any scipy.sparse format: densified) as a float64 square (n, n) finite
     real array, symmetrized; ``ValueError`` naming ``name`` otherwise.
