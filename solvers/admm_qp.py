@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from cvxkit.solvers import kkt, validate
+from cvxkit.solvers import admm_traced, kkt, validate
 from cvxkit.solvers.admm import (Data, Settings, Splitting, State, per_block, residuals,
                                  termination_flag)
 from cvxkit.solvers.admm_batch import (aot, default_device, host_devices, one_device_mesh,
@@ -226,7 +226,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
         the batch's.
     """
     t_setup = time.perf_counter()
-    P, q, A, l, u, batch = validate_qp(P, q, A, l, u)
+    traced = admm_traced.is_traced(P, q, A, l, u)  # inside jax.jit / vmap / grad: `admm_traced`
+    P, q, A, l, u, batch = (P, q, A, l, u, None) if traced else validate_qp(P, q, A, l, u)
     v = validate
     tol = v.positive("tol", tol)
     eps_abs = v.positive("eps_abs", tol if eps_abs is None else eps_abs)
@@ -266,16 +267,24 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
     opts = Options(tol=min(eps_abs, eps_rel), max_iter=max_iter, time_limit=time_limit,
                    verbose=verbose, callback=callback, check_every=None, seed=seed, dtype=dtype,
                    progress=progress)
-    bk = get_backend(backend, dtype)
-    n, m = q.shape[-1], A.shape[-2]
-    x0, y0, rho_w = _warm(warm_start, n, m, batch)
-    rho_start = np.where(np.isnan(rho_w), rho0, rho_w) if rho_w is not None else \
-        (np.full(batch, rho0) if batch is not None else rho0)
     cfg = dict(sigma=sigma, alpha=alpha, eps_abs=eps_abs, eps_rel=eps_rel, eps_pinf=eps_primal_infeasible,
                eps_dinf=eps_dual_infeasible, rho_tolerance=float(adaptive_rho_tolerance),
                adaptive=bool(adaptive_rho), check_gap=bool(check_gap), block=int(check_every),
                max_iter=int(max_iter))
     pol = (bool(polish), float(delta), int(polish_refine_iter))
+    if traced:
+        if backend != "jax" or mesh is not None:
+            raise ValueError("inside jax.jit, vmap or grad admm_qp needs backend='jax' (and no "
+                             "mesh: vmap makes the batch)")
+        warm = None if warm_start is None else (warm_parts(warm_start, "warm_start must be a "
+                                                           "Result or a pair (x, y)"))
+        return admm_traced.solve(P, q, A, l, u, cfg=cfg, scaling=int(scaling), polish=pol,
+                                 rho0=rho0, warm=None if warm is None else (warm["x"], warm["y"]))
+    bk = get_backend(backend, dtype)
+    n, m = q.shape[-1], A.shape[-2]
+    x0, y0, rho_w = _warm(warm_start, n, m, batch)
+    rho_start = np.where(np.isnan(rho_w), rho0, rho_w) if rho_w is not None else \
+        (np.full(batch, rho0) if batch is not None else rho0)
     if batch is not None and backend == "numpy":
         return _numpy_batch_loop(P, q, A, l, u, x0, y0, rho_start, batch, t_setup, opts, cfg,
                                  int(scaling), pol)

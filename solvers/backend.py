@@ -86,6 +86,9 @@ class JaxBackend(Backend):
 
         self._jax = jax
         self.xp = jnp
+        from cvxkit.solvers.result import register_pytree
+
+        register_pytree(jax)
 
     def precision(self):
         return self._jax.enable_x64(self.dtype == "float64")

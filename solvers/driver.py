@@ -347,3 +347,14 @@ def finish(final: Final, *, method: str, backend: str, run: Run | None = None,
         setup_time=setup_time, compile_time=run.compile_time if run is not None else 0.0,
         history=as_numpy_history(hist), backend=backend, method=method, info=dict(final.info),
         dual=final.dual, message=final.message)
+
+
+def traced_result(*, x, status, objective, dual=None, primal_residual=math.nan,
+                  dual_residual=math.nan, iterations=0, info=None, method: str) -> Result:
+    """The `Result` of a solve traced by JAX (inside ``jit``, ``vmap`` or ``grad``): array
+    fields are traced, ``status`` is a `Status` code (``Status(int(res.status))`` once
+    concrete), no history, no timings (`cvxkit.solvers.result.register_pytree`)."""
+    return Result(x=x, status=status, objective=objective, primal_residual=primal_residual,
+                  dual_residual=dual_residual, iterations=iterations, backend="jax",
+                  method=method, info=dict(info or {}), dual=dual)
+

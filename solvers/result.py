@@ -40,6 +40,24 @@ class Status(str, enum.Enum):
         """What this status promises, in words (the default `Result.message`)."""
         return _MESSAGES[self.value]
 
+    @property
+    def code(self) -> int:
+        """The integer a traced `Result` carries for this status (``Status(code)`` inverts it)."""
+        return CODES.index(self.value)
+
+    @classmethod
+    def _missing_(cls, value):
+        # an integer code, e.g. ``Status(int(res.status))`` for a Result returned by jax.jit
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
+                and 0 <= value < len(CODES):
+            return cls(CODES[int(value)])
+        return None
+
+
+#: the integer codes of the statuses (a traced `Result.status` is one of these)
+CODES = ("optimal", "optimal_inaccurate", "primal_infeasible", "dual_infeasible", "max_iter",
+         "time_limit", "numerical_error", "interrupted")
+
 
 _MESSAGES = {
     "optimal": "the stopping criterion holds at the requested tolerance, on the user's data",
@@ -147,3 +165,28 @@ def batch_message(statuses, messages=None) -> str:
 def as_numpy_history(history: dict[str, list]) -> dict[str, np.ndarray]:
     """Turn lists of per-check values into numpy arrays."""
     return {k: np.asarray(v) for k, v in history.items()}
+
+
+#: `Result` fields that hold arrays (traced under jax.jit/vmap); the others are static metadata
+ARRAY_FIELDS = ("x", "status", "objective", "primal_residual", "dual_residual", "iterations",
+                "dual", "info", "history")
+STATIC_FIELDS = ("solve_time", "setup_time", "compile_time", "backend", "method", "message")
+
+
+def register_pytree(jax) -> None:
+    """Make `Result` a JAX pytree (idempotent): the `ARRAY_FIELDS` are children, so under
+    ``jax.vmap`` each gains the batch axis; the `STATIC_FIELDS` are auxiliary data."""
+    if getattr(register_pytree, "done", False):
+        return
+
+    def flatten(r: Result):
+        return tuple(getattr(r, k) for k in ARRAY_FIELDS), tuple(getattr(r, k) for k in STATIC_FIELDS)
+
+    def unflatten(aux, children):
+        r = object.__new__(Result)  # no __post_init__: children may be tracers or placeholders
+        for k, v in zip(ARRAY_FIELDS + STATIC_FIELDS, tuple(children) + tuple(aux)):
+            object.__setattr__(r, k, v)
+        return r
+
+    jax.tree_util.register_pytree_node(Result, flatten, unflatten)
+    register_pytree.done = True

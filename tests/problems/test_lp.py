@@ -1,4 +1,5 @@
 """LinearProgram and the restarted Halpern PDHG (r2HPDHG) against HiGHS and Netlib's optimal values."""
+import importlib
 import pathlib
 
 import numpy as np
@@ -456,7 +457,7 @@ def test_scaled_certificates(what, k):
 def test_unconfirmed_status_is_not_reported(monkeypatch):
     """A status that fails the float64 check on the user's data is not reported: the iteration
     goes on (with a tighter internal test), and without budget it ends max_iter."""
-    import cvxkit.solvers.halpern_pdhg as hp
+    hp = importlib.import_module("cvxkit.solvers.halpern_pdhg")
 
     lp = LinearProgram(**SMALL)
     first = lp.solve(tol=1e-6)

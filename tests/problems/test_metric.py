@@ -1,4 +1,5 @@
 """Metric nearness and correlation clustering by Project and Forget, against CVXPY/HiGHS."""
+import importlib
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -289,7 +290,7 @@ def test_family_knowledge_lives_in_problems():
     cvxkit.problems.metric; project_forget checks its own arrays (same defects refused, named by
     its argument) and measures the same objective."""
     import cvxkit.problems.metric as fam
-    import cvxkit.solvers.project_forget as pf
+    pf = importlib.import_module("cvxkit.solvers.project_forget")
 
     for name in ("validate_dissimilarity", "validate_weights", "check_magnitude",
                  "metric_objective", "symmetric_matrix"):

@@ -1,0 +1,105 @@
+"""Solvers called inside jax.jit, jax.vmap and jax.grad (traced inputs, implicit gradients)."""
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from cvxkit.solvers import Result, Status, admm_qp  # noqa: E402
+
+TOL = 1e-10
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def qp(seed=1, n=10, m=6):
+    """A strongly convex QP whose solution has some active rows (not all)."""
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((n, n))
+    P = M @ M.T / n + 0.1 * np.eye(n)
+    A = rng.standard_normal((m, n))
+    return P, rng.standard_normal(n), A, -0.3 * rng.random(m), 0.3 * rng.random(m)
+
+
+def solve(P, q, A, l, u, **kw):
+    return admm_qp(P, q, A, l, u, backend="jax", tol=TOL, **kw)
+
+
+def test_jit_equals_host_solve():
+    P, q, A, l, u = qp()
+    host = admm_qp(P, q, A, l, u, tol=TOL)
+    res = jax.jit(solve)(*map(jnp.asarray, (P, q, A, l, u)))
+    assert isinstance(res, Result) and Status(int(res.status)) is Status.OPTIMAL
+    np.testing.assert_allclose(res.x, host.x, atol=1e-9)
+    np.testing.assert_allclose(res.dual, host.dual, atol=1e-9)
+    assert float(res.objective) == pytest.approx(host.objective, rel=1e-9)
+    assert int(res.iterations) == host.iterations
+
+
+def test_jit_vmap_equals_loop_of_single_solves():
+    P, q, A, l, u = qp(seed=2)
+    Q = q + 0.3 * np.random.default_rng(0).standard_normal((6, q.size))
+    batch = jax.jit(jax.vmap(lambda q: solve(P, q, A, l, u)))(jnp.asarray(Q))
+    assert batch.x.shape == (6, q.size) and batch.status.shape == (6,)
+    for i in range(6):
+        one = admm_qp(P, Q[i], A, l, u, tol=TOL)
+        assert Status(int(batch.status[i])) is one.status is Status.OPTIMAL
+        np.testing.assert_allclose(batch.x[i], one.x, atol=1e-9)
+        assert float(batch.objective[i]) == pytest.approx(one.objective, rel=1e-9)
+
+
+def test_gradients_match_central_finite_differences():
+    P, q, A, l, u = qp(seed=3, m=10)
+    assert 0 < int(np.sum(np.abs(admm_qp(P, q, A, l, u, tol=TOL).dual) > 1e-8)) < 10  # a mix
+
+    def loss(P, q, A, l, u):
+        r = solve(P, q, A, l, u)
+        return jnp.sum(r.x ** 2) + jnp.sum(jnp.sin(r.dual))
+
+    args = [jnp.asarray(v) for v in (P, q, A, l, u)]
+    grads = jax.grad(loss, argnums=(0, 1, 2, 3, 4))(*args)
+    rng, h = np.random.default_rng(5), 1e-6
+    for i, name in enumerate("PqAlu"):
+        e = rng.standard_normal(args[i].shape)
+        e = e + e.T if name == "P" else e  # P stays symmetric
+        plus, minus = list(args), list(args)
+        plus[i], minus[i] = args[i] + h * e, args[i] - h * e
+        fd = (loss(*plus) - loss(*minus)) / (2 * h)
+        assert float(jnp.sum(grads[i] * e)) == pytest.approx(float(fd), rel=1e-6, abs=1e-8), name
+
+
+def test_objective_gradient_is_the_envelope_formula():
+    """d objective / d q = x* and d objective / d u = y+ (the multipliers of the upper bounds)."""
+    P, q, A, l, u = qp(seed=3)
+    gq, gu = jax.grad(lambda q, u: solve(P, q, A, l, u).objective, argnums=(0, 1))(
+        jnp.asarray(q), jnp.asarray(u))
+    ref = admm_qp(P, q, A, l, u, tol=TOL)
+    np.testing.assert_allclose(gq, ref.x, atol=1e-8)
+    np.testing.assert_allclose(gu, -np.maximum(ref.dual, 0), atol=1e-8)
+
+
+def test_unconstrained_and_infeasible_inside_jit():
+    P, q, _, _, _ = qp()
+    res = jax.jit(lambda q: admm_qp(P, q, backend="jax", tol=TOL))(jnp.asarray(q))
+    np.testing.assert_allclose(res.x, np.linalg.solve(P, -q), atol=1e-8)
+    A = np.ones((2, q.size))
+    bad = jax.jit(lambda u: admm_qp(P, q, A, np.array([1.0, -np.inf]), u, backend="jax"))(
+        jnp.array([np.inf, 0.0]))
+    assert Status(int(bad.status)) is Status.PRIMAL_INFEASIBLE and bool(jnp.isnan(bad.x).all())
+
+
+def test_traced_call_needs_the_jax_backend():
+    P, q, A, l, u = qp()
+    with pytest.raises(ValueError, match="backend='jax'"):
+        jax.jit(lambda q: admm_qp(P, q, A, l, u).x)(jnp.asarray(q))
+
+
+def test_status_codes_round_trip():
+    for s in Status:
+        assert Status(s.code) is s
+    with pytest.raises(ValueError):
+        Status(99)
