@@ -40,7 +40,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from cvxkit.solvers.backend import Backend
-from cvxkit.solvers.result import Result, Status, as_numpy_history
+from cvxkit.solvers.result import Result, Status, as_numpy_history, register_pytree
 
 PROGRESS_AFTER = 5.0
 """Seconds after which ``progress=None`` (auto) shows a progress bar, on a terminal only."""
@@ -354,6 +354,9 @@ def traced_result(*, x, status, objective, dual=None, primal_residual=math.nan,
     """The `Result` of a solve traced by JAX (inside ``jit``, ``vmap`` or ``grad``): array
     fields are traced, ``status`` is a `Status` code (``Status(int(res.status))`` once
     concrete), no history, no timings (`cvxkit.solvers.result.register_pytree`)."""
+    import jax
+
+    register_pytree(jax)
     return Result(x=x, status=status, objective=objective, primal_residual=primal_residual,
                   dual_residual=dual_residual, iterations=iterations, backend="jax",
                   method=method, info=dict(info or {}), dual=dual)

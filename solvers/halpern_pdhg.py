@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from cvxkit.solvers import validate
+from cvxkit.solvers import admm_traced, lp_traced, validate
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.pdhg_core import (Data, Settings, State, algorithm, dual_infeasible,
@@ -122,6 +122,16 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
     the iteration, relative residuals, fixed-point residual, primal weight and restart count.
     """
     t0 = time.perf_counter()
+    if admm_traced.is_traced(c, K, lc, uc, lv, uv):  # inside jax.jit / vmap / grad
+        if backend != "jax" or mesh is not None:
+            raise ValueError("inside jax.jit, vmap or grad halpern_pdhg needs backend='jax' "
+                             "(and no mesh)")
+        return lp_traced.solve(c, K, lc, uc, lv, uv, dict(
+            tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter, check_every=check_every,
+            seed=seed, warm_start=warm_start, reflection=reflection,
+            eps_primal_infeasible=eps_primal_infeasible, eps_dual_infeasible=eps_dual_infeasible,
+            ruiz_iters=ruiz_iters, pock_chambolle=pock_chambolle, rescale=rescale,
+            primal_weight=primal_weight, adaptive_primal_weight=adaptive_primal_weight))
     c, K, lc, uc, lv, uv = validate_lp(c, K, lc, uc, lv, uv)
     n, m = c.shape[0], K.shape[0]
     tol = validate.positive("tol", tol)

@@ -93,3 +93,18 @@ def root_vjp(solver: Callable, optimality: Callable, *, linear_solve: str = "aut
 
     solve.defvjp(fwd, bwd)
     return solve
+
+
+def host_solver(fn: Callable, shapes) -> Callable:
+    """``theta -> fn(*theta)`` inside traced code, ``fn`` running on the host on numpy arrays
+    (``jax.pure_callback``; under ``jax.vmap`` the members are solved one after the other).
+
+    ``shapes`` is the output structure of ``fn`` as ``jax.ShapeDtypeStruct`` leaves; pair it
+    with `root_vjp` for gradients (the callback itself is not differentiated).
+    """
+    import jax
+
+    def solver(theta):
+        return jax.pure_callback(fn, shapes, *theta, vmap_method="sequential")
+
+    return solver

@@ -132,6 +132,11 @@ class Result:
 
     def __repr__(self) -> str:
         shape = getattr(self.x, "shape", None)
+        if not isinstance(self.status, (Status, np.ndarray)) or (
+                isinstance(self.status, np.ndarray) and self.status.dtype != object):
+            # a traced Result (inside jax.jit / vmap), or one returned by them: integer codes
+            return (f"Result(status={self.status!r} (codes: Status(int(code))), objective="
+                    f"{self.objective!r}, method={self.method!r}, x.shape={shape})")
         if isinstance(self.status, np.ndarray):  # a batch: per-member fields
             n_opt = sum(Status(s) is Status.OPTIMAL for s in self.status.ravel())
             return (
