@@ -6,7 +6,11 @@ r"""Optimal transport on the transport polytope $U(a, b) = \{P \ge 0 : P1 = a,\ 
   ``"network_simplex"``, reference: the CVXPY linear program);
 * ``reg > 0``: entropic OT, $\min_{P \in U(a,b)} \langle C, P\rangle + \mathrm{reg}
   \sum_{ij} P_{ij}\log P_{ij}$ (method ``"sinkhorn"``, numpy or JAX; reference: the CVXPY
-  exponential-cone model).
+  exponential-cone model);
+* ``reg > 0, reg_m``: unbalanced entropic OT, $\min_{P \ge 0} \langle C, P\rangle +
+  \mathrm{reg}\,\mathrm{KL}(P\|ab^\top) + \lambda_a\mathrm{KL}(P1\|a) +
+  \lambda_b\mathrm{KL}(P^\top 1\|b)$ (method ``"sinkhorn"``; see
+  `cvxkit.solvers.sinkhorn_unbalanced`).
 
 ``TransportPolytopeProblem(a, b, objective, ...)``: $\min_{P \in U(a,b)} F(P)$ for a convex
 ``F`` given by its gradient; ``OnlineTransport(a, b, costs)``: costs $C_t$ revealed one per
@@ -27,8 +31,9 @@ from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.result import Status
 from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn
 from cvxkit.solvers.network_simplex import network_simplex
-from cvxkit.solvers.sinkhorn import (finite_array, sinkhorn, validate_marginals, validate_ot,
-                                     validate_reg)
+from cvxkit.solvers.sinkhorn import (finite_array, sinkhorn, validate_cost, validate_marginals,
+                                     validate_ot, validate_reg)
+from cvxkit.solvers import sinkhorn_unbalanced as unbalanced
 from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
@@ -69,24 +74,36 @@ class _PolytopeProblem(Problem):
     def _cvxpy_objective(self, P):
         raise NotImplementedError
 
+    def _cvxpy_constraints(self, P) -> list:
+        import cvxpy as cp
+
+        return [cp.sum(P, axis=1) == self.a, cp.sum(P, axis=0) == self.b]
+
     def to_cvxpy(self):
         import cvxpy as cp
 
         P = cp.Variable(self.shape, nonneg=True)
-        cons = [cp.sum(P, axis=1) == self.a, cp.sum(P, axis=0) == self.b]
-        return cp.Problem(cp.Minimize(self._cvxpy_objective(P)), cons), P
+        return cp.Problem(cp.Minimize(self._cvxpy_objective(P)), self._cvxpy_constraints(P)), P
 
 
 class OptimalTransport(_PolytopeProblem):
-    """Exact (``reg=None``) or entropic (``reg > 0``) optimal transport.
+    """Exact (``reg=None``), entropic (``reg > 0``) or unbalanced entropic (``reg_m``) OT.
 
     Args:
         a: source weights, shape (n,), nonnegative.
         b: target weights, shape (m,), nonnegative, same total as ``a`` (up to a relative
-            1e-8; ``b`` is then rescaled to ``sum(a)``).
+            1e-8; ``b`` is then rescaled to ``sum(a)``); with a finite ``reg_m`` on a side the
+            totals may differ.
         C: cost matrix, shape (n, m), finite, any sign (scipy.sparse is densified: an absent
             entry costs 0).
         reg: entropic regularization (units of ``C``), or ``None`` for exact OT.
+        reg_m: ``None`` (balanced), or the marginal relaxation of unbalanced OT (units of
+            ``C``): a number ``lam > 0`` or a pair ``(lam_a, lam_b)``, ``math.inf`` for an
+            exact side. The objective is then POT's ``sinkhorn_unbalanced(..., reg_type="kl")``
+            one, ``<C,P> + reg KL(P||a b^T) + lam_a KL(P1||a) + lam_b KL(P^T 1||b)``
+            (generalized KL), and ``tol`` bounds the fixed-point residual of the potentials
+            (`cvxkit.solvers.sinkhorn_unbalanced`); only the exact sides' marginals count as
+            constraints in `residuals`. Needs ``reg > 0``.
 
     The solution ``Result.x`` is the transport plan (n, m); ``Result.info['transport_cost']``
     is $\\langle C, P\\rangle$ (for exact OT it equals ``Result.objective``); ``Result.dual``
@@ -101,8 +118,17 @@ class OptimalTransport(_PolytopeProblem):
 
     methods = {"network_simplex": "_solve_network_simplex", "sinkhorn": "_solve_sinkhorn"}
 
-    def __init__(self, a, b, C, reg: float | None = None):
-        self.a, self.b, self.C = validate_ot(a, b, C)
+    def __init__(self, a, b, C, reg: float | None = None, reg_m=None):
+        if reg_m is None:
+            self.a, self.b, self.C = validate_ot(a, b, C)
+            self.reg_m = None
+        else:
+            if reg is None:
+                raise ValueError("reg_m (unbalanced OT) needs an entropic reg > 0: exact "
+                                 "unbalanced OT (reg=None) is not supported")
+            self.reg_m = unbalanced.validate_reg_m(reg_m)
+            self.a, self.b = validate_marginals(a, b, equal_mass=unbalanced.exact(self.reg_m))
+            self.C = validate_cost(C, (self.a.size, self.b.size))
         self.reg = None if reg is None else validate_reg(reg)
         self.objective_scale = 1e-9 * self.a.sum() * max(float(np.abs(self.C).max()), 1e-300)
 
@@ -115,6 +141,8 @@ class OptimalTransport(_PolytopeProblem):
 
     def objective(self, P) -> float:
         P = check_shape(P, self.shape)
+        if self.reg_m is not None:
+            return unbalanced.objective(P, self.a, self.b, self.C, self.reg, self.reg_m)[0]
         cost = float(np.vdot(self.C, P))
         if self.reg is None:
             return cost
@@ -125,11 +153,37 @@ class OptimalTransport(_PolytopeProblem):
         """Exact OT: HiGHS (a simplex solution, exact to round-off); entropic: Clarabel."""
         return {"solver": "HIGHS"} if self.reg is None else super().reference_options()
 
+    def residuals(self, P) -> dict[str, float]:
+        """Marginal errors and negativity; unbalanced: the marginals of exact sides only."""
+        r = super().residuals(P)
+        for key, lam in zip(("row_marginal", "col_marginal"), self.reg_m or ()):
+            if math.isfinite(lam):
+                del r[key]
+        return r
+
     def _cvxpy_objective(self, P):
         import cvxpy as cp
 
         obj = cp.sum(cp.multiply(self.C, P))
+        if self.reg_m is not None:
+            obj = obj + self.reg * _kl_div(P, np.outer(self.a, self.b))
+            for lam, axis, h in zip(self.reg_m, (1, 0), (self.a, self.b)):
+                if math.isfinite(lam):
+                    obj = obj + lam * _kl_div(cp.sum(P, axis=axis), h)
+            return obj
         return obj if self.reg is None else obj - self.reg * cp.sum(cp.entr(P))
+
+    def _cvxpy_constraints(self, P) -> list:
+        """Unbalanced: the exact sides' marginals, and ``P = 0`` where ``a_i b_j = 0``."""
+        if self.reg_m is None:
+            return super()._cvxpy_constraints(P)
+        import cvxpy as cp
+
+        on = np.outer(self.a, self.b) > 0
+        cons = [] if on.all() else [cp.multiply(~on, P) == 0]
+        return cons + [cp.sum(P, axis=axis) == h
+                       for lam, axis, h in zip(self.reg_m, (1, 0), (self.a, self.b))
+                       if math.isinf(lam)]
 
     # --- adapters ---------------------------------------------------------------------
     def _solve_network_simplex(self, backend="numpy", **options):
@@ -140,7 +194,19 @@ class OptimalTransport(_PolytopeProblem):
     def _solve_sinkhorn(self, backend="numpy", **options):
         if self.reg is None:
             raise ValueError("sinkhorn solves entropic OT: give reg > 0, or use method='network_simplex'")
-        return sinkhorn(self.a, self.b, self.C, self.reg, backend=backend, **options)
+        return sinkhorn(self.a, self.b, self.C, self.reg, reg_m=self.reg_m, backend=backend,
+                        **options)
+
+
+def _kl_div(x, q: np.ndarray):
+    """CVXPY expression of the generalized KL divergence ``sum x log(x/q) - x + q`` of a
+    variable ``x`` to a constant ``q >= 0`` (entries with ``q = 0`` left out: there ``x = 0``
+    is a constraint, and the term is 0)."""
+    import cvxpy as cp
+
+    on = q > 0
+    terms = cp.kl_div(x, np.where(on, q, 1.0))
+    return cp.sum(terms) if on.all() else cp.sum(cp.multiply(on.astype(float), terms))
 
 
 # ======================================================================================

@@ -24,6 +24,9 @@ divided by ``max C - min C``, ``reg`` divided by the same), and the plan, object
 potentials are mapped back, so scaling the mass, or ``C`` and ``reg`` together, by any factor
 gives the same iterates, the same status and the scaled answer.
 
+Unbalanced OT (``reg_m``, KL-relaxed marginals) runs on this loop with its own scaling updates,
+normalization and stopping rule: `cvxkit.solvers.sinkhorn_unbalanced`.
+
 Stopping rule: ``(||P 1 - a||_1 + ||P^T 1 - b||_1) / sum(a) <= tol`` at the target ``eps`` (after
 each iteration the columns are exact, so this is the row error, computed for free); the status
 ``optimal`` is confirmed by recomputing this relative error in float64 on the user's data.
@@ -43,13 +46,15 @@ from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
 
-def validate_marginals(a, b, *, mass_rtol: float = 1e-8):
+def validate_marginals(a, b, *, mass_rtol: float = 1e-8, equal_mass: bool = True):
     """Check histograms ``a`` (n,), ``b`` (m,); return them as float64 arrays.
 
     Raises ``ValueError`` (naming the argument) for missing, ragged, complex, empty, non-finite or
-    negative input, zero or overflowing total mass, or totals that differ by more than
-    ``mass_rtol`` relative (the message names both sums). Totals within ``mass_rtol`` are taken
-    as round-off: ``b`` is rescaled to ``sum(a)`` (every solver and residual uses that ``b``).
+    negative input, zero or overflowing total mass, or (``equal_mass``, balanced transport)
+    totals that differ by more than ``mass_rtol`` relative (the message names both sums).
+    Totals within ``mass_rtol`` are taken as round-off: ``b`` is rescaled to ``sum(a)`` (every
+    solver and residual uses that ``b``). ``equal_mass=False`` (unbalanced transport) keeps
+    both totals as given.
     """
     a = finite_array("a", a, 1, nonempty=True)
     b = finite_array("b", b, 1, nonempty=True)
@@ -62,6 +67,8 @@ def validate_marginals(a, b, *, mass_rtol: float = 1e-8):
         raise ValueError(f"the total mass of a and b overflows: sum(a)={sa}, sum(b)={sb}")
     if sa <= 0 or sb <= 0:
         raise ValueError(f"a and b must have positive total mass, got sum(a)={sa:.6g}, sum(b)={sb:.6g}")
+    if not equal_mass:
+        return a, b
     if abs(sa - sb) > mass_rtol * max(sa, sb):
         raise ValueError(
             f"a and b must have the same total mass: sum(a)={sa:.12g}, sum(b)={sb:.12g}"
@@ -135,6 +142,8 @@ class Data(NamedTuple):
     stage_tol: object
     tol: object
     big: object  # scalings outside [1/big, big] are absorbed
+    rho_a: object = None  # unbalanced only: 1/reg_m per side on the normalized instance (0: exact)
+    rho_b: object = None
 
 
 class State(NamedTuple):
@@ -144,7 +153,7 @@ class State(NamedTuple):
     v: object  # (m,)
     K: object  # exp((f + g - C) / eps), (n, m)
     Kv: object  # K @ v, (n,)
-    err: object  # L1 marginal error of the current plan
+    err: object  # stopping error: L1 marginal error (unbalanced: fixed-point residual)
     eps: object  # current epsilon of the scaling schedule
 
 
@@ -168,11 +177,19 @@ def _rebuild(bk: Backend, f, g, eps, d: Data, log_step=True) -> State:
 
 
 def _step(bk: Backend, s: State, d: Data) -> State:
-    xp = bk.xp
     u = d.a / s.Kv
     v = d.b / (u @ s.K)  # u @ K, not K.T @ u: XLA on CPU copies the transpose
     Kv = s.K @ v
-    err = xp.sum(xp.abs(u * Kv - d.a))
+    err = bk.xp.sum(bk.xp.abs(u * Kv - d.a))
+    return accept(bk, s, d, u, v, Kv, err, _rebuild)
+
+
+def accept(bk: Backend, s: State, d: Data, u, v, Kv, err, rebuild) -> State:
+    """The new scalings ``(u, v)``, ``Kv = K v`` and stopping error ``err`` of one kernel-domain
+    iteration, or ``rebuild(bk, f, g, eps, d, log_step)`` from the absorbed potentials: with a
+    log-domain iteration when a scaling left ``[1/big, big]`` or a kernel sum underflowed,
+    without one (at the next ``eps``) when the stage ended."""
+    xp = bk.xp
     lo = 1.0 / d.big
     bad = ~(
         xp.all(Kv > 0) & xp.all(xp.isfinite(v)) & xp.isfinite(err)
@@ -180,15 +197,15 @@ def _step(bk: Backend, s: State, d: Data) -> State:
     )
     advance = (err <= d.stage_tol) & (s.eps > d.eps_target)
 
-    def rebuild(s):
+    def absorb(s):
         eps = xp.where(advance, xp.maximum(s.eps * d.eps_decay, d.eps_target), s.eps)
         # a new stage from valid scalings needs no log-domain iteration; a failure does
-        return _rebuild(bk, s.f + s.eps * xp.log(s.u), s.g + s.eps * xp.log(s.v), eps, d, bad)
+        return rebuild(bk, s.f + s.eps * xp.log(s.u), s.g + s.eps * xp.log(s.v), eps, d, bad)
 
     def keep(s):
         return State(s.f, s.g, u, v, s.K, Kv, err, s.eps)
 
-    return bk.cond(bad | advance, rebuild, keep, s)
+    return bk.cond(bad | advance, absorb, keep, s)
 
 
 def _monitor(bk, s: State, d: Data):
@@ -202,21 +219,25 @@ def _converged(bk, s: State, d: Data):
 ALGORITHM = Algorithm("sinkhorn", _step, _monitor, _converged)
 
 
-def _setup(bk: Backend, a, b, C, reg, tol, eps_init, eps_decay, stage_tol, warm):
-    """Data and first state on a normalized instance (unit mass, costs in [0, 1])."""
+def _setup(bk: Backend, a, b, C, reg, tol, eps_init, eps_decay, stage_tol, warm, rho=None,
+           rebuild=_rebuild):
+    """Data and first state on a normalized instance (unit mass, costs in [0, 1]; unbalanced:
+    ``rho = (1/lam_a, 1/lam_b)``, the user's masses, its ``rebuild`` and a dimensionless
+    stopping error, see `cvxkit.solvers.sinkhorn_unbalanced`)."""
     spread = float(np.max(C) - np.min(C))
     if eps_init is None:
         eps_init = max(reg, spread)
     eps0 = reg if warm is not None else max(float(eps_init), reg)
     big = 1e100 if bk.dtype == "float64" else 1e15
-    st = max(tol, stage_tol * float(np.sum(a)))
+    st = max(tol, stage_tol * (float(np.sum(a)) if rho is None else 1.0))
     d = Data(*(bk.asarray(x) for x in (a, b, C, np.log(a), np.log(b))),
-             *(bk.asarray(x) for x in (reg, eps_decay, st, tol, big)))
+             *(bk.asarray(x) for x in (reg, eps_decay, st, tol, big)),
+             *(() if rho is None else (bk.asarray(r) for r in rho)))
     if warm is None:
         f0, g0 = bk.xp.zeros_like(d.a), bk.xp.zeros_like(d.b)
     else:
         f0, g0 = bk.asarray(warm[0]), bk.asarray(warm[1])
-    return d, bk.jit(_rebuild, static_argnums=(0, 5))(bk, f0, g0, bk.asarray(eps0), d, False)
+    return d, bk.jit(rebuild, static_argnums=(0, 5))(bk, f0, g0, bk.asarray(eps0), d, False)
 
 
 class _Normalized(NamedTuple):
@@ -241,15 +262,23 @@ class _Normalized(NamedTuple):
     full: bool
 
 
-def _normalize(a, b, C, reg) -> _Normalized:
+def _normalize(a, b, C, reg, unbalanced: bool = False) -> _Normalized:
+    """`_Normalized` instance; ``unbalanced``: costs divided by ``max|C|`` only (no shift and
+    unit ``mass``: neither leaves an unbalanced plan unchanged, see `sinkhorn_unbalanced`)."""
     rows, cols = a > 0, b > 0
     full = bool(rows.all() and cols.all())
     Cs = C if full else C[np.ix_(rows, cols)]
-    mass = float(a.sum())
-    Cn, shift, scale = normalize_cost(Cs, fallback=reg)
+    if unbalanced:
+        top = float(np.abs(Cs).max())
+        mass, shift, scale = 1.0, 0.0, (top if top > 0 else reg)
+        Cn, what = Cs / scale, "max|C|"
+    else:
+        mass = float(a.sum())
+        Cn, shift, scale = normalize_cost(Cs, fallback=reg)
+        what = "the cost spread max(C) - min(C)"
     reg_n = reg / scale
     if not (reg_n > 0 and math.isfinite(reg_n)):
-        raise ValueError(f"reg={reg!r} relative to the cost spread max(C) - min(C) = {scale:.3g} "
+        raise ValueError(f"reg={reg!r} relative to {what} = {scale:.3g} "
                          f"is not representable in float64 (ratio {reg_n:.3g})")
     return _Normalized(a[rows] / mass, b[cols] / mass, Cn, reg_n, mass, shift, scale, rows, cols,
                        full)
@@ -298,33 +327,39 @@ def _warm_potentials(warm_start, nz: _Normalized, reg: float):
     return (f - nz.shift - reg * math.log(nz.mass)) / nz.scale, g / nz.scale
 
 
-def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_limit=math.inf,
-             verbose=False, progress=None, callback=None, check_every=None, seed=0,
-             warm_start=None, dtype="float64", eps_init=None, eps_decay=0.5,
+def sinkhorn(a, b, C, reg, *, reg_m=None, backend="numpy", tol=1e-9, max_iter=100_000,
+             time_limit=math.inf, verbose=False, progress=None, callback=None, check_every=None,
+             seed=0, warm_start=None, dtype="float64", eps_init=None, eps_decay=0.5,
              stage_tol=1e-2) -> Result:
     """Solve entropic OT between histograms ``a`` (n,) and ``b`` (m,) with cost ``C`` (n, m).
 
     Args:
-        a, b: nonnegative weights with equal totals (zero entries are allowed).
+        a, b: nonnegative weights with equal totals (zero entries are allowed; with ``reg_m``
+            the totals may differ).
         C: cost matrix (any real values; scipy.sparse is densified), same units as ``reg``.
         reg: entropic regularization ``eps > 0`` (units of ``C``: scaling ``C`` and ``reg``
             together leaves the plan unchanged and scales the objective).
+        reg_m: ``None`` (balanced OT), or the marginal relaxation of unbalanced OT, in units
+            of ``C``: a float ``lam > 0`` for both sides or a pair ``(lam_a, lam_b)``;
+            ``math.inf`` on a side keeps that marginal exact. Unbalanced OT uses POT's
+            ``reg_type="kl"`` objective, its own stopping rule and normalization: see
+            `cvxkit.solvers.sinkhorn_unbalanced`.
         tol: stop when the relative L1 marginal error
             ``(||P1-a||_1 + ||P^T 1-b||_1) / sum(a) <= tol`` (``history['marginal_err']`` records
             this relative error, ``history['eps']`` the schedule in units of ``C``). The final
             status is decided on this error recomputed in float64 on the user's data: a
             ``tol`` the working ``dtype`` cannot reach ends ``optimal_inaccurate`` or
-            ``max_iter``, never ``optimal``.
+            ``max_iter``, never ``optimal``. Unbalanced: the fixed-point residual instead.
         eps_init: first ``eps`` of the scaling schedule, in units of ``C`` (default:
             ``max(C) - min(C)``); set ``eps_init=reg`` to switch epsilon scaling off.
         eps_decay: factor in (0, 1) applied to ``eps`` at each stage.
-        stage_tol: relative marginal error that ends a stage.
+        stage_tol: relative marginal error (unbalanced: fixed-point residual) that ends a stage.
         warm_start: a previous sinkhorn `Result` or a pair of potentials ``(f, g)``.
         progress: show a progress bar (tqdm); None: only for runs longer than a few seconds on
             a terminal.
         Other options: see `cvxkit.solvers.driver`.
 
-    The iterations run on the normalized instance (unit mass, costs in [0, 1], see
+    Balanced, the iterations run on the normalized instance (unit mass, costs in [0, 1], see
     `_Normalized`), so the mass and the units of ``C`` change neither the iterates nor the status.
 
     Returns:
@@ -333,9 +368,18 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
         units of mass), ``dual`` the potentials ``(f, g)``, and in ``info``: ``transport_cost``
         ``<C,P>``, potentials ``f`` (n,), ``g`` (m,), ``dual_objective`` ``<f,a> + <g,b>``
         (equal to the primal objective at an exact solution), ``relative_marginal_error``.
+        Unbalanced: see `cvxkit.solvers.sinkhorn_unbalanced.final`.
     """
     t_setup = time.perf_counter()
-    a, b, C = validate_ot(a, b, C)
+    ub = None
+    if reg_m is not None:
+        from cvxkit.solvers import sinkhorn_unbalanced as ub
+
+        reg_m = ub.validate_reg_m(reg_m)
+        a, b = validate_marginals(a, b, equal_mass=ub.exact(reg_m))
+        C = validate_cost(C, (a.size, b.size))
+    else:
+        a, b, C = validate_ot(a, b, C)
     reg = validate_reg(reg)
     eps_decay = validate.positive("eps_decay", eps_decay, upper=1.0)
     stage_tol = validate.positive("stage_tol", stage_tol)
@@ -343,24 +387,28 @@ def sinkhorn(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=100_000, time_
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
                    callback=callback, check_every=check_every, seed=seed, dtype=dtype,
                    progress=progress)
-    nz = _normalize(a, b, C, reg)
+    nz = _normalize(a, b, C, reg, unbalanced=ub is not None)
+    rho = None if ub is None else ub.normalized_rho(reg_m, nz)
     warm = _warm_potentials(warm_start, nz, reg)
     bk = get_backend(backend, dtype)
     with bk.precision():
         d, state = _setup(bk, nz.a, nz.b, nz.C, nz.reg, float(opts.tol),
                           None if eps_init is None else eps_init / nz.scale, eps_decay,
-                          stage_tol, warm)
+                          stage_tol, warm, rho, _rebuild if ub is None else ub.rebuild)
         setup_time = time.perf_counter() - t_setup
-        out = run(ALGORITHM, bk, state, d, opts)
+        out = run(ALGORITHM if ub is None else ub.ALGORITHM, bk, state, d, opts)
         s = out.state
         f = bk.to_numpy(s.f + s.eps * bk.xp.log(s.u))
         g = bk.to_numpy(s.g + s.eps * bk.xp.log(s.v))
         P = bk.to_numpy(s.u[:, None] * s.K * s.v[None, :])
         eps = float(s.eps)
     P, f, g = _to_user(nz, P, f, g, eps)
-    if "eps" in out.history:  # the schedule in the units of C (marginal_err is relative already)
+    if "eps" in out.history:  # the schedule in the units of C (the stopping error is relative)
         out = out._replace(history={**out.history, "eps": [nz.scale * e for e in out.history["eps"]]})
-    final = _final(P, f, g, a, b, C, reg, float(opts.tol), dtype, out.status)
+    if ub is None:
+        final = _final(P, f, g, a, b, C, reg, float(opts.tol), dtype, out.status)
+    else:
+        final = ub.final(P, f, g, a, b, C, reg, reg_m, float(opts.tol), dtype, out.status)
     return finish(final, method="sinkhorn", backend=bk.name, run=out, setup_time=setup_time)
 
 
