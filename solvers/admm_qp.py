@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from cvxkit.solvers import admm_traced, kkt, validate
+from cvxkit.solvers import admm_traced, implicit, kkt, validate
 from cvxkit.solvers.admm import (Data, Settings, Splitting, State, per_block, residuals,
                                  termination_flag)
 from cvxkit.solvers.admm_batch import (aot, default_device, host_devices, one_device_mesh,
@@ -226,7 +226,7 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
         the batch's.
     """
     t_setup = time.perf_counter()
-    traced = admm_traced.is_traced(P, q, A, l, u)  # inside jax.jit / vmap / grad: `admm_traced`
+    traced = implicit.is_traced(P, q, A, l, u)  # inside jax.jit / vmap / grad: `admm_traced`
     P, q, A, l, u, batch = (P, q, A, l, u, None) if traced else validate_qp(P, q, A, l, u)
     v = validate
     tol = v.positive("tol", tol)

@@ -42,14 +42,6 @@ from cvxkit.solvers.result import Status
 ACTIVE_RTOL = 1e-7
 
 
-def is_traced(*arrays) -> bool:
-    """True when any argument is a JAX tracer (a call inside jit, vmap or grad)."""
-    import sys
-
-    jax = sys.modules.get("jax")
-    return jax is not None and any(isinstance(a, jax.core.Tracer) for a in arrays)
-
-
 def _status(xp, flag, relaxed, finite):
     """The `Status` code of the loop's flag (as `cvxkit.solvers.primal_dual.loop_verdict`)."""
     def c(s):

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from cvxkit.solvers import admm_traced, lp_traced, validate
+from cvxkit.solvers import implicit, lp_traced, validate
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.pdhg_core import (Data, Settings, State, algorithm, dual_infeasible,
@@ -122,7 +122,7 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
     the iteration, relative residuals, fixed-point residual, primal weight and restart count.
     """
     t0 = time.perf_counter()
-    if admm_traced.is_traced(c, K, lc, uc, lv, uv):  # inside jax.jit / vmap / grad
+    if implicit.is_traced(c, K, lc, uc, lv, uv):  # inside jax.jit / vmap / grad
         if backend != "jax" or mesh is not None:
             raise ValueError("inside jax.jit, vmap or grad halpern_pdhg needs backend='jax' "
                              "(and no mesh)")

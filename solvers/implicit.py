@@ -27,6 +27,15 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+def is_traced(*arrays) -> bool:
+    """True when any argument is a JAX tracer (a call inside ``jit``, ``vmap`` or ``grad``);
+    never imports JAX."""
+    import sys
+
+    jax = sys.modules.get("jax")
+    return jax is not None and any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
 #: ``linear_solve="auto"`` materializes the Jacobian up to this many unknowns
 DENSE_MAX = 400
 

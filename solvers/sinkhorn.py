@@ -41,6 +41,7 @@ import numpy as np
 
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, Run, finish, run, while_solve
+from cvxkit.solvers.implicit import is_traced
 from cvxkit.solvers.result import Result, Status, batch_message
 from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
@@ -371,6 +372,15 @@ def sinkhorn(a, b, C, reg, *, reg_m=None, backend="numpy", tol=1e-9, max_iter=10
         Unbalanced: see `cvxkit.solvers.sinkhorn_unbalanced.final`.
     """
     t_setup = time.perf_counter()
+    if is_traced(a, b, C):  # inside jax.jit / vmap / grad
+        if backend != "jax":
+            raise ValueError("inside jax.jit, vmap or grad sinkhorn needs backend='jax'")
+        from cvxkit.solvers import sinkhorn_unbalanced, sinkhorn_traced
+
+        return sinkhorn_traced.solve(a, b, C, validate_reg(reg), None if reg_m is None else
+                                     sinkhorn_unbalanced.validate_reg_m(reg_m), dict(
+            tol=tol, max_iter=max_iter, seed=seed, warm_start=warm_start, eps_init=eps_init,
+            eps_decay=eps_decay, stage_tol=stage_tol))
     ub = None
     if reg_m is not None:
         from cvxkit.solvers import sinkhorn_unbalanced as ub

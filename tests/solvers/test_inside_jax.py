@@ -139,3 +139,48 @@ def test_lp_jit_vmap_and_value_gradients():
     for i in range(3):
         assert float(batch.objective[i]) == pytest.approx(
             halpern_pdhg(C[i], K, lc, uc, lv, uv, tol=1e-9).objective, rel=1e-12)
+
+
+def ot_instance(seed=0, n=7, m=9):
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n) + 0.2, rng.random(m) + 0.2
+    return a / a.sum(), b / b.sum(), rng.random((n, m))
+
+
+def test_sinkhorn_jit_vmap_and_gradients():
+    from cvxkit.solvers import sinkhorn
+
+    a, b, C = ot_instance()
+    reg, n, m = 0.1, a.size, b.size
+    host = sinkhorn(a, b, C, reg, tol=1e-12)
+    res = jax.jit(lambda C: sinkhorn(a, b, C, reg, backend="jax", tol=1e-12))(jnp.asarray(C))
+    assert Status(int(res.status)) is Status.OPTIMAL
+    np.testing.assert_allclose(res.x, host.x, atol=1e-14)
+    # closed form: d W_eps / d C = P*
+    gC = jax.grad(lambda C: sinkhorn(a, b, C, reg, backend="jax", tol=1e-12).objective)(
+        jnp.asarray(C))
+    np.testing.assert_allclose(gC, host.x, atol=1e-12)
+    weights = jnp.arange(n * m).reshape(n, m)
+
+    def loss(a, b, C, **kw):
+        return jnp.sum(sinkhorn(a, b, C, reg, backend="jax", tol=1e-13, **kw).x ** 2 * weights)
+
+    rng, h = np.random.default_rng(3), 1e-6
+    for kw, bb in (({}, b), ({"reg_m": 0.5}, 1.5 * b)):  # balanced, unbalanced
+        grads = jax.grad(lambda *t: loss(*t, **kw), argnums=(0, 1, 2))(
+            jnp.asarray(a), jnp.asarray(bb), jnp.asarray(C))
+        for i, base in enumerate((a, bb, C)):
+            e = rng.standard_normal(base.shape)
+            if not kw and i < 2:
+                e -= e.mean()  # balanced: keep the masses equal
+            args_p = [a, bb, C]
+            args_m = [a, bb, C]
+            args_p[i], args_m[i] = base + h * e, base - h * e
+            fd = (loss(*args_p, **kw) - loss(*args_m, **kw)) / (2 * h)
+            assert float(jnp.sum(grads[i] * e)) == pytest.approx(float(fd), rel=1e-6), (kw, i)
+    Cs = C + 0.1 * np.random.default_rng(4).random((3, n, m))
+    batch = jax.jit(jax.vmap(lambda C: sinkhorn(a, b, C, reg, backend="jax", tol=1e-12)))(
+        jnp.asarray(Cs))
+    for i in range(3):
+        assert float(batch.objective[i]) == pytest.approx(
+            sinkhorn(a, b, Cs[i], reg, tol=1e-12).objective, rel=1e-12)
