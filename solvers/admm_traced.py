@@ -29,8 +29,9 @@ loop's test on the scaled data; `admm_qp` outside ``jit`` also verifies it on th
 """
 from __future__ import annotations
 
-from cvxkit.solvers.admm import per_block
-from cvxkit.solvers.admm_box import ALG_DENSE, QP_DENSE, setup_dense
+from cvxkit.solvers.admm import make_algorithm, per_block
+from cvxkit.solvers.admm_box import (ALG_DENSE, INVERSE_MAX_N, QP_DENSE, QP_DENSE_INVERSE,
+                                     setup_dense)
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import _steps_left, traced_result, while_solve
 from cvxkit.solvers.implicit import root_vjp
@@ -38,6 +39,7 @@ from cvxkit.solvers.primal_dual import (DIVERGED, DUAL_INFEASIBLE, INF_BOUND, PR
                                         SOLVED)
 from cvxkit.solvers.result import Status
 
+_ALG_INVERSE = make_algorithm("admm", QP_DENSE_INVERSE)
 #: a row is active when |y_i| exceeds this fraction of max |y|
 ACTIVE_RTOL = 1e-7
 
@@ -101,15 +103,16 @@ def solve(P, q, A, l, u, *, cfg: dict, scaling: int, polish: tuple, rho0: float,
     x0, y0 = (jnp.zeros(k, q.dtype) if v is None else jnp.asarray(v, q.dtype).reshape(k)
               for v, k in zip(warm, (n, m)))
     st = _settings(bk, cfg)
-    alg = per_block(ALG_DENSE, cfg["block"])
+    # small problems: the explicit inverse (one matrix-vector product per iteration), as batches
+    sp = QP_DENSE_INVERSE if n <= INVERSE_MAX_N else QP_DENSE
+    alg = per_block(_ALG_INVERSE if sp is QP_DENSE_INVERSE else ALG_DENSE, cfg["block"])
     finish_one = _finish_callable(bk, polish[0], polish[2], False)
     delta = jnp.asarray(polish[1], q.dtype)
     steps = _steps_left(cfg["max_iter"], cfg["block"])
 
     def solver(theta):
         with bk.precision():
-            d, s = setup_dense(bk, *theta, x0, y0, jnp.asarray(rho0, q.dtype), st, scaling,
-                               QP_DENSE)
+            d, s = setup_dense(bk, *theta, x0, y0, jnp.asarray(rho0, q.dtype), st, scaling, sp)
             s, _ = while_solve(alg, bk, s, d, steps)
             fin = finish_one(d, s, delta)
         return (fin["x"], fin["y"]), fin

@@ -101,7 +101,15 @@ def root_vjp(solver: Callable, optimality: Callable, *, linear_solve: str = "aut
         return vjp_theta(w)
 
     solve.defvjp(fwd, bwd)
-    return solve
+
+    def call(theta):
+        # numpy leaves (also the values of vmap's tracers over numpy arguments) become JAX
+        # values first: custom_vjp takes no numpy constants
+        return solve(jax.tree_util.tree_map(
+            lambda v: v + jax.numpy.zeros((), v.dtype) if isinstance(v, jax.core.Tracer)
+            else jax.numpy.asarray(v), theta))
+
+    return call
 
 
 def host_solver(fn: Callable, shapes) -> Callable:
