@@ -95,6 +95,7 @@ from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, compile_cache, finish, run
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers import validate
+from cvxkit.solvers.implicit import is_traced
 from cvxkit.solvers.sinkhorn import marginal_error, validate_cost, validate_marginals
 
 __all__ = ["mirror_sinkhorn", "round_to_polytope", "step_size_delta"]
@@ -391,6 +392,13 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
         ``info['potentials']``, the pair ``(f, g)``.
     """
     t_setup = time.perf_counter()
+    if is_traced(a, b, *((gradient,) if not callable(gradient) else ()), *grad_args):
+        if backend != "jax":
+            raise ValueError("inside jax.jit or vmap mirror_sinkhorn needs backend='jax'")
+        return _traced(a, b, gradient, tuple(grad_args), dict(
+            tol=tol, max_iter=max_iter, check_every=check_every, seed=seed, dtype=dtype,
+            step_scale=step_scale, grad_bound=grad_bound, objective=objective,
+            exact_gradient=exact_gradient, loss=loss, round=round, record_steps=record_steps))
     a, b = validate_marginals(a, b)
     n, m = a.size, b.size
     fixed = not callable(gradient)
@@ -535,3 +543,43 @@ def mirror_sinkhorn(a, b, gradient, *, backend="numpy", tol=None, max_iter=10_00
 def _eval_objective(objective, x, bk):
     with bk.precision():
         return float(objective(bk.asarray(x)))
+
+
+def _traced(a, b, gradient, grad_args: tuple, options: dict):
+    """`mirror_sinkhorn` on traced ``a``, ``b`` (and cost or ``grad_args``) inside ``jax.jit`` or
+    ``jax.vmap``: the host solver runs in a callback (`cvxkit.solvers.implicit.host_solver`;
+    a ``vmap`` solves its members one after the other) and a traced `Result` comes back
+    (``x``, ``objective``, ``dual``, ``status`` code, ``iterations``, ``primal_residual``,
+    ``dual_residual``). Not differentiable (``jax.grad`` raises): the method's answer is an
+    average of iterates, with no optimality map to differentiate."""
+    import jax
+    import jax.numpy as jnp
+
+    from cvxkit.solvers.driver import traced_result
+    from cvxkit.solvers.implicit import host_solver
+
+    fixed = not callable(gradient)
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    dt = jnp.result_type(a.dtype, b.dtype, *((jnp.asarray(gradient).dtype,) if fixed else ()))
+    n, m = a.shape[0], b.shape[0]
+    traced_args = ((gradient,) if fixed else ()) + grad_args
+
+    def host(a, b, *rest):
+        cost, extra = (rest[0], rest[1:]) if fixed else (gradient, rest)
+        r = mirror_sinkhorn(np.asarray(a), np.asarray(b), np.asarray(cost) if fixed else cost,
+                            grad_args=tuple(np.asarray(v) for v in extra), backend="numpy",
+                            **options)
+        f, g = r.dual
+        return (np.asarray(r.x, dt), np.asarray(r.objective, dt), np.asarray(f, dt),
+                np.asarray(g, dt), np.asarray(Status(r.status).code, np.int32),
+                np.asarray(r.iterations, np.int32), np.asarray(r.primal_residual, dt),
+                np.asarray(r.dual_residual, dt))
+
+    sd = jax.ShapeDtypeStruct
+    shapes = (sd((n, m), dt), sd((), dt), sd((n,), dt), sd((m,), dt), sd((), jnp.int32),
+              sd((), jnp.int32), sd((), dt), sd((), dt))
+    x, obj, f, g, status, its, prim, gap = host_solver(host, shapes)((a, b, *traced_args))
+    return traced_result(x=x, status=status, objective=obj, dual=(f, g), primal_residual=prim,
+                         dual_residual=gap, iterations=its, info={"potentials": (f, g)},
+                         method="mirror_sinkhorn")
+

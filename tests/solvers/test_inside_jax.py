@@ -184,3 +184,22 @@ def test_sinkhorn_jit_vmap_and_gradients():
     for i in range(3):
         assert float(batch.objective[i]) == pytest.approx(
             sinkhorn(a, b, Cs[i], reg, tol=1e-12).objective, rel=1e-12)
+
+
+def test_mirror_sinkhorn_jit_and_vmap_not_grad():
+    from cvxkit.solvers import mirror_sinkhorn
+
+    a, b, C = ot_instance(n=6, m=5)
+
+    def solve_ms(C):
+        return mirror_sinkhorn(a, b, C, backend="jax", tol=1e-3, max_iter=3000)
+
+    host = mirror_sinkhorn(a, b, C, tol=1e-3, max_iter=3000)
+    res = jax.jit(solve_ms)(jnp.asarray(C))
+    assert Status(int(res.status)) is host.status
+    np.testing.assert_allclose(res.x, host.x, atol=1e-14)
+    batch = jax.vmap(solve_ms)(jnp.asarray(np.stack([C, 2 * C])))
+    assert batch.x.shape == (2,) + C.shape
+    np.testing.assert_allclose(batch.x[0], host.x, atol=1e-14)
+    with pytest.raises(ValueError, match="JVP"):
+        jax.grad(lambda C: solve_ms(C).objective)(jnp.asarray(C))
