@@ -2,6 +2,7 @@
 from cvxkit.problems.base import CheckReport, Problem
 from cvxkit.problems.bilevel import Bilevel, DataHypercleaning, HyperparameterTuning
 from cvxkit.problems.conic import LinearProgram, QuadraticProgram
+from cvxkit.problems.conic_program import ConicProgram
 from cvxkit.problems.convex_relu import ConvexReLU, ConvexReLUNet
 from cvxkit.problems.finite_sum import FiniteSumMatrixGame
 from cvxkit.problems.metric import CorrelationClustering, MetricNearness
@@ -9,5 +10,5 @@ from cvxkit.problems.nlp import NonlinearProgram
 from cvxkit.problems.parametric_conic import ConicData, DualProxy, ParametricConicProgram
 from cvxkit.problems.transport import OnlineTransport, OptimalTransport, TransportPolytopeProblem
 
-__all__ = ["Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "ConicData", "CorrelationClustering", "DualProxy", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
+__all__ = ["Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "ConicData", "ConicProgram", "CorrelationClustering", "DualProxy", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
            "OptimalTransport", "ParametricConicProgram", "Problem", "QuadraticProgram", "TransportPolytopeProblem"]

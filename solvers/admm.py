@@ -75,15 +75,22 @@ refactored only when $\rho_{new}$ differs from $\rho$ by more than ``adaptive_rh
 """
 from __future__ import annotations
 
+import types
 from typing import Any, Callable, NamedTuple
 
-from cvxkit.solvers.backend import Backend
+import numpy as np
+
+from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm
 from cvxkit.solvers.primal_dual import (DIVERGED, DIVERGED_AT, DUAL_INFEASIBLE, PRIMAL_INFEASIBLE,
                                         RUNNING, SOLVED)
+from cvxkit.solvers.result import Status
 
 RHO_MIN, RHO_MAX = 1e-6, 1e6
 DIVISION_TOL = 1e-30
+#: a primal infeasibility certificate may lie this far outside the polar cone (relative to its
+#: infinity norm: the rounding of its projection and unscaling)
+POLAR_RTOL = 1e-10
 
 
 class Splitting(NamedTuple):
@@ -397,3 +404,77 @@ def per_block(alg: Algorithm, check_every: int) -> Algorithm:
     iteration counts and ``history["iteration"]`` are then iterations (the last block of a run
     stops at ``max_iter``, where the driver caps its count)."""
     return alg._replace(iterations_per_step=int(check_every))
+
+
+def _row_norms(A):
+    r"""``(|A|, a)``: the absolute values of ``A`` (dense or scipy.sparse) and its row norms
+    $a_i = \max_j |A_{ij}|$ (1 for an empty row)."""
+    import scipy.sparse as sps
+
+    absA = abs(A) if sps.issparse(A) else np.abs(A)
+    a = np.asarray(absA.max(axis=1).todense()).ravel() if sps.issparse(A) and A.shape[1] else \
+        (np.max(absA, axis=1, initial=0.0) if not sps.issparse(A) else np.zeros(A.shape[0]))
+    return absA, np.where(a > 0, a, 1.0)
+
+
+def set_certificate_error(sp: Splitting, cset, P, q, A, status, v, eps_pinf: float,
+                          eps_dinf: float, names: dict):
+    r"""Why ``v`` is not an infeasibility certificate of $\min \tfrac12 x^\top Px + q^\top x$
+    s.t. $Ax \in C$ (one problem, the user's unscaled data; $C$ given by the set data ``cset``
+    of the splitting ``sp``), or ``None`` if it is one (the tests of the module docstring,
+    "Checks", on the user's data).
+
+    ``status`` primal_infeasible: ``v`` is $y$ in the polar of $C$'s recession cone (up to
+    `POLAR_RTOL`), $|(A^\top y)_j| \le \epsilon_{pinf}\max_i(|A_{ij}|/a_i)\max_i a_i|y_i|$ and
+    $\sigma_C(y) < -\epsilon_{pinf}$ ``support_mag(y)``. dual_infeasible: ``v`` is $d$ with
+    $|(Pd)_j| \le \epsilon_{dinf}\max_k|P_{jk}|\,\lVert d\rVert_\infty$,
+    $q^\top d < -\epsilon_{dinf}|q|^\top|d|$ and $Ad$ in the recession cone of $C$ up to
+    $\epsilon_{dinf}a_i\lVert d\rVert_\infty$ on row $i$. Here $a_i = \max_j|A_{ij}|$.
+    ``names``: how the messages name the set's pieces (``domain``: the message for a $y$ outside
+    the polar cone; ``support``: $\sigma_C(y)$ as a formula; ``set``: $C$).
+    """
+    import scipy.sparse as sps
+
+    if v is None:
+        return "no certificate"
+    v = np.asarray(v, dtype=np.float64)
+    if not np.isfinite(v).all():
+        return "the certificate has non-finite entries"
+    bk, d = get_backend("numpy"), types.SimpleNamespace(cset=cset)
+    absA, a = _row_norms(A)
+    if status is Status.PRIMAL_INFEASIBLE:
+        y = sp.polar(bk, d, v)
+        if norm_inf(np, v - y) > POLAR_RTOL * norm_inf(np, v):
+            return names["domain"]
+        ny = float(np.max(a * np.abs(y), initial=0.0))
+        if ny == 0:
+            return "y = 0"
+        aty = np.abs(np.asarray(A.T @ y)).ravel()
+        colhat = (sps.diags(1.0 / a) @ absA).max(axis=0) if sps.issparse(A) else \
+            np.max(absA / a[:, None], axis=0, initial=0.0)
+        colhat = np.asarray(colhat.todense()).ravel() if sps.issparse(colhat) else colhat
+        bad = aty > eps_pinf * colhat * ny
+        if bad.any():
+            return f"A^T y is not ~0: |(A^T y)_j| / (max_i |A_ij|/a_i * max_i a_i|y_i|) = " \
+                f"{float(np.max(aty[bad] / np.maximum(colhat[bad] * ny, 1e-300))):.3g} > {eps_pinf:g}"
+        sig, mag = float(sp.support(bk, d, y)), float(sp.support_mag(bk, d, y))
+        if not sig < -eps_pinf * mag:
+            return f"{names['support']} = {sig:.3g} is not < -{eps_pinf:g} * {mag:.3g}"
+        return None
+    if status is Status.DUAL_INFEASIBLE:
+        nd = float(np.max(np.abs(v), initial=0.0))
+        if nd == 0:
+            return "d = 0"
+        absP = abs(P) if sps.issparse(P) else np.abs(P)
+        prow = np.asarray(absP.max(axis=1).todense()).ravel() if sps.issparse(P) else \
+            np.max(absP, axis=1, initial=0.0)
+        pd = np.abs(np.asarray(P @ v)).ravel()
+        if (pd > eps_dinf * prow * nd).any():
+            return "P d is not ~0 relative to max_k |P_jk| ||d||"
+        qd, mag = float(q @ v), float(np.abs(q) @ np.abs(v))
+        if not qd < -eps_dinf * mag:
+            return f"q'd = {qd:.3g} is not < -{eps_dinf:g} |q|'|d| = {-eps_dinf * mag:.3g}"
+        if not sp.in_recession(bk, d, np.asarray(A @ v).ravel(), eps_dinf * a * nd):
+            return f"A d is not in the recession cone of {names['set']}"
+        return None
+    return None

@@ -32,17 +32,17 @@ residuals (OSQP's rule).
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from cvxkit.solvers import kkt
 from cvxkit.solvers.admm import (RHO_MAX, RHO_MIN, Data, Norms, Settings, Splitting, State,
-                                 check, make_algorithm, norm_inf, residuals, rmatvec)
+                                 check, make_algorithm, norm_inf, residuals, rmatvec,
+                                 set_certificate_error)
 from cvxkit.solvers.admm_batch import batch_algorithm
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.primal_dual import RUNNING
-from cvxkit.solvers.result import Status
 from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse, units_dense, units_sparse
 
 RHO_EQ_OVER_INEQ = 1e3
@@ -88,7 +88,8 @@ def _box_in_recession(bk, d, v, tol):
     return xp.all(xp.where(b.ufin, v <= tol, True) & xp.where(b.lfin, v >= -tol, True))
 
 
-def _qp_rho_vec(bk, d, rho):
+def rho_vec(bk, d, rho):
+    """Per-row penalties: ``rho`` times the row weights ``d.rho_w``, ``RHO_MIN`` on free rows."""
     return bk.xp.where(d.rho_w > 0, rho * d.rho_w, RHO_MIN)
 
 
@@ -110,7 +111,7 @@ def _dense_solve(bk, d, L, x, z, y, rho_vec):
 
 
 def _sparse_factorize(bk, d, rho):
-    return d.lin.factorize(_qp_rho_vec(bk, d, rho))
+    return d.lin.factorize(rho_vec(bk, d, rho))
 
 
 def _sparse_solve(bk, d, F, x, z, y, rho_vec):
@@ -144,19 +145,25 @@ def _inverse_solve(bk, d, F, x, z, y, rho_vec):
     return xt, d.A @ xt
 
 
-_BOX = dict(rho_vec=_qp_rho_vec, project=_box_project, polar=box_polar, support=_box_support,
+#: the linear systems of any instance with these `Data`: the reduced one with a dense Cholesky
+#: factorization (``lin`` a `DenseLin`), the full KKT one with a sparse LDL^T (``lin`` a
+#: `cvxkit.solvers.kkt.SparseKKT`)
+DENSE_LINSYS = dict(rho_vec=rho_vec, factorize=_dense_factorize, solve=_dense_solve)
+SPARSE_LINSYS = dict(rho_vec=rho_vec, factorize=_sparse_factorize, solve=_sparse_solve)
+_BOX = dict(project=_box_project, polar=box_polar, support=_box_support,
             in_recession=_box_in_recession, support_mag=_box_support_mag)
 #: OSQP with the reduced system and a dense Cholesky factorization (numpy or JAX)
-QP_DENSE = Splitting(factorize=_dense_factorize, solve=_dense_solve, **_BOX)
+QP_DENSE = Splitting(**DENSE_LINSYS, **_BOX)
 #: OSQP with the full KKT system and a sparse LDL^T factorization (numpy)
-QP_SPARSE = Splitting(factorize=_sparse_factorize, solve=_sparse_solve, **_BOX)
+QP_SPARSE = Splitting(**SPARSE_LINSYS, **_BOX)
 
 ALG_DENSE = make_algorithm("admm", QP_DENSE)
 ALG_SPARSE = make_algorithm("admm", QP_SPARSE)
 #: OSQP with the reduced matrix inverted explicitly (``K^{-1}[sigma I, A^T]`` stored): for batches of
 #: small problems on JAX, where XLA's batched triangular solves cost about 2.5x a batched
 #: matrix-vector product, and each batched product costs about the same whatever its size
-QP_DENSE_INVERSE = Splitting(factorize=_inverse_factorize, solve=_inverse_solve, **_BOX)
+QP_DENSE_INVERSE = Splitting(rho_vec=rho_vec, factorize=_inverse_factorize, solve=_inverse_solve,
+                             **_BOX)
 #: batches with at most this many variables use QP_DENSE_INVERSE
 INVERSE_MAX_N = 32
 #: up to this many variables the inverse comes from `kkt.spd_solve_unrolled` (measured on a batch
@@ -180,6 +187,28 @@ def _row_weights(xp, ls, us):
     free = ~xp.isfinite(ls) & ~xp.isfinite(us)
     eq = (us - ls) < RHO_TOL
     return xp.where(free, 0.0, xp.where(eq, RHO_EQ_OVER_INEQ, 1.0))
+
+
+def _box_rows(xp, E, l, u):
+    """The scaled box and its penalty weights, from the row scaling ``E``."""
+    ls, us = E * l, E * u
+    return Box(ls, us, xp.isfinite(ls), xp.isfinite(us)), _row_weights(xp, ls, us)
+
+
+class Rows(NamedTuple):
+    """What the set-up needs to know of an instance's set $C$: its splittings with the dense
+    and the sparse linear system; ``make(xp, E, l, u) -> (cset, weights)``, the scaled set data
+    and the penalty weights of the rows from the row scaling ``E`` and the data ``l``, ``u``;
+    ``tie``: a constraint on the row scaling (`cvxkit.solvers.scaling.ruiz_dense`), or None."""
+
+    dense: Splitting
+    sparse: Splitting
+    make: Callable
+    tie: Callable | None = None
+
+
+#: the QP's rows: C = [l, u]
+BOX_ROWS = Rows(QP_DENSE, QP_SPARSE, _box_rows)
 
 
 def _init_state(bk, sp, d, x0, y0, rho0, factorize=None):
@@ -208,52 +237,54 @@ def _norms(xp, sc, un, prow, colhat) -> Norms:
                  sc.c * sc.D * prow, sc.D * colhat)
 
 
-def setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp=None):
-    """Scale, build the reduced matrices and the first state (dense data, either back end)."""
+def setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp=None,
+                rows: Rows = BOX_ROWS):
+    """Scale, build the reduced matrices and the first state (dense data, either back end;
+    ``rows``: the instance's set, default the QP's box)."""
     xp = bk.xp
     un = units_dense(xp, P, q, A, l, u)
-    sc = ruiz_dense(xp, P, q, A, scaling, loop=bk.fori if bk.name == "jax" else None, start=un)
+    sc = ruiz_dense(xp, P, q, A, scaling, loop=bk.fori if bk.name == "jax" else None, start=un,
+                    tie=rows.tie)
     prow = xp.max(xp.abs(P), axis=-1, initial=0.0)
     colhat = xp.max(xp.abs(A) / un.a[..., :, None], axis=-2, initial=0.0)
-    ls, us = sc.E * l, sc.E * u
-    w = _row_weights(xp, ls, us)
+    cset, w = rows.make(xp, sc.E, l, u)
     free = (w == 0).astype(P.dtype)
     n = P.shape[-1]
     G0 = sc.P + st.sigma * xp.eye(n, dtype=P.dtype) + RHO_MIN * (sc.A.T * free) @ sc.A
     G1 = (sc.A.T * w) @ sc.A
-    d = Data(sc.P, sc.q, sc.A, None, Box(ls, us, xp.isfinite(ls), xp.isfinite(us)), sc.D, sc.E,
-             sc.c, w, DenseLin(G0, G1), st, _norms(xp, sc, un, prow, colhat))
+    d = Data(sc.P, sc.q, sc.A, None, cset, sc.D, sc.E, sc.c, w, DenseLin(G0, G1), st,
+             _norms(xp, sc, un, prow, colhat))
     unrolled = functools.partial(_inverse_factorize, unrolled=True)
-    return d, _init_state(bk, sp or QP_DENSE, d, x0, y0, rho0,
+    return d, _init_state(bk, sp or rows.dense, d, x0, y0, rho0,
                           unrolled if sp is QP_DENSE_INVERSE else None)
 
 
-def setup_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, linsys: str):
-    """numpy set-up from scipy.sparse data: scaling, then the dense Gram or the sparse KKT."""
+def setup_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, linsys: str,
+                 rows: Rows = BOX_ROWS):
+    """numpy set-up from scipy.sparse data: scaling, then the dense Gram or the sparse KKT
+    (``rows``: the instance's set, default the QP's box)."""
     import scipy.sparse as sp
 
     bk = get_backend("numpy")
     un = units_sparse(P, q, A, l, u)
-    sc = ruiz_sparse(P, q, A, scaling, start=un)
+    sc = ruiz_sparse(P, q, A, scaling, start=un, tie=rows.tie)
     absA = abs(sp.csr_matrix(A))
     prow = np.asarray(abs(sp.csr_matrix(P)).max(axis=1).todense()).ravel() if P.shape[0] \
         else np.zeros(0)
     colhat = np.asarray((sp.diags(1.0 / un.a) @ absA).max(axis=0).todense()).ravel() \
         if absA.shape[0] else np.zeros(absA.shape[1])
-    ls, us = sc.E * l, sc.E * u
-    w = _row_weights(np, ls, us)
+    cset, w = rows.make(np, sc.E, l, u)
     A_csr = sp.csr_matrix(sc.A)
-    box = Box(ls, us, np.isfinite(ls), np.isfinite(us))
     if linsys == "dense":
         n = P.shape[0]
         G0 = kkt.gram(A_csr, RHO_MIN * (w == 0))
         G0 += sc.P.toarray()
         G0[np.diag_indices(n)] += float(st.sigma)
-        lin, split = DenseLin(G0, kkt.gram(A_csr, w)), QP_DENSE
+        lin, split = DenseLin(G0, kkt.gram(A_csr, w)), rows.dense
     else:
-        lin, split = kkt.SparseKKT(sc.P, sc.A, float(st.sigma)), QP_SPARSE
-    d = Data(kkt.fast_csr(sc.P.T), sc.q, kkt.fast_csr(A_csr), kkt.fast_csr(sc.A.T), box, sc.D, sc.E,
-             sc.c, w, lin, st, _norms(np, sc, un, prow, colhat))
+        lin, split = kkt.SparseKKT(sc.P, sc.A, float(st.sigma)), rows.sparse
+    d = Data(kkt.fast_csr(sc.P.T), sc.q, kkt.fast_csr(A_csr), kkt.fast_csr(sc.A.T), cset, sc.D,
+             sc.E, sc.c, w, lin, st, _norms(np, sc, un, prow, colhat))
     return d, _init_state(bk, split, d, x0, y0, rho0), split
 
 
@@ -351,7 +382,8 @@ def polish_state(bk, sp, d, s: State, delta, refine, sparse=False):
 
 def certificate_error(P, q, A, l, u, status, v, eps_pinf: float, eps_dinf: float):
     r"""Why ``v`` is not an infeasibility certificate of the QP ``(P, q, A, l, u)`` (one problem,
-    the user's unscaled data), or ``None`` if it is one (module docstring, "Checks").
+    the user's unscaled data), or ``None`` if it is one (module docstring, "Checks"; the tests
+    of `cvxkit.solvers.admm.set_certificate_error` for $C = [l, u]$).
 
     ``status`` primal_infeasible: ``v`` is $y$ with $y_i > 0$ only where $u_i < \infty$ and
     $y_i < 0$ only where $l_i > -\infty$, $|(A^\top y)_j| \le \epsilon_{pinf}\,
@@ -362,54 +394,11 @@ def certificate_error(P, q, A, l, u, status, v, eps_pinf: float, eps_dinf: float
     \rVert_\infty$ where $u_i < \infty$, $\ge -\epsilon_{dinf}a_i\lVert d\rVert_\infty$ where
     $l_i > -\infty$. Here $a_i = \max_j|A_{ij}|$ (1 for an empty row).
     """
-    import scipy.sparse as sps
+    box = Box(np.asarray(l, float), np.asarray(u, float), np.isfinite(l), np.isfinite(u))
+    return set_certificate_error(QP_DENSE, box, P, q, A, status, v, eps_pinf, eps_dinf,
+                                 BOX_NAMES)
 
-    if v is None:
-        return "no certificate"
-    v = np.asarray(v, dtype=np.float64)
-    if not np.isfinite(v).all():
-        return "the certificate has non-finite entries"
-    absA = abs(A) if sps.issparse(A) else np.abs(A)
-    a = np.asarray(absA.max(axis=1).todense()).ravel() if sps.issparse(A) and A.shape[1] else \
-        (np.max(absA, axis=1, initial=0.0) if not sps.issparse(A) else np.zeros(A.shape[0]))
-    a = np.where(a > 0, a, 1.0)
-    lf, uf = np.isfinite(l), np.isfinite(u)
-    if status is Status.PRIMAL_INFEASIBLE:
-        if (v[~uf] > 0).any() or (v[~lf] < 0).any():
-            return "y has a sign on a row whose bound on that side is infinite"
-        ny = float(np.max(a * np.abs(v), initial=0.0))
-        if ny == 0:
-            return "y = 0"
-        aty = np.abs(np.asarray(A.T @ v)).ravel()
-        colhat = (sps.diags(1.0 / a) @ absA).max(axis=0) if sps.issparse(A) else \
-            np.max(absA / a[:, None], axis=0, initial=0.0)
-        colhat = np.asarray(colhat.todense()).ravel() if sps.issparse(colhat) else colhat
-        bad = aty > eps_pinf * colhat * ny
-        if bad.any():
-            return f"A^T y is not ~0: |(A^T y)_j| / (max_i |A_ij|/a_i * max_i a_i|y_i|) = " \
-                f"{float(np.max(aty[bad] / np.maximum(colhat[bad] * ny, 1e-300))):.3g} > {eps_pinf:g}"
-        up, lo = (v > 0) & uf, (v < 0) & lf
-        sig = float(np.sum(u[up] * v[up]) + np.sum(l[lo] * v[lo]))
-        mag = float(np.sum(np.abs(u[up] * v[up])) + np.sum(np.abs(l[lo] * v[lo])))
-        if not sig < -eps_pinf * mag:
-            return f"u'y+ + l'y- = {sig:.3g} is not < -{eps_pinf:g} * {mag:.3g}"
-        return None
-    if status is Status.DUAL_INFEASIBLE:
-        nd = float(np.max(np.abs(v), initial=0.0))
-        if nd == 0:
-            return "d = 0"
-        absP = abs(P) if sps.issparse(P) else np.abs(P)
-        prow = np.asarray(absP.max(axis=1).todense()).ravel() if sps.issparse(P) else \
-            np.max(absP, axis=1, initial=0.0)
-        pd = np.abs(np.asarray(P @ v)).ravel()
-        if (pd > eps_dinf * prow * nd).any():
-            return "P d is not ~0 relative to max_k |P_jk| ||d||"
-        qd, mag = float(q @ v), float(np.abs(q) @ np.abs(v))
-        if not qd < -eps_dinf * mag:
-            return f"q'd = {qd:.3g} is not < -{eps_dinf:g} |q|'|d| = {-eps_dinf * mag:.3g}"
-        ad = np.asarray(A @ v).ravel()
-        tol = eps_dinf * a * nd
-        if (ad[uf] > tol[uf]).any() or (ad[lf] < -tol[lf]).any():
-            return "A d is not in the recession cone of [l, u]"
-        return None
-    return None
+
+#: how `certificate_error` names the box's pieces in its messages
+BOX_NAMES = {"domain": "y has a sign on a row whose bound on that side is infinite",
+             "support": "u'y+ + l'y-", "set": "[l, u]"}

@@ -51,6 +51,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from cvxkit.solvers import validate
+from cvxkit.solvers.cones import safe_norm, soc_parts
 from cvxkit.solvers.driver import Final, finish
 from cvxkit.solvers.result import Result, Status
 
@@ -182,10 +183,11 @@ def project_dual_cone(ybar, dd, orthant: str = "softplus", safe: bool = False, s
     Zero-cone rows: identity ($K^*$ is free there); orthant rows: ``softplus`` (smooth, as in the
     authors' code) or ``relu`` (the Euclidean projection); SOC blocks (self-dual): the Euclidean
     projection $\Pi(t, s) = (t, s)$ if $\lVert s\rVert \le t$, $0$ if $\lVert s\rVert \le -t$,
-    else $\tfrac{t + \lVert s\rVert}{2}(1, s/\lVert s\rVert)$. The result is multiplied by
-    ``scale > 0`` ($K^*$ is a cone, so this keeps membership). With ``safe``, non-finite inputs
-    become 0 and $t$ is raised to $\max(t, \lVert s\rVert) + (k+2)\epsilon\lVert s\rVert$, so the
-    floating-point output satisfies $\lVert s\rVert \le t$ exactly.
+    else $\tfrac{t + \lVert s\rVert}{2}(1, s/\lVert s\rVert)$ (`cvxkit.solvers.cones.soc_parts`).
+    The result is multiplied by ``scale > 0`` ($K^*$ is a cone, so this keeps membership). With
+    ``safe``, non-finite inputs become 0 and $t$ is raised to
+    $\max(t, \lVert s\rVert) + (k+2)\epsilon\lVert s\rVert$, so the floating-point output
+    satisfies $\lVert s\rVert \le t$ exactly.
     """
     jax, jnp = _jax()
     if safe:
@@ -200,15 +202,8 @@ def project_dual_cone(ybar, dd, orthant: str = "softplus", safe: bool = False, s
     for k, idx in dd["soc"].items():
         blk = ybar[idx] * scale                                # (blocks, k)
         t, s = blk[:, 0], blk[:, 1:]
-        ns2 = jnp.sum(s * s, axis=1)
-        ns = jnp.sqrt(jnp.where(ns2 > 0, ns2, 1.0))
-        ns = jnp.where(ns2 > 0, ns, 0.0)
-        half = 0.5 * (t + ns)
-        fac = jnp.where(ns > 0, half / jnp.where(ns > 0, ns, 1.0), 0.0)
-        inside = ns <= t
-        polar = ns <= -t
-        t_out = jnp.where(inside, t, jnp.where(polar, 0.0, half))
-        s_out = jnp.where(inside[:, None], s, jnp.where(polar[:, None], 0.0, fac[:, None] * s))
+        t_out, f = soc_parts(jnp, t, safe_norm(jnp, jnp.sum(s * s, axis=1)))
+        s_out = f[:, None] * s
         if safe:
             n_out = jnp.sqrt(jnp.sum(s_out * s_out, axis=1))
             t_out = jnp.maximum(t_out, n_out) + (k + 2) * eps * n_out

@@ -155,9 +155,12 @@ def _colmax(xp, M):
     return xp.max(xp.abs(M), axis=-2, initial=0.0)
 
 
-def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = None) -> Scaled:
+def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = None,
+               tie=None) -> Scaled:
     """Ruiz-equilibrate dense ``P`` (..., n, n), ``q`` (..., n), ``A`` (..., m, n), starting
-    from the units ``start`` (default: ones).
+    from the units ``start`` (default: ones). ``tie(E) -> E``, if given, is applied to the row
+    scales at the start and after every round (a conic program gives each second-order cone
+    one scale, `cvxkit.solvers.cones.block_mean`; numpy only).
 
     As in `ruiz_sparse`, each round takes the norms of the scaled matrices from ``|P|``, ``|A|``
     and the running ``D``, ``E``, ``c``, and the scaled data is formed once at the end: a round
@@ -166,6 +169,7 @@ def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = No
     code on JAX so that the rounds are compiled once, not unrolled).
     """
     aP, aA = xp.abs(P), xp.abs(A)
+    tied = tie or (lambda E: E)
 
     def scaled_colmax(M, rows, cols):
         """``cols_j * max_i M_ij rows_i``."""
@@ -176,14 +180,14 @@ def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = No
         colP = c[..., None] * scaled_colmax(aP, D, D)
         rowA = E * xp.max(aA * D[..., None, :], axis=-1, initial=0.0)
         dt = 1.0 / xp.sqrt(_limit(xp, xp.maximum(colP, scaled_colmax(aA, E, D))))
-        D, E = D * dt, E / xp.sqrt(_limit(xp, rowA))
+        D, E = D * dt, tied(E / xp.sqrt(_limit(xp, rowA)))
         cost = xp.maximum(xp.mean(c[..., None] * scaled_colmax(aP, D, D), axis=-1),
                           _limit(xp, xp.max(xp.abs(c[..., None] * D * q), axis=-1, initial=0.0)))
         return D, E, c / _limit(xp, cost)
 
     s = (xp.ones_like(q), xp.ones(A.shape[:-1], dtype=q.dtype), xp.ones(q.shape[:-1], dtype=q.dtype))
     if start is not None:
-        s = (s[0] * start.D1, s[1] * start.E1, s[2] * start.c1)
+        s = (s[0] * start.D1, tied(s[1] * start.E1), s[2] * start.c1)
     if loop is None:
         for _ in range(iters):
             s = body(s)
@@ -205,9 +209,9 @@ def _colmax_csc(indptr, indices, absdata, rowscale, ncols) -> np.ndarray:
     return out
 
 
-def ruiz_sparse(P, q, A, iters: int = 10, start: Units | None = None) -> Scaled:
+def ruiz_sparse(P, q, A, iters: int = 10, start: Units | None = None, tie=None) -> Scaled:
     """Ruiz-equilibrate scipy.sparse ``P`` (n, n) and ``A`` (m, n), starting from the units
-    ``start`` (default: ones); returns CSC matrices.
+    ``start`` (default: ones; ``tie`` as in `ruiz_dense`); returns CSC matrices.
 
     The norms of the scaled matrices are computed from the unscaled entries and the running
     ``D``, ``E``, ``c`` (no matrix is rewritten inside the loop), so each round costs a few passes
@@ -222,16 +226,17 @@ def ruiz_sparse(P, q, A, iters: int = 10, start: Units | None = None) -> Scaled:
     # the norms only steer the scaling: float32 copies of |entries| halve the memory traffic
     aP, aA, aAt = (np.abs(M.data).astype(np.float32) for M in (P, A, At))
     q0 = np.asarray(q, dtype=np.float64)
+    tied = tie or (lambda E: E)
     D, E, c = np.ones(n), np.ones(m), 1.0
     if start is not None:
-        D, E, c = D * start.D1, E * start.E1, float(start.c1)
+        D, E, c = D * start.D1, tied(E * start.E1), float(start.c1)
     for _ in range(iters):
         colP = c * D * _colmax_csc(P.indptr, P.indices, aP, D, n)
         colA = D * _colmax_csc(A.indptr, A.indices, aA, E, n)
         rowA = E * _colmax_csc(At.indptr, At.indices, aAt, D, m)
         dt = 1.0 / np.sqrt(_limit(np, np.maximum(colP, colA)))
         et = 1.0 / np.sqrt(_limit(np, rowA))
-        D, E = D * dt, E * et
+        D, E = D * dt, tied(E * et)
         colP = c * D * _colmax_csc(P.indptr, P.indices, aP, D, n)
         qs = c * D * q0
         cost = max(float(np.mean(colP)) if n else 0.0,

@@ -44,6 +44,13 @@ def _entropic_ot():
     return _ot(reg=0.1)
 
 
+def _point_cloud_ot():
+    from cvxkit.problems import OptimalTransport
+
+    x, y = np.array([[0.0, 0.0], [1.0, 0.5], [0.2, 1.0]]), np.array([[0.5, 0.5], [1.0, 1.0]])
+    return OptimalTransport.from_points(x, y, [0.2, 0.3, 0.5], [0.6, 0.4], reg=0.1)
+
+
 def _polytope():
     from cvxkit.problems import TransportPolytopeProblem
 
@@ -64,6 +71,15 @@ def _qp():
     P = np.array([[2.0, 0.5], [0.5, 1.0]])
     return QuadraticProgram(P, np.array([1.0, -1.0]), np.array([[1.0, 1.0], [1.0, 0.0]]),
                             np.array([1.0, 0.0]), np.array([1.0, 0.7]))
+
+
+def _socp():
+    from cvxkit.problems import ConicProgram
+
+    # min 0.25|x|^2 + c'x s.t. sum(x) = 1, x3 >= -1, ||(x2, x3)|| <= x1 + 1 (active)
+    A = np.vstack([[1.0, 1.0, 1.0], [0.0, 0.0, -1.0], -np.eye(3)])
+    return ConicProgram(0.5 * np.eye(3), np.array([1.0, -1.0, 0.5]), A,
+                        np.array([1.0, 1.0, 1.0, 0.0, 0.0]), {"z": 1, "l": 1, "q": [3]})
 
 
 def _lp():
@@ -122,9 +138,11 @@ def _conic():
 FACTORIES = {
     "network_simplex": (_ot, {}),
     "sinkhorn": (_entropic_ot, {"tol": 1e-8}),
+    "sinkhorn_points": (_point_cloud_ot, {"tol": 1e-8}),
     "mirror_sinkhorn": (_polytope, {"tol": 1e-2, "max_iter": 2000}),  # slow: ends max_iter
     "project_forget": (_metric, {"tol": 1e-8}),
     "admm": (_qp, {"tol": 1e-7}),
+    "admm_conic": (_socp, {"tol": 1e-7}),
     "halpern_pdhg": (_lp, {"tol": 1e-7}),
     "al_sketch": (_nlp, {"tol": 1e-8}),
     "relu_admm": (_relu, {"tol": 1e-7}),
