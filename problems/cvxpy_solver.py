@@ -6,11 +6,16 @@ r"""A CVXPY solver backed by cvxkit: ``problem.solve(solver=cvxkit.CvxpySolver(.
 
 $$
 \min_x\ \tfrac12 x^\top P x + c^\top x \quad\text{s.t.}\quad Ax + s = b,\quad
-s \in \{0\}^{z} \times \mathbb{R}_+^{m-z},\quad lb \le x \le ub,
+s \in \{0\}^{z} \times \mathbb{R}_+^{l} \times \mathcal{Q}^{k_1}\times\cdots,\quad
+lb \le x \le ub,
 $$
 
 and hands the arrays to `CvxpySolver.solve_via_data`, which solves them with
 
+* ``admm_conic`` (`cvxkit.solvers.admm_conic.admm_conic`, the conic ADMM) when there are
+  second-order cones $\mathcal{Q}^k$ (or when asked for): the data as it is, with one
+  nonnegative row $\pm x_j + s = \pm\,$bound per finite variable bound, after the cone's
+  inequality rows;
 * ``admm`` (`cvxkit.solvers.admm_qp.admm_qp`, OSQP's ADMM) when the objective is quadratic
   ($P \ne 0$): rows $b_i \le (Ax)_i \le b_i$ for the zero cone, $(Ax)_i \le b_i$ for the
   nonnegative cone, and one row $lb_j \le x_j \le ub_j$ per variable with a finite bound;
@@ -19,13 +24,14 @@ and hands the arrays to `CvxpySolver.solve_via_data`, which solves them with
 
 The duals handed back are in the convention of CVXPY's conic solvers (Clarabel's): $z$ with
 $Px + c + A^\top z = 0$ and $z_i \ge 0$ on the nonnegative cone, that is
-$z = -\partial p^\star / \partial b$; CVXPY turns them into each constraint's ``dual_value``
-(nonnegative for an inequality, whichever way it is written). ``admm``'s multipliers $y$ are
-$z$ itself; ``halpern_pdhg``'s are $-z$. For an infeasible problem the duals are a Farkas
-certificate ($A^\top z = 0$, $b^\top z < 0$, $z \in K^*$, scaled to unit infinity norm).
+$z = -\partial p^\star / \partial b$, $z \in K^*$ (a second-order cone's $z$ in that cone);
+CVXPY turns them into each constraint's ``dual_value`` (nonnegative for an inequality,
+whichever way it is written). ``admm``'s and ``admm_conic``'s multipliers $y$ are $z$ itself;
+``halpern_pdhg``'s are $-z$. For an infeasible problem the duals are a Farkas certificate
+($A^\top z = 0$, $b^\top z < 0$, $z \in K^*$, scaled to unit infinity norm).
 
-Second-order, exponential, power and semidefinite cones are not supported yet: CVXPY's solver
-selection raises ``cvxpy.error.SolverError`` naming the missing cones. The module imports CVXPY;
+Exponential, power and semidefinite cones are not supported: CVXPY's solver selection raises
+``cvxpy.error.SolverError`` naming the missing cones. The module imports CVXPY;
 ``import cvxkit`` does not (``cvxkit.CvxpySolver`` loads this module on first use).
 """
 from __future__ import annotations
@@ -37,25 +43,26 @@ import time
 import cvxpy.settings as cps
 import numpy as np
 import scipy.sparse as sp
-from cvxpy.constraints import NonNeg, Zero
+from cvxpy.constraints import SOC, NonNeg, Zero
 from cvxpy.error import SolverError
 from cvxpy.reductions.solution import Solution, failure_solution
 from cvxpy.reductions.solvers import utilities
 from cvxpy.reductions.solvers.conic_solvers.conic_solver import ConicSolver
 from cvxpy.reductions.solvers.solver import expand_cones
 
+from cvxkit.solvers.admm_conic import admm_conic
 from cvxkit.solvers.admm_qp import admm_qp
 from cvxkit.solvers.halpern_pdhg import halpern_pdhg
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.validate import boolean, choice
 
 #: the solver each method name selects
-_SOLVERS = {"admm": admm_qp, "halpern_pdhg": halpern_pdhg}
+_SOLVERS = {"admm": admm_qp, "halpern_pdhg": halpern_pdhg, "admm_conic": admm_conic}
 METHODS = ("auto",) + tuple(_SOLVERS)
 
 #: defaults this front end sets where the user does not (tight enough for CVXPY's 4-place checks)
 DEFAULTS = {"admm": {"tol": 1e-6, "max_iter": 20_000, "polish": True},
-            "halpern_pdhg": {"tol": 1e-7}}
+            "halpern_pdhg": {"tol": 1e-7}, "admm_conic": {"tol": 1e-6, "max_iter": 50_000}}
 
 #: cvxkit status -> CVXPY status
 STATUS_MAP = {Status.OPTIMAL: cps.OPTIMAL, Status.OPTIMAL_INACCURATE: cps.OPTIMAL_INACCURATE,
@@ -64,7 +71,7 @@ STATUS_MAP = {Status.OPTIMAL: cps.OPTIMAL, Status.OPTIMAL_INACCURATE: cps.OPTIMA
               Status.INTERRUPTED: cps.USER_LIMIT, Status.NUMERICAL_ERROR: cps.SOLVER_ERROR}
 
 #: CVXPY's cone classes, in words (for the error naming what is not supported)
-_CONE_NAMES = {"SOC": "second-order cone (SOC)", "ExpCone": "exponential cone (ExpCone)",
+_CONE_NAMES = {"ExpCone": "exponential cone (ExpCone)",
                "PSD": "positive semidefinite cone (PSD)", "SvecPSD": "positive semidefinite "
                "cone (PSD)", "PowCone3D": "power cone (PowCone3D)",
                "PowConeND": "power cone (PowConeND)"}
@@ -102,12 +109,14 @@ def _check_names(method: str, options: dict, where: str) -> None:
 class CvxpySolver(ConicSolver):
     """cvxkit as a CVXPY solver: ``problem.solve(solver=CvxpySolver(...))``.
 
-    Takes LPs and QPs (equality and inequality constraints, variable bounds, a linear or convex
-    quadratic objective); see the module docstring and docs/cvxpy.md for the mapping.
+    Takes LPs, QPs and SOCPs (equality and inequality constraints, second-order cones, variable
+    bounds, a linear or convex quadratic objective); see the module docstring and
+    docs/cvxpy.md for the mapping.
 
     Args:
-        method: ``"auto"`` (``admm`` for a quadratic objective, ``halpern_pdhg`` for a linear
-            one), ``"admm"`` (any LP or QP) or ``"halpern_pdhg"`` (LPs only).
+        method: ``"auto"`` (``admm_conic`` when there are second-order cones, else ``admm``
+            for a quadratic objective and ``halpern_pdhg`` for a linear one), ``"admm_conic"``
+            (any problem here), ``"admm"`` (any LP or QP) or ``"halpern_pdhg"`` (LPs only).
         backend: ``"numpy"`` or ``"jax"``.
         warm_start: start each solve from the last solution (primal and dual; an optimal or
             iteration-limited one, not a certificate) that this object found for a problem of
@@ -115,13 +124,13 @@ class CvxpySolver(ConicSolver):
             one call.
         **options: passed to the solver (``tol``, ``eps_abs``, ``eps_rel``, ``max_iter``,
             ``time_limit``, ``verbose``, ``check_every``, ``dtype``, ``polish``, ...). With
-            ``method="auto"`` an option that only one of the two solvers takes (``rho``,
-            ``polish`` for ``admm``; ``reflection`` for ``halpern_pdhg``; ...) applies to that
-            solver only. Unset, ``admm`` gets ``tol=1e-6, max_iter=20000, polish=True`` and
-            ``halpern_pdhg`` ``tol=1e-7`` (`DEFAULTS`). An unknown option raises
-            ``ValueError`` naming the valid ones; so does one passed to ``problem.solve``,
-            where any of them (and ``backend``) may also be given for one call (``method``
-            may not: ``problem.solve`` takes that keyword itself).
+            ``method="auto"`` an option that only some of the solvers take (``polish`` for
+            ``admm``; ``reflection`` for ``halpern_pdhg``; ...) applies to those only. Unset,
+            ``admm`` gets ``tol=1e-6, max_iter=20000, polish=True``, ``admm_conic``
+            ``tol=1e-6, max_iter=50000`` and ``halpern_pdhg`` ``tol=1e-7`` (`DEFAULTS`). An
+            unknown option raises ``ValueError`` naming the valid ones; so does one passed to
+            ``problem.solve``, where any of them (and ``backend``) may also be given for one
+            call (``method`` may not: ``problem.solve`` takes that keyword itself).
 
     After a solve, ``problem.solver_stats`` holds ``solve_time``, ``setup_time`` (cvxkit's own:
     data conversion, validation, scaling, factorization), ``num_iters`` and ``extra_stats``:
@@ -131,7 +140,7 @@ class CvxpySolver(ConicSolver):
 
     MIP_CAPABLE = False
     BOUNDED_VARIABLES = True
-    SUPPORTED_CONSTRAINTS = [Zero, NonNeg]
+    SUPPORTED_CONSTRAINTS = [Zero, NonNeg, SOC]
 
     def __init__(self, method: str = "auto", backend: str = "numpy", warm_start: bool = False,
                  **options) -> None:
@@ -164,7 +173,7 @@ class CvxpySolver(ConicSolver):
         return True
 
     def can_solve(self, problem_form) -> bool:
-        """True for LPs and QPs; else raise ``cvxpy.error.SolverError`` naming the cones that
+        """True for LPs, QPs and SOCPs; else raise ``cvxpy.error.SolverError`` naming the cones that
         CVXPY's canonicalization needs and this solver lacks (CVXPY calls it on a custom
         solver before building the chain; its own message would not say what is missing)."""
         if problem_form.is_mixed_integer():
@@ -176,11 +185,11 @@ class CvxpySolver(ConicSolver):
                           for c in cones - set(self.SUPPORTED_CONSTRAINTS)})
         if missing:
             raise SolverError(
-                f"{self.name()} (cvxkit.CvxpySolver) solves LPs and QPs (linear equality and "
-                f"inequality constraints, variable bounds, a linear or convex quadratic "
-                f"objective); this problem needs {' and '.join(missing)} constraints after "
-                f"CVXPY's canonicalization, which it does not support yet. Solve it with a "
-                f"conic solver, e.g. solver=cvxpy.CLARABEL.")
+                f"{self.name()} (cvxkit.CvxpySolver) solves LPs, QPs and SOCPs (linear "
+                f"equality and inequality constraints, second-order cones, variable bounds, a "
+                f"linear or convex quadratic objective); this problem needs "
+                f"{' and '.join(missing)} constraints after CVXPY's canonicalization, which it "
+                f"does not support. Solve it with a conic solver, e.g. solver=cvxpy.CLARABEL.")
         return True
 
     def apply(self, problem):
@@ -193,10 +202,13 @@ class CvxpySolver(ConicSolver):
         return data, inv_data
 
     def cite(self, data) -> str:
-        """Citations of the algorithms (OSQP's ADMM; restarted Halpern PDHG)."""
+        """Citations of the algorithms (OSQP's ADMM; the conic ADMM; restarted Halpern PDHG)."""
         return ("Stellato, Banjac, Goulart, Bemporad & Boyd, OSQP: an operator splitting solver "
-                "for quadratic programs, Math. Prog. Comp. 2020; Lu & Yang, Restarted Halpern "
-                "PDHG for linear programming, arXiv 2407.16144")
+                "for quadratic programs, Math. Prog. Comp. 2020; O'Donoghue, Chu, Parikh & Boyd, "
+                "Conic optimization via operator splitting and homogeneous self-dual embedding, "
+                "JOTA 2016; Garstka, Cannon & Goulart, COSMO: a conic operator splitting method "
+                "for convex conic problems, JOTA 2021; Lu & Yang, Restarted Halpern PDHG for "
+                "linear programming, arXiv 2407.16144")
 
     def solve_via_data(self, data, warm_start: bool, verbose: bool, solver_opts,
                        solver_cache=None) -> Result:
@@ -214,24 +226,31 @@ class CvxpySolver(ConicSolver):
         P = data.get(cps.P)
         A = sp.csr_matrix(data[cps.A]) if data[cps.A] is not None else sp.csr_matrix((0, n))
         b = np.asarray(data[cps.B], dtype=np.float64)
-        zero = data[self.DIMS].zero
+        dims = data[self.DIMS]
+        zero, nonneg, soc = dims.zero, dims.nonneg, [int(k) for k in dims.soc]
         lb, ub = data.get(cps.LOWER_BOUNDS), data.get(cps.UPPER_BOUNDS)
         lb = np.full(n, -np.inf) if lb is None else np.asarray(lb, dtype=np.float64)
         ub = np.full(n, np.inf) if ub is None else np.asarray(ub, dtype=np.float64)
         quadratic = P is not None and sp.csr_matrix(P).count_nonzero() > 0
         if method == "auto":
-            method = "admm" if quadratic else "halpern_pdhg"
+            method = "admm_conic" if soc else ("admm" if quadratic else "halpern_pdhg")
+        elif soc and method != "admm_conic":
+            raise SolverError(f"method {method!r} takes no second-order cones and this problem "
+                              "has some: use method='admm_conic' or 'auto'")
         elif method == "halpern_pdhg" and quadratic:
             raise SolverError("method 'halpern_pdhg' solves LPs only and this problem has a "
                               "quadratic objective: use method='admm' or 'auto'")
         accepted = _accepted(method)
         opts = {**DEFAULTS[method], **{k: v for k, v in opts.items() if k in accepted}}
         opts["verbose"] = bool(opts.get("verbose", False) or verbose)
-        key = (method, n, A.shape[0], zero, int(np.sum(np.isfinite(lb) | np.isfinite(ub))))
+        key = (method, n, A.shape[0], zero, tuple(soc), int(np.sum(np.isfinite(lb))),
+               int(np.sum(np.isfinite(ub))), int(np.sum(np.isfinite(lb) | np.isfinite(ub))))
         warm = self._last.get(key) if (self.warm_start and warm_start) else None
         conversion = time.perf_counter() - t0
         if method == "admm":
             res = self._admm(P, c, A, b, zero, lb, ub, backend, warm, opts)
+        elif method == "admm_conic":
+            res = self._admm_conic(P, c, A, b, (zero, nonneg, soc), lb, ub, backend, warm, opts)
         else:
             res = self._pdhg(c, A, b, zero, lb, ub, backend, warm, opts)
         res = res.replace(setup_time=res.setup_time + conversion)
@@ -256,6 +275,26 @@ class CvxpySolver(ConicSolver):
         ray = res.info.get("certificate") if res.status is Status.PRIMAL_INFEASIBLE else None
         y = ray if ray is not None else res.info.get("y")
         return _with_duals(res, None if y is None else np.asarray(y)[:m])
+
+    @staticmethod
+    def _admm_conic(P, c, A, b, cones, lb, ub, backend, warm, opts) -> Result:
+        """SCS's form as it is, with one nonnegative row per finite variable bound placed after
+        the inequality rows (a second-order cone's rows come last); their duals are dropped."""
+        zero, nonneg, soc = cones
+        n, k = c.shape[0], zero + nonneg
+        lo, up = np.flatnonzero(np.isfinite(lb)), np.flatnonzero(np.isfinite(ub))
+        E = sp.csr_matrix((np.concatenate([-np.ones(lo.size), np.ones(up.size)]),
+                           (np.arange(lo.size + up.size), np.concatenate([lo, up]))),
+                          shape=(lo.size + up.size, n))
+        rows = sp.vstack([A[:k], E, A[k:]]).tocsc()
+        rhs = np.concatenate([b[:k], -lb[lo], ub[up], b[k:]])
+        res = _solver("admm_conic")(P, c, rows, rhs, {"z": zero, "l": nonneg + E.shape[0],
+                                                      "q": soc},
+                                    backend=backend, warm_start=warm, **opts)
+        ray = res.info.get("certificate") if res.status is Status.PRIMAL_INFEASIBLE else None
+        y = ray if ray is not None else res.info.get("y")
+        return _with_duals(res, None if y is None else np.delete(
+            np.asarray(y), np.arange(k, k + E.shape[0])))
 
     @staticmethod
     def _pdhg(c, A, b, zero, lb, ub, backend, warm, opts) -> Result:

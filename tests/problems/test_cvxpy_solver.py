@@ -3,9 +3,10 @@ against Clarabel (objective, primal and dual values), statuses, options, warm st
 
 CVXPY's helpers (``cvxpy.tests.solver_test_helpers``) take a solver instance as ``solver=``
 and check objectives, primal and dual values to 4 places (|error| < 5e-5) at the front end's
-default tolerances (admm: ``tol=1e-6`` with polishing; halpern_pdhg: ``tol=1e-7``). Our own
-models are solved at ``tol=1e-7`` and compared with Clarabel at 1e-9: objectives and
-solutions agree to ~1e-8 there; the assertions allow 1e-5 relative to each quantity's scale.
+default tolerances (admm: ``tol=1e-6`` with polishing; admm_conic: ``tol=1e-6``;
+halpern_pdhg: ``tol=1e-7``). Our own models are solved at ``tol=1e-7`` and compared with
+Clarabel at 1e-9: objectives and solutions agree to ~1e-8 there (second-order cone models:
+~1e-6); the assertions allow 1e-5 relative to each quantity's scale.
 """
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import pytest
 
 cp = pytest.importorskip("cvxpy")
 from cvxpy.tests.solver_test_helpers import (StandardTestInfeasibleProblems,  # noqa: E402
-                                             StandardTestLPs, StandardTestQPs)
+                                             StandardTestLPs, StandardTestQPs,
+                                             StandardTestSOCPs)
 
 import cvxkit  # noqa: E402
 from cvxkit import CvxpySolver  # noqa: E402
@@ -64,6 +66,43 @@ def test_cvxpy_standard_infeasible_lps(case, method):
     getattr(StandardTestInfeasibleProblems, case)(solver=CvxpySolver(method=method))
 
 
+SOCP_CASES = ["test_socp_0", "test_socp_1", "test_socp_2", "test_socp_3ax0", "test_socp_3ax1",
+              "test_socp_4", "test_socp_bounds_attr"]
+
+
+@pytest.mark.parametrize("case", SOCP_CASES)
+def test_cvxpy_standard_socps(case):
+    """Second-order cones go to admm_conic; objective, primal and dual values at the helpers'
+    default places (4; 3 for socp_3), complementarity included."""
+    sth = getattr(StandardTestSOCPs, case)(solver=CvxpySolver())
+    assert sth.prob.solver_stats.extra_stats["method"] == "admm_conic"
+
+
+@pytest.mark.parametrize("case", ["test_socp_1", "test_socp_4"])
+def test_cvxpy_standard_socps_on_jax(case):
+    pytest.importorskip("jax")
+    sth = getattr(StandardTestSOCPs, case)(solver=CvxpySolver(backend="jax"))
+    assert sth.prob.solver_stats.extra_stats["backend"] == "jax"
+
+
+def test_cvxpy_standard_infeasible_soc():
+    StandardTestInfeasibleProblems.test_soc(solver=CvxpySolver())
+
+
+@pytest.mark.parametrize("case", [f"test_lp_{i}" for i in range(7)] + ["test_lp_bound_attr"])
+def test_cvxpy_standard_lps_by_admm_conic(case):
+    getattr(StandardTestLPs, case)(solver=CvxpySolver(method="admm_conic"))
+
+
+@pytest.mark.parametrize("case, cls", [
+    ("test_qp_0", StandardTestQPs), ("test_qp_parameter_update", StandardTestQPs),
+    ("test_qp_bound_attr", StandardTestQPs),
+    ("test_lp_ineq_constraints", StandardTestInfeasibleProblems),
+    ("test_lp_eq_constraints", StandardTestInfeasibleProblems)])
+def test_cvxpy_standard_qps_by_admm_conic(case, cls):
+    getattr(cls, case)(solver=CvxpySolver(method="admm_conic"))
+
+
 # --- our models against Clarabel ------------------------------------------------------------
 def lasso(rng):
     A, b = rng.standard_normal((30, 10)), rng.standard_normal(30)
@@ -99,6 +138,30 @@ def bounded_lp(rng):
                       [A @ x <= b, cp.sum(x) >= 0.5, x[1] == 0.25])
 
 
+def risk_portfolio(rng):
+    """A long-only portfolio with a risk cone ||L'w|| <= sigma and a position cap."""
+    n = 8
+    L = rng.standard_normal((n, 3)) / 4
+    mu = 0.05 + 0.1 * rng.random(n)
+    w = cp.Variable(n, nonneg=True)
+    return cp.Problem(cp.Maximize(mu @ w), [cp.sum(w) == 1, cp.norm(L.T @ w) <= 0.12, w <= 0.4])
+
+
+def robust_ls(rng):
+    """min ||Fx - g|| + rho ||x|| (the worst case of least squares over ||Delta|| <= rho)."""
+    F, g = rng.standard_normal((15, 5)), rng.standard_normal(15)
+    x = cp.Variable(5)
+    return cp.Problem(cp.Minimize(cp.norm(F @ x - g) + 0.5 * cp.norm(x)), [x >= -1])
+
+
+def ball_ls(rng):
+    """A quadratic objective with a second-order cone: least squares over a ball and a box."""
+    F, g = rng.standard_normal((20, 6)), rng.standard_normal(20)
+    x = cp.Variable(6, bounds=[-0.5, 0.5])
+    return cp.Problem(cp.Minimize(cp.sum_squares(F @ x - g)), [cp.sum_squares(x) <= 0.8,
+                                                               cp.sum(x) == 0.2])
+
+
 def _solution(prob):
     return (prob.value, [np.array(v.value, dtype=float) for v in prob.variables()],
             [np.array(c.dual_value, dtype=float) for c in prob.constraints])
@@ -123,6 +186,62 @@ def test_models_match_clarabel(model, method):
         _close(g, r)
     for g, r in zip(got[2], ref[2]):  # duals: same values, same signs as Clarabel's
         _close(g, r)
+
+
+@pytest.mark.parametrize("model, method", [
+    (risk_portfolio, "auto"), (robust_ls, "auto"), (ball_ls, "auto"), (ball_ls, "admm_conic"),
+    (portfolio, "admm_conic"), (bounded_lp, "admm_conic")])
+def test_conic_models_match_clarabel(model, method):
+    """SOCPs (auto picks admm_conic), and a QP and an LP with method='admm_conic': values and
+    duals as Clarabel's."""
+    prob = model(np.random.default_rng(0))
+    prob.solve(**CLARABEL_TIGHT)
+    ref = _solution(prob)
+    prob.solve(solver=CvxpySolver(method=method, tol=1e-7))
+    assert prob.status == cp.OPTIMAL
+    assert prob.solver_stats.extra_stats["method"] == "admm_conic"
+    got = _solution(prob)
+    for g, r in zip([got[0]] + got[1] + got[2], [ref[0]] + ref[1] + ref[2]):
+        _close(g, r)
+
+
+def test_socp_methods_and_certificates():
+    """auto sends SOCs to admm_conic; admm and halpern_pdhg refuse them; infeasible and
+    unbounded SOCPs give certificates (a Farkas y in K* as the duals)."""
+    x = cp.Variable(3)
+    prob = cp.Problem(cp.Minimize(cp.sum(x)), [cp.norm(x) <= 1])
+    for method in ("admm", "halpern_pdhg"):
+        with pytest.raises(cp.error.SolverError, match="admm_conic"):
+            prob.solve(solver=CvxpySolver(method=method))
+    prob.solve(solver=CvxpySolver())
+    assert prob.value == pytest.approx(-np.sqrt(3), rel=1e-5)
+    con = cp.norm(x[:2]) <= x[2]
+    infeasible = cp.Problem(cp.Minimize(0), [con, x[2] <= -1])
+    infeasible.solve(solver=CvxpySolver())
+    assert infeasible.status == cp.INFEASIBLE and x.value is None
+    assert infeasible.constraints[1].dual_value >= 0
+    unbounded = cp.Problem(cp.Minimize(-x[2]), [cp.SOC(x[2], x[:2]), x[0] == 1])
+    unbounded.solve(solver=CvxpySolver())
+    assert unbounded.status == cp.UNBOUNDED and unbounded.value == -np.inf
+
+
+def test_warm_start_socp_family():
+    """A parametrized SOCP: warm starts from the last solution save iterations."""
+    rng = np.random.default_rng(8)
+    F, g = rng.standard_normal((15, 6)), cp.Parameter(15)
+    x = cp.Variable(6)
+    prob = cp.Problem(cp.Minimize(cp.norm(F @ x - g) + cp.sum(x)), [cp.norm(x) <= 2])
+    g0 = rng.standard_normal(15)
+    warm = CvxpySolver(warm_start=True)
+    g.value = g0
+    prob.solve(solver=warm)
+    g.value = g0 + 1e-3
+    iters = {}
+    for name, solver in (("cold", CvxpySolver()), ("warm", warm)):
+        prob.solve(solver=solver)
+        assert prob.status == cp.OPTIMAL
+        iters[name] = prob.solver_stats.num_iters
+    assert iters["warm"] < iters["cold"], iters
 
 
 @pytest.mark.parametrize("model", [lasso, bounded_lp])  # admm, halpern_pdhg
@@ -205,9 +324,11 @@ def test_status_map_covers_every_status():
 
 # --- what is not supported ------------------------------------------------------------------
 @pytest.mark.parametrize("make, cone", [
-    (lambda x: cp.Problem(cp.Minimize(cp.norm(x, 2)), [x >= 1]), "second-order cone"),
-    (lambda x: cp.Problem(cp.Minimize(cp.sum(x)), [cp.sum_squares(x) <= 1]), "second-order cone"),
     (lambda x: cp.Problem(cp.Minimize(-cp.sum(cp.log(x))), [x <= 1]), "exponential cone"),
+    (lambda x: cp.Problem(cp.Minimize(-cp.sum(cp.log(x))), [cp.norm(x) <= 1]),
+     "exponential cone"),
+    (lambda x: cp.Problem(cp.Minimize(cp.sum(x)), [cp.reshape(x[:1], (1, 1), order="F") >> 0]),
+     "semidefinite"),
 ])
 def test_unsupported_cones_name_what_is_missing(make, cone):
     with pytest.raises(cp.error.SolverError, match=cone):
