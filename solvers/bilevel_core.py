@@ -187,26 +187,31 @@ def free_mask(y, gy, lo, hi):
 
 
 def implicit_hypergradient(fns: BilevelFunctions, x, y, v0, lo, hi, rtol, max_iter):
-    r"""$\nabla F(x) = \nabla_x f - \nabla^2_{xy} g\, v$ with $M H M v = M \nabla_y f$ solved by CG,
-    $H = \nabla^2_{yy} g(x, y)$ (Hessian-vector products by forward-over-reverse autodiff) and
-    $M$ the free set of the box $Y$ (active coordinates of $y^*$ do not move with $x$).
+    r"""$\nabla F(x) = \nabla_x f + (\partial_x F)^\top w$ by `cvxkit.solvers.implicit.adjoint`
+    on the lower level's optimality map $F(y, x) = M\nabla_y g(x, My + (I - M)y^*) + (I - M)(y -
+    y^*)$, $M$ the free set of the box $Y$ (active coordinates of $y^*$ do not move with $x$):
+    $(M H M + I - M)\,w = -M\nabla_y f$, $H = \nabla^2_{yy} g(x, y)$, solved by CG (symmetric;
+    Hessian-vector products by autodiff) warm-started from ``v0`` (the previous ``w``).
 
-    Returns ``(hypergradient, CGSolve)``."""
+    Returns ``(hypergradient, CGSolve)`` (``CGSolve.v`` is ``w``)."""
+    from cvxkit.solvers.implicit import adjoint
+
     jax, jnp = _jax()
-    gyf = jax.grad(fns.upper, argnums=1)
-    gxf = jax.grad(fns.upper, argnums=0)
     gy_lower = jax.grad(fns.lower, argnums=1)
     m = free_mask(y, gy_lower(x, y), lo, hi)
+    y_fixed = jax.lax.stop_gradient(y)
 
-    def hvp(u):
-        return jax.jvp(lambda yy: gy_lower(x, yy), (y,), (u,))[1]
+    def optimality(yy, xx):
+        return m * gy_lower(xx, m * yy + (1 - m) * y_fixed) + (1 - m) * (yy - y_fixed)
 
-    def matvec(u):
-        return m * hvp(m * u) + (1 - m) * u
+    def cg(matvec, rhs):
+        s = cg_solve(matvec, rhs, m * v0, rtol, max_iter)
+        return s.v, s
 
-    cg = cg_solve(matvec, m * gyf(x, y), m * v0, rtol, max_iter)
-    cross = jax.grad(lambda xx: jnp.vdot(gy_lower(xx, y), cg.v))(x)
-    return gxf(x, y) - cross, cg
+    gxf, gyf = jax.grad(fns.upper, argnums=(0, 1))(x, y)
+    # only the free coordinates of y move with x: the adjoint of the others is 0
+    (cross,), _, solve = adjoint(optimality, y, x, m * gyf, cg)
+    return gxf + cross, solve
 
 
 # --------------------------------------------------------------------------------------

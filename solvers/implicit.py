@@ -61,6 +61,29 @@ def _solve_transposed(jax, vjp_z: Callable, rhs, method: str, size: int, tol: fl
     raise ValueError(f"linear_solve must be 'auto', 'dense' or 'gmres', got {method!r}")
 
 
+def adjoint(optimality: Callable, z, theta, z_bar, linear_solve="auto", tol: float = 1e-10):
+    r"""The backward pass of the implicit function theorem at a root ``z`` of
+    ``optimality(z, theta)``: ``(theta_bar, w, info)`` with $(\partial_z F)^\top w = -\bar z$
+    and ``theta_bar`` $= (\partial_\theta F)^\top w$ (a 1-tuple: the cotangent of ``theta``).
+
+    ``linear_solve``: ``"auto"``, ``"dense"``, ``"gmres"`` (module docstring; ``info`` None) or a
+    callable ``(matvec, rhs) -> (w, info)`` with ``matvec(v)`` $= (\partial_z F)^\top v$, for a
+    method's own solver (e.g. warm-started conjugate gradient when the Jacobian is symmetric).
+    """
+    import jax
+    import jax.flatten_util  # noqa: F401  (ravel_pytree)
+
+    _, vjp_z = jax.vjp(lambda zz: optimality(zz, theta), z)
+    rhs = jax.tree_util.tree_map(lambda g: -g, z_bar)
+    if callable(linear_solve):
+        w, info = linear_solve(lambda v: vjp_z(v)[0], rhs)
+    else:
+        size = jax.flatten_util.ravel_pytree(z)[0].size
+        w, info = _solve_transposed(jax, lambda v: vjp_z(v)[0], rhs, linear_solve, size, tol), None
+    _, vjp_theta = jax.vjp(lambda th: optimality(z, th), theta)
+    return vjp_theta(w), w, info
+
+
 def root_vjp(solver: Callable, optimality: Callable, *, linear_solve: str = "auto",
              tol: float = 1e-10) -> Callable:
     r"""``theta -> (z, aux)``: ``solver(theta) -> (z, aux)``, differentiable in ``theta`` by the
@@ -89,16 +112,10 @@ def root_vjp(solver: Callable, optimality: Callable, *, linear_solve: str = "aut
 
     def bwd(res, cotangent):
         z, theta = res
-        z_bar = cotangent[0]
         z_bar = jax.tree_util.tree_map(
             lambda g, v: jax.numpy.zeros_like(v) if g is None or g.dtype == jax.dtypes.float0
-            else g, z_bar, z, is_leaf=lambda g: g is None)
-        _, vjp_z = jax.vjp(lambda zz: optimality(zz, theta), z)
-        size = jax.flatten_util.ravel_pytree(z)[0].size
-        w = _solve_transposed(jax, lambda v: vjp_z(v)[0],
-                              jax.tree_util.tree_map(lambda g: -g, z_bar), linear_solve, size, tol)
-        _, vjp_theta = jax.vjp(lambda th: optimality(z, th), theta)
-        return vjp_theta(w)
+            else g, cotangent[0], z, is_leaf=lambda g: g is None)
+        return adjoint(optimality, z, theta, z_bar, linear_solve, tol)[0]
 
     solve.defvjp(fwd, bwd)
 

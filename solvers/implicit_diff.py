@@ -18,9 +18,11 @@ $$
 $$
 
 restricted to the free coordinates of $y$ when $Y$ is a box (coordinates held at a bound do not
-move with $x$). $v$ is found by conjugate gradient with Hessian-vector products
-(forward-over-reverse autodiff) and warm-started from the previous outer step; $\nabla^2_{xy} g\,
-v$ is one vector-Jacobian product. The paper approximates $H^{-1}$ by a truncated Neumann series
+move with $x$). This is the backward pass every traced cvxkit solver uses
+(`cvxkit.solvers.implicit.adjoint`, on the optimality map $\nabla_y g = 0$ of the lower level,
+`cvxkit.solvers.bilevel_core.implicit_hypergradient`); here its linear system, symmetric, is
+solved by conjugate gradient with Hessian-vector products, warm-started from the previous outer
+step; $\nabla^2_{xy} g\, v$ is one vector-Jacobian product. The paper approximates $H^{-1}$ by a truncated Neumann series
 and names CG as the alternative; we use CG, which converges in far fewer products on the
 well-conditioned problems hyperparameter tuning gives.
 
