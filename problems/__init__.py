@@ -8,7 +8,8 @@ from cvxkit.problems.finite_sum import FiniteSumMatrixGame
 from cvxkit.problems.metric import CorrelationClustering, MetricNearness
 from cvxkit.problems.nlp import NonlinearProgram
 from cvxkit.problems.parametric_conic import ConicData, DualProxy, ParametricConicProgram
-from cvxkit.problems.transport import OnlineTransport, OptimalTransport, TransportPolytopeProblem
+from cvxkit.problems.transport import (OnlineTransport, OptimalTransport, PointCloudTransport,
+                                      TransportPolytopeProblem)
 
 __all__ = ["Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "ConicData", "ConicProgram", "CorrelationClustering", "DualProxy", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
-           "OptimalTransport", "ParametricConicProgram", "Problem", "QuadraticProgram", "TransportPolytopeProblem"]
+           "OptimalTransport", "ParametricConicProgram", "PointCloudTransport", "Problem", "QuadraticProgram", "TransportPolytopeProblem"]

@@ -12,6 +12,10 @@ r"""Optimal transport on the transport polytope $U(a, b) = \{P \ge 0 : P1 = a,\ 
   \lambda_b\mathrm{KL}(P^\top 1\|b)$ (method ``"sinkhorn"``; see
   `cvxkit.solvers.sinkhorn_unbalanced`).
 
+``OptimalTransport.from_points(x, y, a, b, reg, cost)`` (`PointCloudTransport`): entropic OT
+between point clouds with ``C_ij = cost(x_i, y_j)``, solved without forming ``C`` (method
+``"sinkhorn_points"``, `cvxkit.solvers.sinkhorn_points`).
+
 ``TransportPolytopeProblem(a, b, objective, ...)``: $\min_{P \in U(a,b)} F(P)$ for a convex
 ``F`` given by its gradient; ``OnlineTransport(a, b, costs)``: costs $C_t$ revealed one per
 round, regret against the best fixed plan. Both by Mirror Sinkhorn (Ballu & Berthet, "Mirror
@@ -33,7 +37,9 @@ from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn
 from cvxkit.solvers.network_simplex import network_simplex
 from cvxkit.solvers.sinkhorn import (finite_array, sinkhorn, validate_cost, validate_marginals,
                                      validate_ot, validate_reg)
+from cvxkit.solvers import pointcloud
 from cvxkit.solvers import sinkhorn_unbalanced as unbalanced
+from cvxkit.solvers.sinkhorn_points import sinkhorn_points, validate_points
 from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
@@ -132,6 +138,12 @@ class OptimalTransport(_PolytopeProblem):
         self.reg = None if reg is None else validate_reg(reg)
         self.objective_scale = 1e-9 * self.a.sum() * max(float(np.abs(self.C).max()), 1e-300)
 
+    @classmethod
+    def from_points(cls, x, y, a=None, b=None, reg=None, cost="sqeuclidean"):
+        """Entropic OT between point clouds ``x`` (n, d) and ``y`` (m, d), solved without the
+        cost matrix: a `PointCloudTransport` (see it for the arguments)."""
+        return PointCloudTransport(x, y, a, b, reg=reg, cost=cost)
+
     def default_method(self) -> str:
         return "network_simplex" if self.reg is None else "sinkhorn"
 
@@ -207,6 +219,89 @@ def _kl_div(x, q: np.ndarray):
     on = q > 0
     terms = cp.kl_div(x, np.where(on, q, 1.0))
     return cp.sum(terms) if on.all() else cp.sum(cp.multiply(on.astype(float), terms))
+
+
+class PointCloudTransport(OptimalTransport):
+    """Entropic OT between point clouds: ``OptimalTransport.from_points(x, y, a, b, reg, cost)``.
+
+    Args:
+        x: source points (n, d), finite.
+        y: target points (m, d), the same dimension.
+        a: source weights (n,), nonnegative (default uniform ``1/n``).
+        b: target weights (m,), same total as ``a`` (default uniform ``1/m``).
+        reg: entropic regularization ``> 0`` (units of the cost).
+        cost: ``"sqeuclidean"`` (``|x - y|^2``) or ``"euclidean"`` (``|x - y|``).
+
+    The problem is entropic OT with ``C_ij = cost(x_i, y_j)``. Method ``"sinkhorn_points"``
+    (the default; `cvxkit.solvers.sinkhorn_points.sinkhorn_points`) never forms ``C``: its
+    ``Result.x`` is a lazy `cvxkit.solvers.pointcloud.PointCloudPlan`. For small instances
+    (``n * m`` up to `cvxkit.solvers.pointcloud.DENSE_LIMIT`) the cost matrix ``C`` is made on
+    first use, for method ``"sinkhorn"`` (the dense solver), `reference` (dense Sinkhorn at
+    ``tol=1e-12``; CVXPY/Clarabel when solver options are given or Sinkhorn does not reach it)
+    and `to_cvxpy`. `objective`, `residuals` and `check` accept a plan of either kind.
+    """
+
+    methods = {"sinkhorn_points": "_solve_sinkhorn_points", "sinkhorn": "_solve_sinkhorn"}
+
+    def __init__(self, x, y, a=None, b=None, reg=None, cost="sqeuclidean"):
+        if reg is None:
+            raise ValueError("reg is required: point-cloud transport is entropic (reg > 0)")
+        self.x, self.y, self.a, self.b = validate_points(x, y, a, b, cost)
+        self.cost, self.reg, self.reg_m, self._C = cost, validate_reg(reg), None, None
+        scale = pointcloud.frame(self.x, self.y, cost, fallback=self.reg).scale
+        self.objective_scale = 1e-9 * self.a.sum() * scale
+
+    @property
+    def C(self) -> np.ndarray:
+        """The (n, m) cost matrix, made on first use (``ValueError`` for large problems)."""
+        if self._C is None:
+            n, m = self.shape
+            if n * m > pointcloud.DENSE_LIMIT:
+                raise ValueError(f"the cost matrix would have {n} x {m} entries; a problem this "
+                                 f"large is solved by method 'sinkhorn_points' only")
+            self._C = pointcloud.dense_cost(self.x, self.y, self.cost)
+        return self._C
+
+    def default_method(self) -> str:
+        return "sinkhorn_points"
+
+    def _plan_summary(self, P):
+        if P.shape != self.shape:
+            raise ValueError(f"plan must have shape {self.shape}, got {P.shape}")
+        return P.summary()
+
+    def transport_cost(self, P) -> float:
+        if isinstance(P, pointcloud.PointCloudPlan):
+            return self._plan_summary(P)["cost"]
+        return super().transport_cost(P)
+
+    def objective(self, P) -> float:
+        if isinstance(P, pointcloud.PointCloudPlan):
+            s = self._plan_summary(P)
+            return s["cost"] + self.reg * s["entropy"]
+        return super().objective(P)
+
+    def residuals(self, P) -> dict[str, float]:
+        if isinstance(P, pointcloud.PointCloudPlan):
+            s = self._plan_summary(P)
+            return {"row_marginal": float(np.abs(s["rows"] - self.a).sum()),
+                    "col_marginal": float(np.abs(s["cols"] - self.b).sum()), "negativity": 0.0}
+        return super().residuals(P)
+
+    def reference(self, **solver_options):
+        """Dense Sinkhorn on ``C`` at ``tol=1e-12`` (cached); with ``solver_options``, or if
+        Sinkhorn does not reach that tol, the CVXPY model (`Problem.reference`)."""
+        if solver_options or getattr(self, "_reference", None) is not None:
+            return super().reference(**solver_options)
+        res = sinkhorn(self.a, self.b, self.C, self.reg, tol=1e-12, max_iter=10**6)
+        if res.status is not Status.OPTIMAL:
+            return super().reference()
+        self._reference = res
+        return res
+
+    def _solve_sinkhorn_points(self, backend="jax", **options):
+        return sinkhorn_points(self.x, self.y, self.a, self.b, self.reg, cost=self.cost,
+                               backend=backend, **options)
 
 
 # ======================================================================================
