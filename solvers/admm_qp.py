@@ -57,38 +57,21 @@ def _vector(name, v, size, fill=None):
     return v
 
 
-def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
-    """Check and normalize QP data; returns ``(P, q, A, l, u, batch)``.
-
-    ``P`` (n, n) symmetric, ``q`` (n,), ``A`` (m, n) (``None``: no constraints), ``l``, ``u`` (m,)
-    with ``l <= u``; ``+-inf`` (or magnitude ``>= 1e20``) bounds are infinite; ``l``/``u`` may be
-    ``None`` (all ``-inf``/``+inf``). ``P`` and ``A`` may be in any scipy.sparse format. ``batch``
-    is ``None`` for one problem, else ``B``: any of ``P`` (B, n, n), ``q`` (B, n), ``A`` (B, m, n),
-    ``l``, ``u`` (B, m) may carry a leading batch dimension (dense arrays only); the others are
-    shared by all members and broadcast. Raises ``ValueError`` naming the argument for anything
-    else (None, complex, object, ragged, non-finite or misshapen input).
-    """
-    P = validate.matrix("P", P)
+def check_q(q):
+    """``q`` as a float64 array of shape (n,) or (batch, n) with finite entries, else
+    ValueError."""
     q = float_array("q", q)
     if q.ndim not in (1, 2):
         raise ValueError(f"q must have shape (n,) or (batch, n), got {q.shape}")
     if not np.isfinite(q).all():
         raise ValueError("q contains NaN or infinite entries")
-    n = q.shape[-1]
-    if n == 0:
-        raise ValueError("the problem has no variables (q is empty)")
-    if P.ndim in (2, 3) and P.shape[-1] == P.shape[-2] and P.shape[-1] != n and P.shape[-1] > 0:
-        raise ValueError(f"q must have shape (n,) = ({P.shape[-1]},) (or (batch, n)) to match P "
-                         f"of shape {P.shape}, got {q.shape}")
-    if A is None:
-        A = np.zeros((0, n))
-    A = validate.matrix("A", A)
-    sparse = kkt.is_sparse(P) or kkt.is_sparse(A)
-    if P.ndim not in (2, 3) or P.shape[-2:] != (n, n):
-        raise ValueError(f"P must have shape (n, n) = ({n}, {n}) (or (batch, n, n)), got {P.shape}")
-    if A.ndim not in (2, 3) or A.shape[-1] != n:
-        raise ValueError(f"A must have shape (m, n) with n = {n} (or (batch, m, n)), got {A.shape}")
-    m = A.shape[-2]
+    return q
+
+
+def check_bounds(l, u, m: int):
+    """``(l, u)`` as float64 arrays of shape (m,) or (batch, m) (``None``: all infinite; a
+    scalar: m copies), magnitudes ``>= INF_BOUND`` made infinite, with ``l <= u``, ``l < +inf``
+    and ``u > -inf``, else ValueError."""
     l = _vector("l", l, m, -np.inf)
     u = _vector("u", u, m, np.inf)
     for name, b in (("l", l), ("u", u)):
@@ -104,6 +87,38 @@ def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
     if bad.any():
         i = np.argwhere(bad)[0]
         raise ValueError(f"l > u at index {tuple(int(k) for k in i)}: {l[tuple(i)]:.6g} > {u[tuple(i)]:.6g}")
+    return l, u
+
+
+def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
+    """Check and normalize QP data; returns ``(P, q, A, l, u, batch)``.
+
+    ``P`` (n, n) symmetric, ``q`` (n,), ``A`` (m, n) (``None``: no constraints), ``l``, ``u`` (m,)
+    with ``l <= u``; ``+-inf`` (or magnitude ``>= 1e20``) bounds are infinite; ``l``/``u`` may be
+    ``None`` (all ``-inf``/``+inf``). ``P`` and ``A`` may be in any scipy.sparse format. ``batch``
+    is ``None`` for one problem, else ``B``: any of ``P`` (B, n, n), ``q`` (B, n), ``A`` (B, m, n),
+    ``l``, ``u`` (B, m) may carry a leading batch dimension (dense arrays only); the others are
+    shared by all members and broadcast. Raises ``ValueError`` naming the argument for anything
+    else (None, complex, object, ragged, non-finite or misshapen input).
+    """
+    P = validate.matrix("P", P)
+    q = check_q(q)
+    n = q.shape[-1]
+    if n == 0:
+        raise ValueError("the problem has no variables (q is empty)")
+    if P.ndim in (2, 3) and P.shape[-1] == P.shape[-2] and P.shape[-1] != n and P.shape[-1] > 0:
+        raise ValueError(f"q must have shape (n,) = ({P.shape[-1]},) (or (batch, n)) to match P "
+                         f"of shape {P.shape}, got {q.shape}")
+    if A is None:
+        A = np.zeros((0, n))
+    A = validate.matrix("A", A)
+    sparse = kkt.is_sparse(P) or kkt.is_sparse(A)
+    if P.ndim not in (2, 3) or P.shape[-2:] != (n, n):
+        raise ValueError(f"P must have shape (n, n) = ({n}, {n}) (or (batch, n, n)), got {P.shape}")
+    if A.ndim not in (2, 3) or A.shape[-1] != n:
+        raise ValueError(f"A must have shape (m, n) with n = {n} (or (batch, m, n)), got {A.shape}")
+    m = A.shape[-2]
+    l, u = check_bounds(l, u, m)
     sizes = {name: arr.shape[0] for name, arr, nd in
              (("P", P, 3), ("q", q, 2), ("A", A, 3), ("l", l, 2), ("u", u, 2)) if arr.ndim == nd}
     batch = None
@@ -367,6 +382,17 @@ DENSIFY_MAX = 2_000_000
 
 
 def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol, linsys) -> Result:
+    try:
+        P, A, d, s, sp = numpy_setup(P, q, A, l, u, x0, y0, rho0, cfg, scaling, linsys)
+    except np.linalg.LinAlgError as e:
+        return _failed(q, A, str(e), time.perf_counter() - t_setup, "numpy")
+    return numpy_solve(P, q, A, l, u, d, s, sp, time.perf_counter() - t_setup, opts, cfg, pol)[0]
+
+
+def numpy_setup(P, q, A, l, u, x0, y0, rho0, cfg, scaling: int, linsys: str):
+    """``(P, A, d, s, sp)``: the numpy set-up of one validated QP (``P``, ``A`` made dense when
+    small and solved by the dense reduced system), its scaled `Data`, first `State` and
+    `Splitting`. Raises ``numpy.linalg.LinAlgError`` when the first factorization fails."""
     bk = get_backend("numpy")
     st = _settings(bk, cfg)
     if linsys == "auto":
@@ -376,23 +402,28 @@ def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol,
         # small: dense arrays avoid scipy.sparse's per-product overhead (~70 us a call)
         P = P.toarray() if kkt.is_sparse(P) else P
         A = A.toarray() if kkt.is_sparse(A) else A
-    try:
-        if kkt.is_sparse(P) or kkt.is_sparse(A) or linsys == "sparse":
-            import scipy.sparse as sps
+    if kkt.is_sparse(P) or kkt.is_sparse(A) or linsys == "sparse":
+        import scipy.sparse as sps
 
-            d, s, sp = setup_sparse(sps.csc_matrix(P), q, sps.csc_matrix(A), l, u, x0, y0,
-                                           rho0, st, scaling, linsys)
-        else:
-            d, s = setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st, scaling)
-            sp = QP_DENSE
-    except np.linalg.LinAlgError as e:
-        return _failed(q, A, str(e), time.perf_counter() - t_setup, "numpy")
-    setup_time = time.perf_counter() - t_setup
+        d, s, sp = setup_sparse(sps.csc_matrix(P), q, sps.csc_matrix(A), l, u, x0, y0,
+                                rho0, st, scaling, linsys)
+    else:
+        d, s = setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st, scaling)
+        sp = QP_DENSE
+    return P, A, d, s, sp
+
+
+def numpy_solve(P, q, A, l, u, d, s, sp, setup_time, opts, cfg, pol, info=None):
+    """``(result, state)``: the ADMM loop from the set-up ``(d, s, sp)`` of `numpy_setup`, the
+    final status (verified on the user's data ``P, q, A, l, u``), polishing and the `Result`
+    (``info``: extra entries for ``Result.info``); ``state`` is the final `State` (``None``
+    when a refactorization failed)."""
+    bk = get_backend("numpy")
     alg, dopts = _driver(ALG_DENSE if sp is QP_DENSE else ALG_SPARSE, opts, cfg, jax=False)
     try:
         out = run(alg, bk, s, d, dopts)
     except np.linalg.LinAlgError as e:  # a refactorization failed
-        return _failed(q, A, str(e), setup_time, "numpy")
+        return _failed(q, A, str(e), setup_time, "numpy"), None
     s = out.state
     status = _final_status(bk, sp, d, s, out.status)
     polish_info = "off"
@@ -407,8 +438,9 @@ def _numpy_single(P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol,
                                                "prim_res", "dual_res")}
     s_np.update(k=int(s.k), n_refactor=int(s.n_refactor))
     label = "dense reduced (Cholesky)" if sp is QP_DENSE else f"sparse KKT ({d.lin.backend} LDL^T)"
-    return _result_single(P, q, A, x, z, y, s_np, status, out, setup_time, "numpy", label,
-                          polish_info, cert, message)
+    res = _result_single(P, q, A, x, z, y, s_np, status, out, setup_time, "numpy", label,
+                         polish_info, cert, message)
+    return (res if info is None else res.replace(info={**res.info, **info})), s
 
 
 def _failed(q, A, msg, setup_time, backend):
