@@ -353,7 +353,8 @@ def sinkhorn_points(x, y, a=None, b=None, reg=None, *, cost="sqeuclidean", block
         zero weights), ``objective`` ``<C,P> + reg*sum(P log P)``, ``primal_residual`` the L1
         marginal error (absolute), and in ``info``: ``transport_cost``, ``f``, ``g``,
         ``dual_objective`` ``<f,a> + <g,b>``, ``relative_marginal_error``, ``row_marginal``,
-        ``col_marginal``, ``reg``, ``block``, ``cost``.
+        ``col_marginal``, ``reg``, ``block`` (rows per block of x), ``cost``. The plan's
+        passes use blocks of a quarter of ``block`` (they hold more arrays per block).
     """
     t_setup = time.perf_counter()
     if reg is None:
@@ -382,9 +383,13 @@ def sinkhorn_points(x, y, a=None, b=None, reg=None, *, cost="sqeuclidean", block
     if "eps" in out.history:
         out = out._replace(history={**out.history,
                                     "eps": [inst.scale * e for e in out.history["eps"]]})
-    plan = PointCloudPlan(x, y, f, g, reg, cost=cost, block=block, backend=bk.name)
+    # a pass over the plan keeps about four block-sized arrays (costs, plan, products) where a
+    # half-update keeps one or two: its blocks are a quarter of the loop's
+    plan = PointCloudPlan(x, y, f, g, reg, cost=cost, backend=bk.name,
+                          block=max(1, (block or default_block(n, m)) // 4))
     final = _final(plan, f, g, a, b, reg, float(opts.tol), dtype, out.status)
-    final = final._replace(info={**final.info, "block": plan._size, "cost": cost})
+    final = final._replace(info={**final.info, "block": block or default_block(n, m),
+                                 "cost": cost})
     return finish(final, method=METHOD, backend=bk.name, run=out, setup_time=setup_time)
 
 

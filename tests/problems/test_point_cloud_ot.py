@@ -193,11 +193,12 @@ def ott_value_and_grad(x, y, a, b, reg, cost, **solver_options):
 
 @pytest.mark.slow  # OTT's Sinkhorn compiles for 10-25 s on 2 CPU cores
 @pytest.mark.parametrize("cost, options", [
-    ("sqeuclidean", {"use_danskin": True}), ("euclidean", {"use_danskin": True}),
-    pytest.param("sqeuclidean", {}, id="sqeuclidean-implicit")])
+    ("sqeuclidean", {}), ("euclidean", {}),
+    pytest.param("sqeuclidean", {"use_danskin": False}, id="sqeuclidean-implicit")])
 def test_gradients_match_ott(cost, options):
-    """OTT's envelope (Danskin) gradient and its default implicit differentiation of the
-    Sinkhorn fixed point."""
+    """OTT's default gradient of reg_ot_cost (Danskin: the potentials' gradients stopped, the
+    envelope theorem as here) and, with use_danskin=False, its implicit differentiation of the
+    Sinkhorn fixed point (the potentials' own derivatives, which vanish to first order)."""
     x, y, a, b = cloud(40, 30, seed=7)
     reg = 0.05
     v, gx, gy = ott_value_and_grad(x, y, a, b, reg, cost, **options)
@@ -288,7 +289,8 @@ def _peak_rss_script(n, block):
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc (VmHWM)")
 def test_twenty_thousand_points_in_bounded_memory():
     """n = m = 20,000 in 2-D with block 1024: one dense float64 cost matrix would be 3.2 GB; the
-    whole process peaks far below it (measured: about 0.6 GB, 60 s on 2 CPU cores)."""
+    whole process peaks far below it (measured: 0.65 GB, of which 0.16 GB is JAX's own; 18
+    iterations, 2-4 minutes on 2 shared CPU cores)."""
     out = subprocess.run([sys.executable, "-c", _peak_rss_script(20_000, 1024)],
                          capture_output=True, text=True, timeout=900,
                          cwd=pathlib.Path(__file__).parent)
