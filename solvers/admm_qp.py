@@ -240,9 +240,22 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
         ``rho``, ``certificates``, ``messages``, ...); ``solve_time`` and ``history`` are
         the batch's.
     """
+    # the options as given (the arguments after the data, less warm_start)
+    options = {k: v for k, v in locals().items() if k not in ("P", "q", "A", "l", "u", "warm_start")}
     t_setup = time.perf_counter()
     traced = implicit.is_traced(P, q, A, l, u)  # inside jax.jit / vmap / grad: `admm_traced`
     P, q, A, l, u, batch = (P, q, A, l, u, None) if traced else validate_qp(P, q, A, l, u)
+    return _solve(P, q, A, l, u, batch, traced, warm_start, t_setup, **configure(q, batch, **options))
+
+
+def configure(q, batch, *, backend, tol, eps_abs, eps_rel, max_iter, time_limit, verbose, progress,
+              callback, check_every, seed, dtype, rho, sigma, alpha, adaptive_rho,
+              adaptive_rho_tolerance, scaling, eps_primal_infeasible, eps_dual_infeasible,
+              check_gap, polish, polish_refine_iter, delta, linsys, mesh) -> dict:
+    """Check `admm_qp`'s options (all of them but ``warm_start``) for the validated ``q`` and
+    ``batch``; returns what a solve needs: ``backend``, ``opts`` (the driver's `Options`),
+    ``cfg`` (the `Settings` as a dict), ``pol`` (polish, delta, refinement steps), ``scaling``,
+    ``linsys``, ``rho0``, ``mesh`` and ``dtype``. Raises ValueError naming a bad option."""
     v = validate
     tol = v.positive("tol", tol)
     eps_abs = v.positive("eps_abs", tol if eps_abs is None else eps_abs)
@@ -287,6 +300,12 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
                adaptive=bool(adaptive_rho), check_gap=bool(check_gap), block=int(check_every),
                max_iter=int(max_iter))
     pol = (bool(polish), float(delta), int(polish_refine_iter))
+    return dict(backend=backend, opts=opts, cfg=cfg, pol=pol, scaling=int(scaling), linsys=linsys,
+                rho0=rho0, mesh=mesh, dtype=dtype)
+
+
+def _solve(P, q, A, l, u, batch, traced, warm_start, t_setup, *, backend, opts, cfg, pol, scaling,
+           linsys, rho0, mesh, dtype) -> Result:
     if traced:
         if backend != "jax" or mesh is not None:
             raise ValueError("inside jax.jit, vmap or grad admm_qp needs backend='jax' (and no "
