@@ -5,7 +5,8 @@ r"""Optimal transport on the transport polytope $U(a, b) = \{P \ge 0 : P1 = a,\ 
 * ``reg=None``: exact OT, $\min_{P \in U(a,b)} \langle C, P\rangle$ (method
   ``"network_simplex"``, reference: the CVXPY linear program);
 * ``reg > 0``: entropic OT, $\min_{P \in U(a,b)} \langle C, P\rangle + \mathrm{reg}
-  \sum_{ij} P_{ij}\log P_{ij}$ (method ``"sinkhorn"``, numpy or JAX; reference: the CVXPY
+  \sum_{ij} P_{ij}\log P_{ij}$ (method ``"sinkhorn"``, numpy or JAX; at small ``reg``
+  ``"sinkhorn_newton_sparse"``, `cvxkit.solvers.sinkhorn_newton_sparse`; reference: the CVXPY
   exponential-cone model);
 * ``reg > 0, reg_m``: unbalanced entropic OT, $\min_{P \ge 0} \langle C, P\rangle +
   \mathrm{reg}\,\mathrm{KL}(P\|ab^\top) + \lambda_a\mathrm{KL}(P1\|a) +
@@ -37,6 +38,7 @@ from cvxkit.solvers.mirror_sinkhorn import mirror_sinkhorn
 from cvxkit.solvers.network_simplex import network_simplex
 from cvxkit.solvers.sinkhorn import (finite_array, sinkhorn, validate_cost, validate_marginals,
                                      validate_ot, validate_reg)
+from cvxkit.solvers.sinkhorn_newton_sparse import sinkhorn_newton_sparse
 from cvxkit.solvers import pointcloud
 from cvxkit.solvers import sinkhorn_unbalanced as unbalanced
 from cvxkit.solvers.sinkhorn_points import sinkhorn_points, validate_points
@@ -122,7 +124,8 @@ class OptimalTransport(_PolytopeProblem):
     gap relative to ``max C - min C`` (see `cvxkit.solvers.network_simplex`).
     """
 
-    methods = {"network_simplex": "_solve_network_simplex", "sinkhorn": "_solve_sinkhorn"}
+    methods = {"network_simplex": "_solve_network_simplex", "sinkhorn": "_solve_sinkhorn",
+               "sinkhorn_newton_sparse": "_solve_sinkhorn_newton_sparse"}
 
     def __init__(self, a, b, C, reg: float | None = None, reg_m=None):
         if reg_m is None:
@@ -208,6 +211,13 @@ class OptimalTransport(_PolytopeProblem):
             raise ValueError("sinkhorn solves entropic OT: give reg > 0, or use method='network_simplex'")
         return sinkhorn(self.a, self.b, self.C, self.reg, reg_m=self.reg_m, backend=backend,
                         **options)
+
+    def _solve_sinkhorn_newton_sparse(self, backend="numpy", **options):
+        if self.reg is None or self.reg_m is not None:
+            raise ValueError("sinkhorn_newton_sparse solves balanced entropic OT: give reg > 0 "
+                             "and no reg_m (or use method='sinkhorn')")
+        return sinkhorn_newton_sparse(self.a, self.b, self.C, self.reg, backend=backend,
+                                      **options)
 
 
 def _kl_div(x, q: np.ndarray):

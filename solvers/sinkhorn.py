@@ -158,10 +158,28 @@ class State(NamedTuple):
     eps: object  # current epsilon of the scaling schedule
 
 
+def exp_floor(bk: Backend, M):
+    """``exp(M)`` with ``M`` raised to ``log(tiny)`` of the dtype (-700 in float64): an
+    exponential that would be subnormal or 0 is the tiny value instead (at most ``m * 1e-304``
+    of mass per row, below any tolerance), because libm's ``exp`` is 5-30x slower there, and
+    at small ``eps`` most entries of a kernel are there."""
+    floor = -700.0 if bk.dtype == "float64" else -80.0
+    if bk.name == "numpy":  # one n x m temporary fewer
+        M = np.maximum(M, floor)
+        return np.exp(M, out=M)
+    return bk.xp.exp(bk.xp.maximum(M, floor))
+
+
+def _lse(bk: Backend, M, axis: int):
+    """``logsumexp`` of a finite ``M`` along ``axis``, the exponentials by `exp_floor`."""
+    mx = bk.xp.max(M, axis=axis, keepdims=True)
+    return bk.xp.log(bk.xp.sum(exp_floor(bk, M - mx), axis=axis)) + bk.xp.squeeze(mx, axis=axis)
+
+
 def _log_iteration(bk: Backend, f, g, eps, d: Data):
     """One exact log-domain Sinkhorn iteration (rows, then columns) at ``eps``."""
-    f = eps * d.log_a - eps * bk.logsumexp((g[None, :] - d.C) / eps, axis=1)
-    g = eps * d.log_b - eps * bk.logsumexp((f[:, None] - d.C) / eps, axis=0)
+    f = eps * d.log_a - eps * _lse(bk, (g[None, :] - d.C) / eps, axis=1)
+    g = eps * d.log_b - eps * _lse(bk, (f[:, None] - d.C) / eps, axis=0)
     return f, g
 
 
@@ -169,7 +187,7 @@ def _rebuild(bk: Backend, f, g, eps, d: Data, log_step=True) -> State:
     """A fresh stabilized kernel with unit scalings, after a log-domain iteration if ``log_step``."""
     xp = bk.xp
     f, g = bk.cond(log_step, lambda f, g: _log_iteration(bk, f, g, eps, d), lambda f, g: (f, g), f, g)
-    K = xp.exp((f[:, None] + g[None, :] - d.C) / eps)
+    K = exp_floor(bk, (f[:, None] + g[None, :] - d.C) / eps)
     Kv = xp.sum(K, axis=1)
     # both marginals: a rebuilt kernel (new eps, absorbed scalings) matches neither exactly, and a
     # stage that converges at once must not stop on the row error alone (n = 1: rows exact)
@@ -177,12 +195,16 @@ def _rebuild(bk: Backend, f, g, eps, d: Data, log_step=True) -> State:
     return State(f, g, xp.ones_like(f), xp.ones_like(g), K, Kv, err, eps)
 
 
-def _step(bk: Backend, s: State, d: Data) -> State:
+def scalings(bk: Backend, s: State, d: Data):
+    """One kernel-domain iteration: ``(u, v, K v, row error)`` for `accept`."""
     u = d.a / s.Kv
     v = d.b / (u @ s.K)  # u @ K, not K.T @ u: XLA on CPU copies the transpose
     Kv = s.K @ v
-    err = bk.xp.sum(bk.xp.abs(u * Kv - d.a))
-    return accept(bk, s, d, u, v, Kv, err, _rebuild)
+    return u, v, Kv, bk.xp.sum(bk.xp.abs(u * Kv - d.a))
+
+
+def _step(bk: Backend, s: State, d: Data) -> State:
+    return accept(bk, s, d, *scalings(bk, s, d), _rebuild)
 
 
 def accept(bk: Backend, s: State, d: Data, u, v, Kv, err, rebuild) -> State:
@@ -298,17 +320,19 @@ def _to_user(nz: _Normalized, P, f, g, eps):
     return P, f, g
 
 
-def _warm_potentials(warm_start, nz: _Normalized, reg: float):
-    """Normalized potentials from a previous sinkhorn `Result` (``info['f']``, ``info['g']``) or
-    a pair ``(f, g)`` in the user's units; ``ValueError`` saying what is expected otherwise."""
+def _warm_potentials(warm_start, nz: _Normalized, reg: float, methods=("sinkhorn",)):
+    """Normalized potentials from a previous `Result` of one of ``methods`` (``info['f']``,
+    ``info['g']``) or a pair ``(f, g)`` in the user's units; ``ValueError`` saying what is
+    expected otherwise."""
     if warm_start is None:
         return None
     n, m = nz.rows.size, nz.cols.size
-    expected = (f"warm_start must be a Result of method 'sinkhorn' or a pair (f, g) of dual "
+    names = " or ".join(repr(name) for name in methods)
+    expected = (f"warm_start must be a Result of method {names} or a pair (f, g) of dual "
                 f"potentials with shapes ({n},) and ({m},)")
     if isinstance(warm_start, Result):
         info = warm_start.info if isinstance(warm_start.info, dict) else {}
-        if warm_start.method != "sinkhorn" or "f" not in info or "g" not in info:
+        if warm_start.method not in methods or "f" not in info or "g" not in info:
             raise ValueError(f"{expected}; got a Result of method {warm_start.method!r}")
         pair = (info["f"], info["g"])
     elif isinstance(warm_start, (tuple, list)) and len(warm_start) == 2:
@@ -407,19 +431,26 @@ def sinkhorn(a, b, C, reg, *, reg_m=None, backend="numpy", tol=1e-9, max_iter=10
                           stage_tol, warm, rho, _rebuild if ub is None else ub.rebuild)
         setup_time = time.perf_counter() - t_setup
         out = run(ALGORITHM if ub is None else ub.ALGORITHM, bk, state, d, opts)
-        s = out.state
-        f = bk.to_numpy(s.f + s.eps * bk.xp.log(s.u))
-        g = bk.to_numpy(s.g + s.eps * bk.xp.log(s.v))
-        P = bk.to_numpy(s.u[:, None] * s.K * s.v[None, :])
-        eps = float(s.eps)
-    P, f, g = _to_user(nz, P, f, g, eps)
-    if "eps" in out.history:  # the schedule in the units of C (the stopping error is relative)
-        out = out._replace(history={**out.history, "eps": [nz.scale * e for e in out.history["eps"]]})
+        out, P, f, g = plan_and_potentials(bk, out, nz)
     if ub is None:
         final = _final(P, f, g, a, b, C, reg, float(opts.tol), dtype, out.status)
     else:
         final = ub.final(P, f, g, a, b, C, reg, reg_m, float(opts.tol), dtype, out.status)
     return finish(final, method="sinkhorn", backend=bk.name, run=out, setup_time=setup_time)
+
+
+def plan_and_potentials(bk: Backend, out: Run, nz: _Normalized):
+    """``(out, P, f, g)``: the plan and potentials of the loop's final `State` ``out.state`` in
+    the user's units (`_to_user`), and ``out`` with its ``eps`` history in the units of ``C``
+    (the stopping error is relative already)."""
+    s = out.state
+    f = bk.to_numpy(s.f + s.eps * bk.xp.log(s.u))
+    g = bk.to_numpy(s.g + s.eps * bk.xp.log(s.v))
+    P = bk.to_numpy(s.u[:, None] * s.K * s.v[None, :])
+    P, f, g = _to_user(nz, P, f, g, float(s.eps))
+    if "eps" in out.history:
+        out = out._replace(history={**out.history, "eps": [nz.scale * e for e in out.history["eps"]]})
+    return out, P, f, g
 
 
 def _embed(x, mask):

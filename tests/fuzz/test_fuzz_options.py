@@ -138,6 +138,7 @@ def _conic():
 FACTORIES = {
     "network_simplex": (_ot, {}),
     "sinkhorn": (_entropic_ot, {"tol": 1e-8}),
+    "sinkhorn_newton_sparse": (_entropic_ot, {"tol": 1e-8}),
     "sinkhorn_points": (_point_cloud_ot, {"tol": 1e-8}),
     "mirror_sinkhorn": (_polytope, {"tol": 1e-2, "max_iter": 2000}),  # slow: ends max_iter
     "project_forget": (_metric, {"tol": 1e-8}),
