@@ -240,8 +240,8 @@ def _trial(bk: Backend, s: sk.State, dd: sk.Data, df, dg, alpha):
 
 def _newton(bk: Backend, st: State, d: Data):
     """One sparse Newton step with backtracking: the state's Newton fields, the new scalings
-    ``(u, v, K v, err)`` for `accept` (a Sinkhorn iteration's if no step length is accepted),
-    whether a step was accepted and whether it was the full step."""
+    ``(u, v, K v, err)`` for `accept`, whether a step length was accepted and whether it was
+    the full step."""
     xp, s, dd = bk.xp, st.s, d.d
     df, dg, gf, gg, its, pattern, fresh = _direction(bk, st, d)
     slope = xp.dot(gf, df) + xp.dot(gg, dg)
@@ -254,9 +254,9 @@ def _newton(bk: Backend, st: State, d: Data):
               & ((alpha * slope > 100 * noise) | (err < s.err)) & (slope > 0))
         return i, ok, (u, v, Kv, err)
 
+    start = (xp.asarray(-1), xp.asarray(False), (s.u, s.v, s.Kv, s.err))
     i, ok, cand = _while(bk, lambda c: ~c[1] & (c[0] < LS_MAX), lambda c: attempt(c[0] + 1),
-                         attempt(xp.asarray(0)))
-    cand = bk.cond(ok, lambda s: cand, lambda s: sk.scalings(bk, s, dd), s)
+                         start)
     step = 0.5 ** i * (xp.max(xp.abs(df)) + xp.max(xp.abs(dg))) / s.eps
     st = st._replace(newton_steps=st.newton_steps + 1, cg_iterations=st.cg_iterations + its,
                      fallbacks=st.fallbacks + xp.where(ok, 0, 1), pattern=pattern,
@@ -273,10 +273,12 @@ def _step(bk: Backend, st: State, d: Data) -> State:
     newton = st.newton | (st.warm >= d.warmup_iter) | (at_target & (s.err <= d.switch_tol))
 
     def sinkhorn(st):
-        return st._replace(warm=st.warm + 1), sk.scalings(bk, s, dd), xp.asarray(True), \
+        return st._replace(warm=st.warm + 1), (s.u, s.v, s.Kv, s.err), xp.asarray(False), \
             xp.asarray(False)
 
     st, cand, ok, full = bk.cond(newton, lambda st: _newton(bk, st, d), sinkhorn, st)
+    # a Sinkhorn iteration: in the warm-up, or when the line search accepted no step
+    cand = bk.cond(ok, lambda s: cand, lambda s: sk.scalings(bk, s, dd), s)
     new = sk.accept(bk, s, dd, *cand, sk._rebuild)
     # a poor full Newton step means a poor Hessian (a damped one, that z is still far away)
     slow = newton & (~ok | (full & (new.err > SLOW * s.err)))
