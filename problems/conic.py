@@ -26,13 +26,15 @@ Lu & Yang, arXiv 2407.16144), numpy or JAX; reference: ``scipy.optimize.linprog(
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 
 import numpy as np
 
 from cvxkit.problems.base import Problem
-from cvxkit.solvers.admm_qp import admm_qp, validate_qp
+from cvxkit.problems.mps import mps_scan
+from cvxkit.solvers.admm_qp import admm_qp, check_bounds, check_q, validate_qp
 from cvxkit.solvers.kkt import is_sparse
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.scaling import units_dense, units_sparse
@@ -59,6 +61,20 @@ def _write_back(problem, chain, inverse, result: Result, value: float, primal: d
     return {v: v.value for v in problem.variables()}
 
 
+def _updated(problem, **vectors):
+    """A shallow copy of ``problem`` with new (validated) vectors: matrices and any solver
+    workspace shared, what belonged to the old data dropped (the cached reference, the link to
+    a CVXPY problem, a recorded optimal value)."""
+    new = copy.copy(problem)
+    for name, v in vectors.items():
+        setattr(new, name, v)
+    new._reference = None
+    new._cvxpy = None
+    new.__dict__.pop("known_objective", None)
+    new._resolve = True
+    return new
+
+
 class QuadraticProgram(Problem):
     r"""$\min \tfrac12 x^\top Px + q^\top x$ s.t. $l \le Ax \le u$ (OSQP's form), or a batch of them.
 
@@ -73,6 +89,10 @@ class QuadraticProgram(Problem):
     non-symmetric ``P`` or one with a negative diagonal entry. (Positive semidefiniteness is not
     checked further: a non-convex ``P`` makes ADMM diverge, which it reports as
     ``numerical_error``.)
+
+    **Re-solves.** `update` returns the QP with a new ``q``, ``l`` or ``u``; its next solve
+    (method ``"admm"``, one QP) keeps this one's scaling and factorization and starts from its
+    last solution (`cvxkit.solvers.qp_workspace`).
 
     The solution ``Result.x`` is ``x`` ((B, n) for a batch); ``Result.dual`` (and
     ``Result.info['y']``) holds the duals ($y_i > 0$ when the upper bound is active, $< 0$ for
@@ -89,6 +109,13 @@ class QuadraticProgram(Problem):
     def __init__(self, P, q, A=None, l=None, u=None):
         self.P, self.q, self.A, self.l, self.u, self.batch = validate_qp(P, q, A, l, u)
         self.n, self.m = self.q.shape[-1], self.A.shape[-2]
+        self._set_units()
+        self._cvxpy = None  # (problem, chain, inverse_data) when built by from_cvxpy
+        #: the `QPWorkspace` of the last admm solve, shared with the QPs made by `update`
+        self._workspace = None
+        self._resolve = False  # made by `update`: solve warm-started from the workspace
+
+    def _set_units(self):
         #: the data's units (`cvxkit.solvers.scaling`): row norms ``a``, length ``beta = D0``,
         #: cost ``gamma = 1 / c0``; the solver's tolerances hold in these units
         self.units = units_sparse(self.P, self.q, self.A, self.l, self.u) \
@@ -98,7 +125,30 @@ class QuadraticProgram(Problem):
         #: gamma = max(beta^2 ||P||, beta ||q||) (of the largest member of a batch), so that
         #: scaling the data scales it too
         self.objective_scale = 1e-9 / float(np.min(self.units.c0))
-        self._cvxpy = None  # (problem, chain, inverse_data) when built by from_cvxpy
+
+    def update(self, q=None, l=None, u=None) -> "QuadraticProgram":
+        """This QP with a new ``q``, ``l`` and/or ``u`` (``None``: keep), as a new problem
+        (this one is unchanged); ``P`` and ``A`` are shared, not checked again.
+
+        Its next `solve` by ``"admm"`` with the options (and backend) of this problem's last
+        one reuses that solve's workspace (`cvxkit.solvers.qp_workspace`): scaling, penalty
+        weights and factorization kept (refactored if the equality/free pattern of ``l``, ``u``
+        changed; ``Result.info['workspace']`` says which), started from the workspace's last
+        solution unless ``warm_start`` says otherwise. Raises ``ValueError`` for bad vectors
+        (as the constructor) and for a batch.
+        """
+        if self.batch is not None:
+            raise ValueError("update() takes one QP; a batch holds its parameter values along "
+                             "its batch axis")
+        q = self.q if q is None else check_q(q)
+        if q.shape != (self.n,):
+            raise ValueError(f"q must have shape ({self.n},), got {q.shape}")
+        l, u = check_bounds(self.l if l is None else l, self.u if u is None else u, self.m)
+        if l.ndim != 1 or u.ndim != 1:
+            raise ValueError(f"l and u must have shape ({self.m},), got {l.shape}, {u.shape}")
+        new = _updated(self, q=q, l=l, u=u)
+        new._set_units()
+        return new
 
     # --- construction from CVXPY --------------------------------------------------------
     @classmethod
@@ -278,7 +328,17 @@ class QuadraticProgram(Problem):
 
     # --- adapter ------------------------------------------------------------------------
     def _solve_admm(self, backend="numpy", **options):
-        return admm_qp(self.P, self.q, self.A, self.l, self.u, backend=backend, **options)
+        if self.batch is not None:
+            return admm_qp(self.P, self.q, self.A, self.l, self.u, backend=backend, **options)
+        from cvxkit.solvers.qp_workspace import admm_qp_setup
+
+        warm = options.pop("warm_start", None)
+        if self._workspace is None or not self._workspace.same_options(backend=backend, **options):
+            self._workspace = admm_qp_setup(self.P, self.q, self.A, self.l, self.u,
+                                            backend=backend, **options)
+        # a plain solve starts cold (zeros, the option rho): the iterates of admm_qp
+        warm = self._resolve if warm is None else warm
+        return self._workspace.solve(self.q, self.l, self.u, warm_start=warm)
 
 
 # ============================================================================================
@@ -302,15 +362,32 @@ def _lp_matrix(name, A, b, n, b_name, allow_inf):
         raise ValueError(f"{name} must have shape (m, n) with n = len(c) = {n}, got {A.shape}")
     if b is None:
         raise ValueError(f"{name} is given without {b_name}")
+    return (A.tocsr() if is_sparse(A) else A), _lp_rhs(b_name, b, A.shape[0], name, allow_inf)
+
+
+def _lp_rhs(b_name, b, m, name, allow_inf):
+    """The right-hand side ``b`` of the ``m`` rows of ``name`` as a float64 (m,) array."""
     b = float_array(b_name, b)
     b = b.reshape(-1) if b.ndim <= 1 else b
-    if b.shape != (A.shape[0],):
-        raise ValueError(f"{b_name} must have shape ({A.shape[0]},) to match {name}, got {b.shape}")
+    if b.shape != (m,):
+        raise ValueError(f"{b_name} must have shape ({m},) to match {name}, got {b.shape}")
     if np.isnan(b).any():
         raise ValueError(f"{b_name} contains NaN entries")
     if (b == -np.inf).any() or (not allow_inf and not np.isfinite(b).all()):
         raise ValueError(f"{b_name} must be finite{' or +inf' if allow_inf else ''}")
-    return (A.tocsr() if is_sparse(A) else A), b
+    return b
+
+
+def _lp_box(lb, ub, n):
+    """``(lb, ub)`` as float64 (n,) arrays (a number: n copies; None: infinite), checked."""
+    lb, ub = _lp_bound("lb", lb, n, -np.inf), _lp_bound("ub", ub, n, np.inf)
+    if (lb == np.inf).any() or (ub == -np.inf).any():
+        raise ValueError("lb must be < +inf and ub > -inf")
+    bad = np.flatnonzero(lb > ub)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"lb > ub at index {i}: {lb[i]:.6g} > {ub[i]:.6g}")
+    return lb, ub
 
 
 def _lp_bound(name, v, n, default):
@@ -323,58 +400,6 @@ def _lp_bound(name, v, n, default):
     if np.isnan(v).any():
         raise ValueError(f"{name} contains NaN entries")
     return v
-
-
-def _mps_scan(path) -> None:
-    """What HiGHS (1.16) reads from an MPS file without a word, refused with a ``ValueError``
-    naming the line: a malformed number (``four`` is read as 0) in COLUMNS, RHS or RANGES (the
-    value of each ``name value`` pair) or in a BOUNDS value, and a BOUNDS entry for a column that
-    COLUMNS does not define (HiGHS adds it as a new column). Fields are read in free format, and
-    a line is accepted if its fixed-format fields (columns 15-22, 25-36, 50-61) are right."""
-    import gzip
-
-    def number(tok):
-        try:
-            float(tok.replace("D", "E").replace("d", "e"))
-            return True
-        except ValueError:
-            return False
-
-    valued = ("UP", "LO", "FX", "LI", "UI", "SC")
-    opener = gzip.open if str(path).endswith(".gz") else open
-    section, columns = None, set()
-    with opener(path, "rt", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n\r")
-            if not line.strip() or line.startswith("*"):
-                continue
-            if not line[0].isspace():
-                section = line.split()[0].upper()
-                continue
-            t = line.split()
-            where = f"{path}, line {lineno} ({section} section)"
-            if section in ("COLUMNS", "RHS", "RANGES"):
-                if "'MARKER'" in line.upper():
-                    continue
-                if section == "COLUMNS":
-                    columns.update((t[0], line[4:12].strip()))
-                free = [t[-1]] + ([t[-3]] if len(t) >= 4 else [])
-                fixed = [v for v in (line[24:36].strip(), line[49:61].strip()) if v]
-            elif section == "BOUNDS" and len(t) >= 2:
-                kind = t[0].upper()
-                col = t[-2] if (kind in valued or len(t) >= 4) else t[-1]
-                if col not in columns and line[14:22].strip() not in columns:
-                    raise ValueError(f"{where}: column {col!r} is not defined in COLUMNS: "
-                                     f"{line.strip()!r}")
-                if kind not in valued:
-                    continue
-                free, fixed = [t[-1]], [line[24:36].strip()]
-            else:
-                continue
-            if all(number(v) for v in free) or (fixed and all(number(v) for v in fixed)):
-                continue
-            bad = next(v for v in free if not number(v))
-            raise ValueError(f"{where}: {bad!r} is not a number: {line.strip()!r}")
 
 
 class LinearProgram(Problem):
@@ -412,16 +437,15 @@ class LinearProgram(Problem):
         self.c, self.n = c, n
         self.A_ub, self.b_ub = _lp_matrix("A_ub", A_ub, b_ub, n, "b_ub", allow_inf=True)
         self.A_eq, self.b_eq = _lp_matrix("A_eq", A_eq, b_eq, n, "b_eq", allow_inf=False)
-        self.lb = _lp_bound("lb", lb, n, -np.inf)
-        self.ub = _lp_bound("ub", ub, n, np.inf)
-        if (self.lb == np.inf).any() or (self.ub == -np.inf).any():
-            raise ValueError("lb must be < +inf and ub > -inf")
-        bad = np.flatnonzero(self.lb > self.ub)
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(f"lb > ub at index {i}: {self.lb[i]:.6g} > {self.ub[i]:.6g}")
+        self.lb, self.ub = _lp_box(lb, ub, n)
         self.m_ub, self.m_eq = self.A_ub.shape[0], self.A_eq.shape[0]
         self._cvxpy = None
+        self._K = None  # [A_eq; A_ub] (CSR), made once
+        self._last = None  # the last Result of halpern_pdhg on this LP
+        self._warm_from = None  # made by `update`: the Result its solve starts from
+        self._set_scale()
+
+    def _set_scale(self):
         #: the floor of the relative gap of `check`, |obj - ref| / max(|ref|, objective_scale):
         #: 1e-9 ||c||_inf sigma_x, sigma_x the magnitude of x that the bounds and rows set
         #: (`cvxkit.solvers.pdhg_setup.data_scales`), so that it scales with the data
@@ -431,13 +455,37 @@ class LinearProgram(Problem):
         _, _, _, _, cinf, xscale = data_scales(self.c, K, lc, uc, lv, uv)
         self.objective_scale = max(1e-9 * cinf * (xscale or 1.0), 1e-300)
 
+    def update(self, c=None, b_ub=None, b_eq=None, lb=None, ub=None) -> "LinearProgram":
+        """This LP with new vectors (``None``: keep), as a new problem (this one is unchanged);
+        the matrices are shared, not checked again. Its next `solve` starts from this problem's
+        last solution (``halpern_pdhg``'s warm start; its set-up, a few passes over the
+        nonzeros, is redone) unless ``warm_start`` is given. Raises ``ValueError`` for bad
+        vectors, as the constructor."""
+        from cvxkit.solvers.pdhg_setup import validate_cost
+
+        c = self.c if c is None else validate_cost(c)
+        if c.shape != (self.n,):
+            raise ValueError(f"c must have shape ({self.n},), got {c.shape}")
+        vec = {"c": c, "b_ub": self.b_ub if b_ub is None else
+               _lp_rhs("b_ub", b_ub, self.m_ub, "A_ub", allow_inf=True),
+               "b_eq": self.b_eq if b_eq is None else
+               _lp_rhs("b_eq", b_eq, self.m_eq, "A_eq", allow_inf=False)}
+        vec["lb"], vec["ub"] = _lp_box(self.lb if lb is None else lb,
+                                       self.ub if ub is None else ub, self.n)
+        warm = self._last if self._last is not None else self._warm_from
+        new = _updated(self, **vec, _warm_from=warm, _last=None)
+        new._set_scale()
+        return new
+
     # --- the bound form of the solvers ----------------------------------------------------
     def bound_form(self):
         """``(c, K, lc, uc, lb, ub)`` with ``K = [A_eq; A_ub]`` (scipy.sparse CSR) and row bounds
         ``lc = [b_eq, -inf]``, ``uc = [b_eq, b_ub]``."""
         import scipy.sparse as sp
 
-        K = sp.vstack([sp.csr_matrix(self.A_eq), sp.csr_matrix(self.A_ub)]).tocsr()
+        if self._K is None:
+            self._K = sp.vstack([sp.csr_matrix(self.A_eq), sp.csr_matrix(self.A_ub)]).tocsr()
+        K = self._K
         lc = np.concatenate([self.b_eq, np.full(self.m_ub, -np.inf)])
         uc = np.concatenate([self.b_eq, self.b_ub])
         return self.c, K, lc, uc, self.lb, self.ub
@@ -560,7 +608,7 @@ class LinearProgram(Problem):
         if status == highspy.HighsStatus.kError or problems:
             why = "; ".join(problems) or f"HiGHS status {status.name}"
             raise ValueError(f"HiGHS could not read the model in {path}: {why}")
-        _mps_scan(path)
+        mps_scan(path)
         lp = h.getLp()
         n, m = lp.num_col_, lp.num_row_
         a = lp.a_matrix_
@@ -655,4 +703,7 @@ class LinearProgram(Problem):
     def _solve_halpern_pdhg(self, backend="numpy", **options):
         from cvxkit.solvers.halpern_pdhg import halpern_pdhg
 
-        return halpern_pdhg(*self.bound_form(), backend=backend, **options)
+        if options.get("warm_start") is None and self._warm_from is not None:
+            options["warm_start"] = self._warm_from  # made by `update`
+        self._last = halpern_pdhg(*self.bound_form(), backend=backend, **options)
+        return self._last

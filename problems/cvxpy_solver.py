@@ -53,6 +53,7 @@ from cvxpy.reductions.solvers.solver import expand_cones
 from cvxkit.solvers.admm_conic import admm_conic
 from cvxkit.solvers.admm_qp import admm_qp
 from cvxkit.solvers.halpern_pdhg import halpern_pdhg
+from cvxkit.solvers.qp_workspace import admm_qp_setup
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.validate import boolean, choice
 
@@ -122,6 +123,13 @@ class CvxpySolver(ConicSolver):
             iteration-limited one, not a certificate) that this object found for a problem of
             the same shape and method; ``problem.solve(warm_start=False)`` switches it off for
             one call.
+        reuse_setup: ``admm``: when CVXPY hands over the same ``P`` and ``A`` (same sparsity
+            and values) as in this object's last solve of a problem of that shape, with the
+            same options, only the vectors (``q``, the bounds) are new (a problem whose
+            parameters enter only them): re-solve with the kept scaling and factorization
+            (`cvxkit.solvers.qp_workspace`; from zeros with the kept penalty unless warm
+            starts are on). ``solver_stats.extra_stats['workspace']`` says what was kept.
+            ``False``: a new set-up for every solve.
         **options: passed to the solver (``tol``, ``eps_abs``, ``eps_rel``, ``max_iter``,
             ``time_limit``, ``verbose``, ``check_every``, ``dtype``, ``polish``, ...). With
             ``method="auto"`` an option that only some of the solvers take (``polish`` for
@@ -143,16 +151,19 @@ class CvxpySolver(ConicSolver):
     SUPPORTED_CONSTRAINTS = [Zero, NonNeg, SOC]
 
     def __init__(self, method: str = "auto", backend: str = "numpy", warm_start: bool = False,
-                 **options) -> None:
+                 reuse_setup: bool = True, **options) -> None:
         super().__init__()
         self.method = choice("method", method, METHODS)
         self.backend = choice("backend", backend, ("numpy", "jax"))
         self.warm_start = boolean("warm_start", warm_start)
+        self.reuse_setup = boolean("reuse_setup", reuse_setup)
         _check_names(self.method, options, "for CvxpySolver")
         self.options = dict(options)
         #: the last `Result` per problem shape ``(method, n, rows, zero rows, bounded
         #: variables)``, for warm starts
         self._last: dict[tuple, Result] = {}
+        #: per problem shape: ``(P, A, QPWorkspace)`` of the last admm solve
+        self._workspaces: dict[tuple, tuple] = {}
         self.last_result: Result | None = None
 
     def __repr__(self) -> str:
@@ -248,7 +259,7 @@ class CvxpySolver(ConicSolver):
         warm = self._last.get(key) if (self.warm_start and warm_start) else None
         conversion = time.perf_counter() - t0
         if method == "admm":
-            res = self._admm(P, c, A, b, zero, lb, ub, backend, warm, opts)
+            res = self._admm(P, c, A, b, zero, lb, ub, backend, warm, opts, key)
         elif method == "admm_conic":
             res = self._admm_conic(P, c, A, b, (zero, nonneg, soc), lb, ub, backend, warm, opts)
         else:
@@ -261,8 +272,7 @@ class CvxpySolver(ConicSolver):
             print(f"cvxkit ({method}, {backend}): {Status(res.status).value}: {res.message}")
         return res
 
-    @staticmethod
-    def _admm(P, c, A, b, zero, lb, ub, backend, warm, opts) -> Result:
+    def _admm(self, P, c, A, b, zero, lb, ub, backend, warm, opts, key) -> Result:
         """OSQP's form: the cone rows, then one row per finitely bounded variable."""
         n, m = c.shape[0], A.shape[0]
         boxed = np.flatnonzero(np.isfinite(lb) | np.isfinite(ub))
@@ -271,10 +281,25 @@ class CvxpySolver(ConicSolver):
         l = np.concatenate([b[:zero], np.full(m - zero, -np.inf), lb[boxed]])
         u = np.concatenate([b, ub[boxed]])
         P = sp.csc_matrix((n, n)) if P is None else sp.csc_matrix(P)
-        res = _solver("admm")(P, c, rows, l, u, backend=backend, warm_start=warm, **opts)
+        if not self.reuse_setup:
+            res = _solver("admm")(P, c, rows, l, u, backend=backend, warm_start=warm, **opts)
+        else:
+            res = self._resolve(key, P, c, rows, l, u, backend, warm, opts)
         ray = res.info.get("certificate") if res.status is Status.PRIMAL_INFEASIBLE else None
         y = ray if ray is not None else res.info.get("y")
         return _with_duals(res, None if y is None else np.asarray(y)[:m])
+
+    def _resolve(self, key, P, q, A, l, u, backend, warm, opts) -> Result:
+        """The QP by the workspace of this shape's last solve when ``P``, ``A`` and the options
+        are the same (a re-solve with new vectors), else by a new workspace."""
+        held = self._workspaces.get(key)
+        if held is not None and held[2].same_options(backend=backend, **opts) and \
+                _same_matrix(held[0], P) and _same_matrix(held[1], A):
+            ws = held[2]
+            return ws.solve(q, l, u, warm_start=warm if warm is not None else {"rho": ws.rho})
+        ws = admm_qp_setup(P, q, A, l, u, backend=backend, warm_start=warm, **opts)
+        self._workspaces[key] = (P.copy(), A.copy(), ws)
+        return ws.solve()
 
     @staticmethod
     def _admm_conic(P, c, A, b, cones, lb, ub, backend, warm, opts) -> Result:
@@ -317,7 +342,8 @@ class CvxpySolver(ConicSolver):
                 cps.NUM_ITERS: int(res.iterations),
                 cps.EXTRA_STATS: {"result": res, "status": Status(res.status).value,
                                   "message": res.message, "method": res.method,
-                                  "backend": res.backend, "compile_time": res.compile_time}}
+                                  "backend": res.backend, "compile_time": res.compile_time,
+                                  "workspace": res.info.get("workspace")}}
         z = res.info.get("cvxpy_dual")
         duals = {}
         if z is not None and status in cps.SOLUTION_PRESENT + [cps.INFEASIBLE]:
@@ -330,6 +356,12 @@ class CvxpySolver(ConicSolver):
             return Solution(status, float(res.objective) + inverse_data[cps.OFFSET],
                             {inverse_data[self.VAR_ID]: np.asarray(res.x)}, duals, attr)
         return failure_solution(status, attr, duals or None)
+
+
+def _same_matrix(M, N) -> bool:
+    """Two CSC matrices with the same shape, sparsity pattern and values."""
+    return M.shape == N.shape and M.nnz == N.nnz and np.array_equal(M.indptr, N.indptr) and \
+        np.array_equal(M.indices, N.indices) and np.array_equal(M.data, N.data)
 
 
 def _with_duals(res: Result, z) -> Result:

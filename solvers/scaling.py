@@ -134,6 +134,16 @@ def units_sparse(P, q, A, l, u) -> Units:
                   np.asarray(u, float), q.shape[-1])
 
 
+def units_from(a, pmax: float, q, l, u) -> Units:
+    """`Units` of one problem from its row norms ``a`` (`Units.a` of the same matrix ``A``),
+    ``pmax`` (the largest ``|P_jk|``) and the vectors ``q``, ``l``, ``u`` (numpy): what a
+    re-solve with new vectors and the same matrices recomputes, without reading the matrices."""
+    q = np.asarray(q, float)
+    return _units(np, np.asarray(a, float), np.float64(pmax),
+                  np.float64(np.max(np.abs(q), initial=0.0)), np.asarray(l, float),
+                  np.asarray(u, float), q.shape[-1])
+
+
 class Scaled(NamedTuple):
     """Scaled data and the scaling: ``P``, ``q``, ``A`` (scaled), ``D`` (n), ``E`` (m), ``c``."""
 
