@@ -230,17 +230,22 @@ def _init_state(bk, sp, d, x0, y0, rho0, factorize=None):
     return check(bk, sp, d, s)._replace(flag=i32(RUNNING))
 
 
-def _norms(xp, sc, un, prow, colhat) -> Norms:
+def _norms(xp, sc, un, prow, colhat, user_units: bool = False) -> Norms:
     """`Norms` from the scaling ``sc``, the units ``un``, the row maxima of ``|P|`` and the column
-    maxima of the row-normalized ``|A|``."""
+    maxima of the row-normalized ``|A|``. ``user_units``: the tolerances' units are the user's
+    own (the residual tests are then OSQP's on the unscaled data; the certificates' weights
+    are unchanged)."""
+    if user_units:
+        return Norms(1.0 / sc.E, 1.0 / sc.D, 1.0 / sc.c, sc.E * un.a, sc.c * sc.D * prow,
+                     sc.D * colhat)
     return Norms(un.E0 / sc.E, un.D0 / sc.D, un.c0 / sc.c, sc.E * un.a,
                  sc.c * sc.D * prow, sc.D * colhat)
 
 
 def setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp=None,
-                rows: Rows = BOX_ROWS):
+                rows: Rows = BOX_ROWS, user_units: bool = False):
     """Scale, build the reduced matrices and the first state (dense data, either back end;
-    ``rows``: the instance's set, default the QP's box)."""
+    ``rows``: the instance's set, default the QP's box; ``user_units``: see `_norms`)."""
     xp = bk.xp
     un = units_dense(xp, P, q, A, l, u)
     sc = ruiz_dense(xp, P, q, A, scaling, loop=bk.fori if bk.name == "jax" else None, start=un,
@@ -253,16 +258,16 @@ def setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, sp=
     G0 = sc.P + st.sigma * xp.eye(n, dtype=P.dtype) + RHO_MIN * (sc.A.T * free) @ sc.A
     G1 = (sc.A.T * w) @ sc.A
     d = Data(sc.P, sc.q, sc.A, None, cset, sc.D, sc.E, sc.c, w, DenseLin(G0, G1), st,
-             _norms(xp, sc, un, prow, colhat))
+             _norms(xp, sc, un, prow, colhat, user_units))
     unrolled = functools.partial(_inverse_factorize, unrolled=True)
     return d, _init_state(bk, sp or rows.dense, d, x0, y0, rho0,
                           unrolled if sp is QP_DENSE_INVERSE else None)
 
 
 def setup_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, linsys: str,
-                 rows: Rows = BOX_ROWS):
+                 rows: Rows = BOX_ROWS, user_units: bool = False):
     """numpy set-up from scipy.sparse data: scaling, then the dense Gram or the sparse KKT
-    (``rows``: the instance's set, default the QP's box)."""
+    (``rows``: the instance's set, default the QP's box; ``user_units``: see `_norms`)."""
     import scipy.sparse as sp
 
     bk = get_backend("numpy")
@@ -284,7 +289,7 @@ def setup_sparse(P, q, A, l, u, x0, y0, rho0, st: Settings, scaling: int, linsys
     else:
         lin, split = kkt.SparseKKT(sc.P, sc.A, float(st.sigma)), rows.sparse
     d = Data(kkt.fast_csr(sc.P.T), sc.q, kkt.fast_csr(A_csr), kkt.fast_csr(sc.A.T), cset, sc.D,
-             sc.E, sc.c, w, lin, st, _norms(np, sc, un, prow, colhat))
+             sc.E, sc.c, w, lin, st, _norms(np, sc, un, prow, colhat, user_units))
     return d, _init_state(bk, split, d, x0, y0, rho0), split
 
 
@@ -296,12 +301,24 @@ def _active_sets(xp, d, z, y):
     return low, upp
 
 
-def _polish_dense(bk, d: Data, x, z, y, delta, refine: int):
+def _next_sets(xp, d, x, y, low, upp):
+    """One primal-dual active-set step from the polished ``(x, y)``: row ``i`` is lower-active
+    if ``y_i + (Ax - l)_i < 0``, upper-active if ``y_i + (Ax - u)_i > 0`` (scaled units; the
+    rule of `_active_sets` with ``z = Ax``): a violated inactive row joins, an active row whose
+    multiplier has the wrong sign leaves. Equality rows stay lower-active."""
+    b, Ax = d.cset, d.A @ x
+    low = ((b.u - b.l) < RHO_TOL) | (b.lfin & (y + (Ax - xp.where(b.lfin, b.l, 0.0)) < 0))
+    upp = ~low & b.ufin & (y + (Ax - xp.where(b.ufin, b.u, 0.0)) > 0)
+    return low, upp
+
+
+def _polish_dense(bk, d: Data, x, z, y, delta, refine: int, sets=None):
     """``(x, y, low, upp)``: the polished point from the masked KKT system of size n + m
-    (inactive rows get ``y_i = 0``), and the active sets (dense; vmap-able)."""
+    (inactive rows get ``y_i = 0``), and the active sets (``sets``, default guessed from
+    ``(z, y)``; dense; vmap-able)."""
     xp = bk.xp
     n = x.shape[-1]
-    low, upp = _active_sets(xp, d, z, y)
+    low, upp = _active_sets(xp, d, z, y) if sets is None else sets
     a = (low | upp).astype(x.dtype)
     bnd = xp.where(low, xp.where(d.cset.lfin, d.cset.l, 0.0),
                    xp.where(upp & d.cset.ufin, d.cset.u, 0.0))
@@ -318,26 +335,35 @@ def _polish_dense(bk, d: Data, x, z, y, delta, refine: int):
     return sol[:n], a * sol[n:], low, upp
 
 
-def _polish_sparse(d: Data, x, z, y, delta, refine: int):
+def _polish_sparse(d: Data, x, z, y, delta, refine: int, sets=None):
     """``(x, y, low, upp)``: the polished point from the reduced KKT system on the active
-    rows, and the active sets (scipy.sparse)."""
+    rows, and the active sets (``sets``, default guessed from ``(z, y)``; numpy: a sparse
+    LDL^T for scipy.sparse data, a dense LU of size n + (active rows) for dense data)."""
+    import scipy.linalg as sla
     import scipy.sparse as sp
 
-    low, upp = _active_sets(np, d, z, y)
+    low, upp = _active_sets(np, d, z, y) if sets is None else sets
     act = np.flatnonzero(low | upp)
     bnd = np.where(low, d.cset.l, d.cset.u)[act]
     n = x.shape[0]
-    P = sp.csc_matrix(kkt.as_scipy(d.P))
-    Aa = sp.csr_matrix(kkt.as_scipy(d.A))[act]
-    K0 = sp.bmat([[P, Aa.T], [Aa, None]], format="csc")
-    Kd = K0 + sp.diags(np.concatenate([np.full(n, delta), np.full(act.size, -delta)]))
-    solver = kkt._qdldl()
-    if solver is not None:
-        F = solver.Solver(sp.triu(Kd, format="csc"), upper=True)
-    else:  # pragma: no cover
-        from scipy.sparse.linalg import splu
+    reg = np.concatenate([np.full(n, delta), np.full(act.size, -delta)])
+    if isinstance(d.P, np.ndarray) and isinstance(d.A, np.ndarray):
+        Aa = d.A[act]
+        K0 = np.block([[d.P, Aa.T], [Aa, np.zeros((act.size, act.size))]])
+        lu = sla.lu_factor(K0 + np.diag(reg), check_finite=False)
+        F = type("LU", (), {"solve": staticmethod(lambda b: sla.lu_solve(lu, b, check_finite=False))})
+    else:
+        P = sp.csc_matrix(kkt.as_scipy(d.P))
+        Aa = sp.csr_matrix(kkt.as_scipy(d.A))[act]
+        K0 = sp.bmat([[P, Aa.T], [Aa, None]], format="csc")
+        Kd = K0 + sp.diags(reg)
+        solver = kkt._qdldl()
+        if solver is not None:
+            F = solver.Solver(sp.triu(Kd, format="csc"), upper=True)
+        else:  # pragma: no cover
+            from scipy.sparse.linalg import splu
 
-        F = splu(sp.csc_matrix(Kd))
+            F = splu(sp.csc_matrix(Kd))
     rhs = np.concatenate([-d.q, bnd])
     sol = F.solve(rhs)
     for _ in range(refine):
@@ -365,14 +391,28 @@ def _polish_accept(bk, sp, d, s: State, xp_, yp, low, upp):
     return zp, r, meets & better
 
 
+#: polishing on numpy tries at most this many active sets (`_next_sets`); on JAX one
+POLISH_ROUNDS = 8
+
+
 def polish_state(bk, sp, d, s: State, delta, refine, sparse=False):
-    """``(state, accepted)``: the polished state if accepted, else ``s``."""
+    """``(state, accepted)``: the polished state if accepted, else ``s``. On numpy, a guess
+    that is not accepted is corrected by primal-dual active-set steps (`_next_sets`) and solved
+    again, up to `POLISH_ROUNDS` sets in all (until one is accepted or the set repeats)."""
     xp = bk.xp
-    if sparse:
-        xq, yq, low, upp = _polish_sparse(d, s.x, s.z, s.y, delta, refine)
-    else:
-        xq, yq, low, upp = _polish_dense(bk, d, s.x, s.z, s.y, delta, refine)
-    zq, r, ok = _polish_accept(bk, sp, d, s, xq, yq, low, upp)
+    sets, seen = None, []
+    for _ in range(POLISH_ROUNDS if bk.name == "numpy" else 1):
+        if sparse or bk.name == "numpy":  # (the reduced system: active rows only)
+            xq, yq, low, upp = _polish_sparse(d, s.x, s.z, s.y, delta, refine, sets)
+        else:
+            xq, yq, low, upp = _polish_dense(bk, d, s.x, s.z, s.y, delta, refine, sets)
+        zq, r, ok = _polish_accept(bk, sp, d, s, xq, yq, low, upp)
+        if bk.name != "numpy" or ok:
+            break
+        seen.append(np.packbits(np.r_[low, upp]).tobytes())
+        sets = _next_sets(np, d, xq, yq, low, upp)
+        if np.packbits(np.r_[sets[0], sets[1]]).tobytes() in seen:
+            break
     pol = s._replace(x=xq, z=zq, y=yq, prim_res=r.prim, dual_res=r.dual, gap=r.gap,
                      eps_prim=r.eps_prim, eps_dual=r.eps_dual, eps_gap=r.eps_gap,
                      objective=r.objective, prim_rel=r.prim_rel, dual_rel=r.dual_rel)

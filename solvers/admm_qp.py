@@ -31,6 +31,8 @@ import numpy as np
 from cvxkit.solvers import admm_traced, implicit, kkt, validate
 from cvxkit.solvers.admm import (Data, Settings, Splitting, State, per_block, residuals,
                                  termination_flag)
+from cvxkit.solvers.admm_check import (MemberChecks, UserCheck, confirmed_run, confirmed_status,
+                                       merge_runs, polar, tightened)
 from cvxkit.solvers.admm_batch import (aot, default_device, host_devices, one_device_mesh,
                                        per_device, run_batch)
 from cvxkit.solvers.admm_box import (ALG_DENSE, ALG_DENSE_BATCH, ALG_INVERSE_BATCH,
@@ -193,7 +195,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
             may have a leading batch dimension; the rest is shared. On JAX the batch is one
             vmapped, jitted call; on numpy a loop of single solves.
         tol: sets ``eps_abs = eps_rel = tol`` unless they are given (OSQP's default 1e-3).
-        eps_abs, eps_rel: absolute and relative tolerances (module docstring).
+        eps_abs, eps_rel: absolute and relative tolerances (module docstring); ``eps_rel=0`` is
+            allowed (purely absolute tests, as qpbenchmark uses), ``eps_abs`` must be positive.
         max_iter: ADMM iterations (OSQP's default 4000).
         check_every: iterations between termination checks and penalty updates (OSQP's
             ``check_termination``, 25).
@@ -259,7 +262,7 @@ def configure(q, batch, *, backend, tol, eps_abs, eps_rel, max_iter, time_limit,
     v = validate
     tol = v.positive("tol", tol)
     eps_abs = v.positive("eps_abs", tol if eps_abs is None else eps_abs)
-    eps_rel = v.positive("eps_rel", tol if eps_rel is None else eps_rel)
+    eps_rel = v.positive("eps_rel", tol if eps_rel is None else eps_rel, allow_zero=True)
     rho0 = v.positive("rho", rho)
     sigma = v.positive("sigma", sigma)
     alpha = v.positive("alpha", alpha, upper=2.0)
@@ -292,7 +295,7 @@ def configure(q, batch, *, backend, tol, eps_abs, eps_rel, max_iter, time_limit,
             "need them. Use one device (mesh=None) or GPUs.")
     if isinstance(max_iter, np.integer):
         max_iter = int(max_iter)
-    opts = Options(tol=min(eps_abs, eps_rel), max_iter=max_iter, time_limit=time_limit,
+    opts = Options(tol=min(eps_abs, eps_rel) or eps_abs, max_iter=max_iter, time_limit=time_limit,
                    verbose=verbose, callback=callback, check_every=None, seed=seed, dtype=dtype,
                    progress=progress)
     cfg = dict(sigma=sigma, alpha=alpha, eps_abs=eps_abs, eps_rel=eps_rel, eps_pinf=eps_primal_infeasible,
@@ -425,9 +428,10 @@ def numpy_setup(P, q, A, l, u, x0, y0, rho0, cfg, scaling: int, linsys: str):
         import scipy.sparse as sps
 
         d, s, sp = setup_sparse(sps.csc_matrix(P), q, sps.csc_matrix(A), l, u, x0, y0,
-                                rho0, st, scaling, linsys)
+                                rho0, st, scaling, linsys, user_units=cfg["eps_rel"] == 0)
     else:
-        d, s = setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st, scaling)
+        d, s = setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st, scaling,
+                           user_units=cfg["eps_rel"] == 0)
         sp = QP_DENSE
     return P, A, d, s, sp
 
@@ -439,20 +443,19 @@ def numpy_solve(P, q, A, l, u, d, s, sp, setup_time, opts, cfg, pol, info=None):
     when a refactorization failed)."""
     bk = get_backend("numpy")
     alg, dopts = _driver(ALG_DENSE if sp is QP_DENSE else ALG_SPARSE, opts, cfg, jax=False)
-    try:
-        out = run(alg, bk, s, d, dopts)
+    user = UserCheck(P, q, A, l, u, cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"])
+    try:  # until an optimal candidate passes the tests on the user's data (`admm_check`)
+        out, s, polish_info = confirmed_run(
+            bk, alg, sp, d, s, dopts, cfg["max_iter"], pol, user,
+            kkt.is_sparse(kkt.as_scipy(d.P)) or A.shape[0] + A.shape[1] > 3000)
     except np.linalg.LinAlgError as e:  # a refactorization failed
         return _failed(q, A, str(e), setup_time, "numpy"), None
-    s = out.state
-    status = _final_status(bk, sp, d, s, out.status)
-    polish_info = "off"
-    if pol[0] and status is Status.OPTIMAL:
-        s, ok = polish_state(bk, sp, d, s, pol[1], pol[2],
-                              sparse=kkt.is_sparse(kkt.as_scipy(d.P)) or A.shape[0] + A.shape[1] > 3000)
-        polish_info = "success" if ok else "failed"
+    status = confirmed_status(bk, sp, d, s, out.status, user)
     x, z, y = _unscale(d.D, d.E, d.c, s.x, s.z, s.y)
+    y = polar(y, l, u)
     cert = certificate(status, d.E * box_polar(bk, d, s.dy), d.D * s.dx)
     status, message = _verified(status, cert, P, q, A, l, u, cfg)
+    message, info = message or user.message(status), {**user.info(), **(info or {})}
     s_np = {k: float(getattr(s, k)) for k in ("gap", "eps_prim", "eps_dual", "eps_gap", "rho",
                                                "prim_res", "dual_res")}
     s_np.update(k=int(s.k), n_refactor=int(s.n_refactor))
@@ -471,10 +474,11 @@ def _failed(q, A, msg, setup_time, backend):
 
 
 @functools.lru_cache(maxsize=32)
-def _setup_callable(bk, scaling: int, batched: bool, sp: Splitting):
+def _setup_callable(bk, scaling: int, batched: bool, sp: Splitting, user_units: bool = False):
 
     def one(P, q, A, l, u, x0, y0, rho0, st):
-        return setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st, scaling, sp)
+        return setup_dense(bk, P, q, A, l, u, x0, y0, rho0, st, scaling, sp,
+                           user_units=user_units)
 
     if not batched:
         return one
@@ -524,8 +528,11 @@ def _jax_inputs(bk, P, q, A, l, u, x0, y0, rho0, batch):
     return tuple(np.asarray(v, dtype=bk.dtype) for v in (P, q, A, l, u, x0, y0, rho0))
 
 
-def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh=None):
+def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh=None,
+             checks: MemberChecks | None = None):
     """Set-up, loop and finish on JAX; returns (finished dict of numpy arrays, out, times).
+    With ``checks``, optimal members that fail their tests on the user's data go on with
+    tighter tolerances (`cvxkit.solvers.admm_check`).
 
     A batch runs on the devices of ``mesh`` (default: one device), each on its own block of
     members (`per_device`); it is padded with copies of its last member to a multiple of the
@@ -538,7 +545,8 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
         inverse = batched and q.shape[-1] <= INVERSE_MAX_N
         sp = (QP_DENSE_INVERSE_XLA if host_devices(mesh) else QP_DENSE_INVERSE) if inverse else \
             QP_DENSE
-        setup_fn = _setup_callable(bk, scaling, batched, sp)
+        user_units = cfg["eps_rel"] == 0  # absolute tests in the user's units (`_norms`)
+        setup_fn = _setup_callable(bk, scaling, batched, sp, user_units)
         finish_fn = _finish_callable(bk, pol[0], pol[2], batched)
         if batched:
             mesh = mesh if mesh is not None else one_device_mesh(default_device(jax))
@@ -547,7 +555,8 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
                          for a in args)
             setup_fn = per_device(bk, mesh, setup_fn, (True,) * 8 + (False,))
             finish_fn = per_device(bk, mesh, finish_fn, (True, True, False))
-        setup, c1 = aot(bk, ("setup", scaling, batched, sp, mesh), setup_fn, *args, st)
+        setup, c1 = aot(bk, ("setup", scaling, batched, sp, mesh, user_units), setup_fn, *args,
+                        st)
         t0 = time.perf_counter()
         d, s = setup(*args, st)
         if batched and pad:  # the padding copies start stopped: they never run, nor count
@@ -563,6 +572,25 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
                           delta)
         t1 = time.perf_counter()
         fin = jax.device_get(finish(d, out.state, delta))
+        runs, d0 = [out], d
+        while checks is not None:
+            factors = checks.review(fin, out)
+            redo = factors < 1
+            if not redo.any():
+                break
+            place = (lambda new, old: jax.device_put(new, old.sharding)) if batched else None
+            d = d._replace(settings=tightened(d.settings, factors, place))
+            flag = np.where(redo, RUNNING, jax.device_get(out.state.flag))
+            s = out.state._replace(flag=jax.device_put(flag.astype(np.int32), out.state.flag.sharding))
+            done = int(np.min(np.atleast_1d(fin["k"])[redo]))
+            dopts = dataclasses.replace(dopts, max_iter=max(1, cfg["max_iter"] - done),
+                                        time_limit=max(opts.time_limit - sum(r.solve_time for r in runs), 1e-9))
+            out = run_batch(alg, bk, s, d, dopts, mesh) if batched else run(alg, bk, s, d, dopts)
+            runs.append(out)
+            fin = jax.device_get(finish(d0, out.state, delta))
+        if checks is not None:
+            checks.finalize(fin)
+            out = merge_runs(runs)
         if batched:
             fin = {k: v[:batch] for k, v in fin.items()}
         finish_time = time.perf_counter() - t1
@@ -571,8 +599,10 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
 
 def _jax_single(bk, P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol) -> Result:
     pre = time.perf_counter() - t_setup
+    user = UserCheck(P, q, A, l, u, cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"])
     fin, out, setup_time, finish_time, compile_extra = _jax_run(
-        bk, P, q, A, l, u, x0, y0, rho0, None, opts, cfg, scaling, pol)
+        bk, P, q, A, l, u, x0, y0, rho0, None, opts, cfg, scaling, pol,
+        checks=MemberChecks([user], cfg["max_iter"]))
     status = loop_verdict(fin["flag"], out.status, fin["relaxed"])
     out = out._replace(solve_time=out.solve_time + finish_time,
                        compile_time=out.compile_time + compile_extra)
@@ -584,15 +614,21 @@ def _jax_single(bk, P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, po
     s_np.update(k=int(fin["k"]), n_refactor=int(fin["n_refactor"]))
     polish_info = "off" if not (pol[0] and status is Status.OPTIMAL) else \
         ("success" if bool(fin["polished"]) else "failed")
-    return _result_single(P, q, A, x, z, y, s_np, status, out, pre + setup_time, "jax",
-                          "dense reduced (Cholesky, XLA)", polish_info, cert, message)
+    res = _result_single(P, q, A, x, z, y, s_np, status, out, pre + setup_time, "jax",
+                         "dense reduced (Cholesky, XLA)", polish_info, cert,
+                         message or user.message(status))
+    return res.replace(info={**res.info, **user.info()})
 
 
 def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scaling, pol,
                mesh) -> Result:
     pre = time.perf_counter() - t_setup
+    pick = lambda M, i, nd: M[i] if np.ndim(M) == nd else M  # noqa: E731
+    checks = MemberChecks([UserCheck(pick(P, i, 3), pick(q, i, 2), pick(A, i, 3), pick(l, i, 2),
+                                     pick(u, i, 2), cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"])
+                           for i in range(batch)], cfg["max_iter"])
     fin, out, setup_time, finish_time, compile_extra = _jax_run(
-        bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh)
+        bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh, checks)
     statuses = [loop_verdict(f, out.status, r) for f, r in zip(fin["flag"], fin["relaxed"])]
     out = out._replace(solve_time=out.solve_time + finish_time,
                        compile_time=out.compile_time + compile_extra)

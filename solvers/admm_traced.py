@@ -112,7 +112,8 @@ def solve(P, q, A, l, u, *, cfg: dict, scaling: int, polish: tuple, rho0: float,
 
     def solver(theta):
         with bk.precision():
-            d, s = setup_dense(bk, *theta, x0, y0, jnp.asarray(rho0, q.dtype), st, scaling, sp)
+            d, s = setup_dense(bk, *theta, x0, y0, jnp.asarray(rho0, q.dtype), st, scaling, sp,
+                               user_units=cfg["eps_rel"] == 0)
             s, _ = while_solve(alg, bk, s, d, steps)
             fin = finish_one(d, s, delta)
         return (fin["x"], fin["y"]), fin

@@ -26,7 +26,8 @@ negligible, and so does its violation):
 * row units $a_i = \lVert A_{i:}\rVert_\infty$ (1 for an empty row): each row is divided by
   its own magnitude;
 * a length unit $\beta$ for $x$: the smaller of $\min_i |b_i| / a_i$ over the finite nonzero
-  bounds $b_i$ of $l, u$ (but at least $10^{-12}$ of their median) and
+  bounds $b_i$ of $l, u$ (a bound with $|b_i|/a_i$ below $10^{-12}$ of their median, or below
+  $10^{-14}$, counts as zero: it is a rounding of 0) and
   $\lVert q\rVert_\infty / \lVert P\rVert_\infty$ (each where defined; 1 if neither is).
   Scaling $(l, u, q)$ by $t$ scales $x^\star$ and $\beta$ by $t$; scaling a row leaves
   $b_i / a_i$ alone; scaling $(P, q)$ leaves both ratios alone. The smallest, not a typical,
@@ -60,9 +61,14 @@ MIN_SCALING = 1e-4
 MAX_SCALING = 1e4
 
 
-#: the length unit is at least this fraction of the median bound (so that one tiny bound, say
-#: 1e-300, cannot push the normalized data towards overflow)
-FLOOR_TO_MEDIAN = 1e-12
+#: a bound ratio $|b_i|/a_i$ below this fraction of the median ratio counts as a zero bound:
+#: it is the rounding of a 0 (the Maros-Meszaros LPs and QPs carry bounds such as 2.2e-16 next
+#: to bounds of 300, which made the length unit 8e-11 and the tolerances out of reach), and one
+#: tiny bound, say 1e-300, cannot push the normalized data towards overflow
+ZERO_BOUND_RTOL = 1e-12
+#: a bound ratio below this counts as a zero bound whatever the others (a problem whose nonzero
+#: bounds are all roundings of 0, such as DTOC3's 2.2e-17)
+ZERO_BOUND_ATOL = 1e-14
 
 
 class Units(NamedTuple):
@@ -89,13 +95,15 @@ def _units(xp, a, pmax, qmax, l, u, n):
         return xp.where(ok, xp.abs(xp.where(ok, b, 1.0)) / a, xp.nan)
 
     r = xp.concatenate([ratios(l), ratios(u)], axis=-1)
+    r = xp.where(r < ZERO_BOUND_ATOL, xp.nan, r)
     if r.shape[-1] == 0:  # no constraints
         low = mid = xp.full(r.shape[:-1], xp.inf, dtype=a.dtype)
     else:
         any_b = xp.any(~xp.isnan(r), axis=-1)
         r1 = xp.where(any_b[..., None], r, 1.0)
         med = xp.nanmedian(r1, axis=-1)
-        low = xp.where(any_b, xp.maximum(xp.nanmin(r1, axis=-1), FLOOR_TO_MEDIAN * med), xp.inf)
+        r1 = xp.where(r1 < ZERO_BOUND_RTOL * med[..., None], xp.nan, r1)  # (keeps the median)
+        low = xp.where(any_b, xp.nanmin(r1, axis=-1), xp.inf)
         mid = xp.where(any_b, med, xp.inf)
     has_q = (pmax > 0) & (qmax > 0)
     beta_q = xp.where(has_q, qmax / xp.where(has_q, pmax, 1.0), xp.inf)

@@ -10,7 +10,11 @@ For every registered method (a new method joins by registering and adding a row 
 (c) an unknown option and a mistyped one (``max_iter="x"``) raise ``ValueError`` naming them;
 (d) ``warm_start=`` the method's own optimal `Result` converges again within
     ``max(check_every, 10% of the cold iterations) + WARM_SLACK`` iterations;
-(e) numpy and JAX agree on the objective to ``10 * tol``.
+(e) numpy and JAX agree on the objective to ``10 * tol``;
+(f) ``optimal`` means the tolerances hold on the user's unscaled data: the residuals and the
+    gap recomputed here from ``res.x`` and ``res.dual`` meet ``eps_abs + eps_rel * magnitudes``
+    (the methods with a check in `UNSCALED_CHECKS`: the QP's so far), at the method's options
+    and with a purely absolute tolerance (``eps_rel=0``, as qpbenchmark judges).
 
 (a)-(d) run on every back end the registry lists for the method; (e) on every method with both.
 The problems are the fuzz suite's tiny instances (`tests/fuzz/test_fuzz_options.py`, n <= 6). Where a property does not apply to a
@@ -181,3 +185,43 @@ def test_numpy_and_jax_objectives_agree(method):
     assert abs(a.objective - b.objective) <= 10 * tol * max(1.0, abs(a.objective)), (
         a.objective, b.objective)
     assert np.isfinite(b.objective)
+
+
+def _qp_unscaled_error(prob, res, eps_abs, eps_rel):
+    """Why ``res`` fails OSQP's tests on the QP's unscaled data (None if it passes): primal
+    ``||Ax - proj(Ax)||``, dual ``||Px + q + A'y||``, gap ``|x'Px + q'x + u'y+ + l'y-|`` against
+    ``eps_abs + eps_rel * max(terms)``; a multiplier on an infinite bound fails."""
+    x, y = np.asarray(res.x, float), np.asarray(res.dual, float)
+    P, q, A, l, u = prob.P, prob.q, prob.A, prob.l, prob.u
+    if ((y > 0) & ~np.isfinite(u)).any() or ((y < 0) & ~np.isfinite(l)).any():
+        return "a multiplier on an infinite bound"
+    Ax, Px, Aty = A @ x, P @ x, A.T @ y
+    z = np.clip(Ax, l, u)
+    sig = np.where(np.isfinite(u), u, 0) @ np.maximum(y, 0) + np.where(np.isfinite(l), l, 0) @ np.minimum(y, 0)
+    n = lambda v: float(np.max(np.abs(v), initial=0.0))  # noqa: E731
+    tests = {"primal": (n(Ax - z), max(n(Ax), n(z))),
+             "dual": (n(Px + q + Aty), max(n(Px), n(Aty), n(q))),
+             "gap": (abs(x @ Px + q @ x + sig), max(abs(x @ Px), abs(q @ x), abs(sig)))}
+    bad = {k: f"{r:.3g} > {eps_abs + eps_rel * m:.3g}" for k, (r, m) in tests.items()
+           if not r <= eps_abs + eps_rel * m}
+    return bad or None
+
+
+#: method -> ``error(prob, res, eps_abs, eps_rel)``: why an optimal result fails the
+#: tolerances on the user's unscaled data (property (f))
+UNSCALED_CHECKS = {"admm": _qp_unscaled_error}
+
+
+@pytest.mark.parametrize("method, backend", [p for p in params("unscaled")
+                                             if p.values[0] in UNSCALED_CHECKS])
+@pytest.mark.parametrize("eps_rel", ["tol", 0.0])
+def test_optimal_holds_on_the_unscaled_data(method, backend, eps_rel):
+    """(f) an ``optimal`` result meets its tolerances on the user's unscaled data."""
+    prob, opts = problem(method), options_of(method)
+    tol = tol_of(method)
+    eps_rel = tol if eps_rel == "tol" else eps_rel
+    res = prob.solve(method=method, backend=backend, **{**opts, "eps_abs": tol,
+                                                        "eps_rel": eps_rel})
+    assert res.status is Status.OPTIMAL, (res.status, res.message)
+    why = UNSCALED_CHECKS[method](prob, res, tol, eps_rel)
+    assert why is None, why

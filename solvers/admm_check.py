@@ -1,0 +1,307 @@
+r"""The QP's final tests on the user's own (unscaled) data, and the loop that keeps iterating
+until they hold (`cvxkit.solvers.admm_qp`).
+
+ADMM's loop stops on tests in normalized units (`cvxkit.solvers.admm`, "Checks"): each row
+divided by its norm, $x$ and costs in the data's units. Those make the status invariant when a
+row, the cost or the right-hand sides are scaled by a power of ten, but they are not the tests a
+user reads: a candidate that passes them is accepted as ``optimal`` only if OSQP's tests also
+hold **in the user's units**, recomputed in float64 from the unscaled $x$, $y$ (infinity norms):
+
+$$
+\lVert Ax - \Pi_{[l,u]}(Ax)\rVert \le \epsilon_{abs} + \epsilon_{rel}\max(\lVert Ax\rVert, \lVert\Pi_{[l,u]}(Ax)\rVert),
+$$
+
+$$
+\lVert Px + q + A^\top y\rVert \le \epsilon_{abs} + \epsilon_{rel}\max(\lVert Px\rVert, \lVert A^\top y\rVert, \lVert q\rVert),
+$$
+
+$$
+\lvert x^\top Px + q^\top x + u^\top y_+ + l^\top y_-\rvert \le
+\epsilon_{abs} + \epsilon_{rel}\max(\lvert x^\top Px\rvert, \lvert q^\top x\rvert, \lvert u^\top y_+ + l^\top y_-\rvert)
+$$
+
+(the gap test only with ``check_gap``), where $y$ is first projected onto the multipliers
+that the bounds allow (0 on a side whose bound is infinite; the returned $y$ is that
+projection). With ``eps_rel=0`` these are qpbenchmark's absolute tests
+(`cvxkit.problems.maros_meszaros.judge`).
+
+When they fail, the loop goes on with its own tolerances divided by
+$\min(10^3, \max(5, 2\,\text{ratio}))$, ratio the largest residual-to-tolerance quotient found
+here (`tighten`); it stops at ``max_iter`` or ``time_limit`` with ``optimal_inaccurate`` (the
+tests at 10 times the tolerances, in both units) or ``max_iter`` / ``time_limit``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from cvxkit.solvers.driver import Run
+from cvxkit.solvers.primal_dual import RUNNING, SOLVED, loop_verdict
+from cvxkit.solvers.result import Status
+
+#: the loop's tolerances are divided by at least this factor after a rejected candidate ...
+TIGHTEN_MIN = 5.0
+#: ... and at most this one
+TIGHTEN_MAX = 1e3
+
+
+class Measured(NamedTuple):
+    """The residuals of the module docstring and their tolerances (user units)."""
+
+    prim: float
+    dual: float
+    gap: float
+    eps_prim: float
+    eps_dual: float
+    eps_gap: float
+
+    def ratio(self, check_gap: bool = True) -> float:
+        """The largest residual over its tolerance (``inf`` for non-finite residuals)."""
+        r = [self.prim / self.eps_prim, self.dual / self.eps_dual]
+        if check_gap:
+            r.append(self.gap / self.eps_gap)
+        r = max(r)
+        return r if np.isfinite(r) else np.inf
+
+
+def polar(y, l, u):
+    """``y`` with the entries that an infinite bound forbids set to 0 (``y_i > 0`` needs a
+    finite ``u_i``, ``y_i < 0`` a finite ``l_i``)."""
+    y = np.where(np.isfinite(u), y, np.minimum(y, 0.0))
+    return np.where(np.isfinite(l), y, np.maximum(y, 0.0))
+
+
+class UserCheck:
+    """The tests of the module docstring for the QP ``(P, q, A, l, u)`` (the user's data)."""
+
+    def __init__(self, P, q, A, l, u, eps_abs: float, eps_rel: float, check_gap: bool = True):
+        self.P, self.q, self.A = P, np.asarray(q, np.float64), A
+        self.l, self.u = np.asarray(l, np.float64), np.asarray(u, np.float64)
+        self.eps_abs, self.eps_rel, self.check_gap = float(eps_abs), float(eps_rel), bool(check_gap)
+        self.rejected: list = []  # (iteration, ratio) of each candidate that failed here
+        self.last: Measured | None = None
+
+    def measure(self, x, y) -> Measured:
+        x = np.asarray(x, np.float64)
+        y = polar(np.asarray(y, np.float64), self.l, self.u)
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            inf = np.inf
+            return Measured(inf, inf, inf, 1.0, 1.0, 1.0)
+        nrm = lambda v: float(np.max(np.abs(v), initial=0.0))  # noqa: E731
+        Ax = np.asarray(self.A @ x).ravel()
+        Px = np.asarray(self.P @ x).ravel()
+        Aty = np.asarray(self.A.T @ y).ravel()
+        z = np.clip(Ax, self.l, self.u)
+        xPx, qx = float(x @ Px), float(self.q @ x)
+        sig = float(np.where(np.isfinite(self.u), self.u, 0.0) @ np.maximum(y, 0.0)
+                    + np.where(np.isfinite(self.l), self.l, 0.0) @ np.minimum(y, 0.0))
+        ea, er = self.eps_abs, self.eps_rel
+        return Measured(nrm(Ax - z), nrm(Px + self.q + Aty), abs(xPx + qx + sig),
+                        ea + er * max(nrm(Ax), nrm(z)), ea + er * max(nrm(Px), nrm(Aty), nrm(self.q)),
+                        ea + er * max(abs(xPx), abs(qx), abs(sig)))
+
+    def holds(self, x, y, relax: float = 1.0, iteration=None) -> bool:
+        """Do the tests hold at ``relax`` times the tolerances? (A failure at ``relax=1`` with
+        an ``iteration`` is recorded in ``rejected``.)"""
+        m = self.measure(x, y)
+        ratio = m.ratio(self.check_gap)
+        if relax == 1.0:
+            self.last = m
+            if ratio > 1.0 and iteration is not None:
+                self.rejected.append((int(iteration), float(ratio)))
+        return ratio <= relax
+
+    def tighten_factor(self) -> float:
+        """The factor of the module docstring for the loop's tolerances (after the last failed
+        `holds`)."""
+        ratio = self.last.ratio(self.check_gap) if self.last is not None else np.inf
+        return 1.0 / min(TIGHTEN_MAX, max(TIGHTEN_MIN, 2.0 * ratio))
+
+    def tighten(self, st):
+        """The loop's `Settings` ``st`` with ``eps_abs``, ``eps_rel`` times `tighten_factor`."""
+        return tightened(st, self.tighten_factor())
+
+    def message(self, status: Status) -> str:
+        """What the tests found, for ``Result.message`` ("" when there is nothing to say)."""
+        m, n = self.last, len(self.rejected)
+        held = "" if m is None else (
+            f" (unscaled: primal {m.prim:.2e} <= {m.eps_prim:.2e}, dual {m.dual:.2e} <= "
+            f"{m.eps_dual:.2e}, gap {m.gap:.2e} <= {m.eps_gap:.2e})")
+        again = f"; {n} earlier candidate(s) failed them and the loop went on with tighter " \
+            "internal tolerances" if n else ""
+        if status is Status.OPTIMAL:
+            return f"optimal: the tolerances hold on the user's unscaled data{held}{again}"
+        if n:
+            return (f"{status.value}: the last candidate failed the tests on the user's data"
+                    f"{held.replace('<=', 'vs')}{again}")
+        return ""
+
+    def info(self) -> dict:
+        """What the result's ``info`` reports: the last measurement and the rejections."""
+        out = {"rejected": list(self.rejected)}
+        if self.last is not None:
+            out["unscaled"] = self.last._asdict()
+        return out
+
+
+def tightened(st, factor, place=None):
+    """`Settings` ``st`` with ``eps_abs`` and ``eps_rel`` times ``factor`` (a scalar, or one per
+    member of a batch); ``place(new, old)`` puts a new array where the old one lives (a JAX
+    device array), default a numpy array of the old dtype."""
+    place = place or (lambda new, old: np.asarray(new, dtype=np.asarray(old).dtype))
+    f = lambda v: place(np.asarray(v) * factor, v)  # noqa: E731
+    return st._replace(eps_abs=f(st.eps_abs), eps_rel=f(st.eps_rel))
+
+
+def unscaled(d, s):
+    """``(x, y)`` of the scaled state ``s`` in the user's units (scaling of ``d``)."""
+    return s.x * d.D, s.y * d.E / d.c
+
+
+#: with ``polish``, a running loop also tries polishing at this iteration, then each time its
+#: iteration count has doubled (an active set may be clear long before ADMM's residuals meet
+#: absolute tolerances on badly scaled data)
+POLISH_FIRST = 100
+
+
+def confirmed_run(bk, alg, sp, d, s, dopts, max_iter: int, pol, user: UserCheck,
+                  sparse_polish: bool):
+    """``(run, state, polish_info)``: the numpy driver loop from ``s``, continued (with the
+    loop's tolerances tightened, `UserCheck.tighten`) until an ``optimal`` candidate passes
+    ``user``'s tests, or the iterations or time run out (the flag is then reset to running).
+    With ``pol[0]`` each candidate is polished first (``polish_state`` with ``delta, refine =
+    pol[1:]``), and the polished point is kept if it passes; polishing is also tried at
+    iteration `POLISH_FIRST` and whenever the count has doubled since the last try. Raises
+    what a refactorization raises (``numpy.linalg.LinAlgError``)."""
+    from cvxkit.solvers.admm_box import polish_state
+    from cvxkit.solvers.driver import run
+
+    d0, runs, polish_info, t_start = d, [], "off", time.perf_counter()
+    next_polish = POLISH_FIRST
+
+    def polished(s):
+        """The polished state if it passes the tests, else None."""
+        nonlocal polish_info
+        s_pol, ok = polish_state(bk, sp, d0, s, pol[1], pol[2], sparse=sparse_polish)
+        if ok and user.holds(*unscaled(d, s_pol)):
+            polish_info = "success"
+            return s_pol._replace(flag=SOLVED)
+        polish_info = "failed"
+        return None
+
+    while True:
+        stop = min(max_iter, max(next_polish, int(s.k) + 1)) if pol[0] else max_iter
+        out = run(alg, bk, s, d, remaining(dopts, s.k, stop, t_start))
+        runs.append(out)
+        s = out.state
+        if int(s.flag) == RUNNING and pol[0] and int(s.k) >= next_polish and \
+                out.status not in (Status.TIME_LIMIT, Status.INTERRUPTED):
+            next_polish = 2 * int(s.k)
+            s = polished(s) or s
+            if int(s.flag) == RUNNING and int(s.k) < max_iter:
+                continue
+        if int(s.flag) != SOLVED or polish_info == "success":
+            break
+        if pol[0]:
+            s_pol = polished(s)
+            if s_pol is not None:
+                s = s_pol
+                break
+        if user.holds(*unscaled(d, s), iteration=s.k):
+            break
+        s = s._replace(flag=RUNNING)  # not confirmed: go on with tighter internal tolerances
+        if exhausted(out, s.k, max_iter):
+            break
+        d = d._replace(settings=user.tighten(d.settings))
+    if int(s.flag) == SOLVED and runs[-1].status is Status.MAX_ITER:  # polished at a try
+        runs[-1] = runs[-1]._replace(status=Status.OPTIMAL)
+    return merge_runs(runs), s, polish_info
+
+
+def confirmed_status(bk, sp, d0, s, loop: Status, user: UserCheck) -> Status:
+    """The status of a run whose ``optimal`` flag `UserCheck` has confirmed: the flag's status
+    if set, else ``optimal_inaccurate`` where the tests at 10 times the tolerances hold in
+    normalized units (the original settings of ``d0``) and on the user's data, else the loop's
+    (`loop_verdict`)."""
+    from cvxkit.solvers.admm import residuals, termination_flag
+
+    if int(s.flag) != RUNNING:
+        return loop_verdict(s.flag, loop)
+    relaxed = termination_flag(bk, sp, d0, s, residuals(bk, sp, d0, s.x, s.z, s.y), relax=10.0)
+    if int(relaxed) == SOLVED and not user.holds(*unscaled(d0, s), relax=10.0):
+        relaxed = RUNNING
+    return loop_verdict(s.flag, loop, relaxed)
+
+
+class MemberChecks:
+    """`UserCheck` of each member of a JAX solve (one QP is a batch of one), applied to the
+    host copy ``fin`` of its finished state (`cvxkit.solvers.admm_qp._jax_run`): arrays with a
+    leading batch axis (possibly padded beyond the members), or scalars for one QP."""
+
+    def __init__(self, checks, max_iter: int):
+        self.checks, self.max_iter = list(checks), int(max_iter)
+
+    def _members(self, fin):
+        """``[(i, check)]`` and the fields as (padded) 1-d arrays, written back by `_store`."""
+        return list(enumerate(self.checks)), {k: np.array(np.atleast_1d(fin[k]))
+                                              for k in ("flag", "relaxed", "k")}
+
+    @staticmethod
+    def _store(fin, f):
+        for k, v in f.items():
+            fin[k] = v.reshape(np.shape(fin[k]))
+
+    def review(self, fin, out: Run) -> np.ndarray:
+        """Per (padded) member, the factor by which to tighten its tolerances and go on (1:
+        nothing to do). An ``optimal`` member that fails its tests gets its flag reset to
+        running in ``fin``; it goes on unless its iterations or the run's time are used up."""
+        members, f = self._members(fin)
+        factors = np.ones(f["flag"].shape)
+        xs, ys = (np.atleast_2d(fin[k]) for k in ("x", "y"))
+        for i, chk in members:
+            if int(f["flag"][i]) != SOLVED or chk.holds(xs[i], ys[i], iteration=f["k"][i]):
+                continue
+            f["flag"][i] = RUNNING
+            if not exhausted(out, f["k"][i], self.max_iter):
+                factors[i] = chk.tighten_factor()
+        self._store(fin, f)
+        return factors
+
+    def finalize(self, fin):
+        """``relaxed`` kept only where the 10x tests also hold on the user's data; ``y``
+        projected (`polar`), in ``fin``."""
+        members, f = self._members(fin)
+        ys = np.array(np.atleast_2d(fin["y"]), dtype=np.float64)
+        xs = np.atleast_2d(fin["x"])
+        for i, chk in members:
+            if int(f["flag"][i]) == RUNNING and int(f["relaxed"][i]) == SOLVED and \
+                    not chk.holds(xs[i], ys[i], relax=10.0):
+                f["relaxed"][i] = RUNNING
+            ys[i] = polar(ys[i], chk.l, chk.u)
+        self._store(fin, f)
+        fin["y"] = ys.reshape(np.shape(fin["y"]))
+
+
+def remaining(opts, iterations_done: int, max_iter: int, t_start: float):
+    """The driver `Options` for the next part of a run: what is left of ``max_iter`` and of
+    ``opts.time_limit`` (counted from ``t_start``)."""
+    left = opts.time_limit - (time.perf_counter() - t_start)
+    return dataclasses.replace(opts, max_iter=max(1, max_iter - int(iterations_done)),
+                               time_limit=max(left, 1e-9))
+
+
+def exhausted(out: Run, iterations_done: int, max_iter: int) -> bool:
+    """Has the run used up its iterations or time (or been interrupted)?"""
+    return int(iterations_done) >= max_iter or out.status in (Status.TIME_LIMIT,
+                                                               Status.INTERRUPTED)
+
+
+def merge_runs(runs) -> Run:
+    """One driver `Run` from consecutive runs (histories concatenated, the iterations and times
+    of each continuing those before it): the LP solver's merge, which does the same."""
+    from cvxkit.solvers.halpern_pdhg import _merge
+
+    return _merge(runs)
