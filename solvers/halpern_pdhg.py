@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from cvxkit.solvers import implicit, lp_traced, validate
+from cvxkit.solvers import implicit, lp_presolve, lp_traced, pdhg_polish, validate
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Final, Options, finish, run
 from cvxkit.solvers.pdhg_core import (Data, Settings, State, algorithm, dual_infeasible,
@@ -83,7 +83,8 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
                  seed=0, warm_start=None, dtype="float64", reflection=1.0,
                  eps_primal_infeasible=1e-8, eps_dual_infeasible=1e-8, ruiz_iters=10,
                  pock_chambolle=True, rescale=True, primal_weight=None,
-                 adaptive_primal_weight=True, mesh=None, sparse_format="auto") -> Result:
+                 adaptive_primal_weight=True, mesh=None, sparse_format="auto",
+                 presolve="auto", polish=False) -> Result:
     r"""Solve $\min c^\top x$ s.t. $l_c \le Kx \le u_c$, $l_v \le x \le u_v$ by r2HPDHG.
 
     Args:
@@ -109,6 +110,15 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
         mesh: a one-axis ``jax.sharding.Mesh`` (JAX only): shard $K$'s rows and the iterates.
         sparse_format: JAX products with sparse $K$: ``"segment"`` (`RowSparse`), ``"bcoo"``
             (``jax.experimental.sparse``) or ``"auto"`` (segment on CPU, BCOO on accelerators).
+        presolve: ``True``: HiGHS's presolve (``highspy``) reduces the LP, the reduced LP is
+            solved and HiGHS's postsolve maps the solution back; the status is decided on this
+            LP (`cvxkit.solvers.lp_presolve`). ``"auto"`` (default): presolve when highspy is
+            installed, there is no warm start and no mesh, and $K$ has at least
+            ``lp_presolve.AUTO_MIN_NNZ`` nonzeros. ``False``: never.
+        polish: PDLP's feasibility polishing (`cvxkit.solvers.pdhg_polish`): once the gap is
+            within the tolerance but a residual is not, short solves of the primal and the dual
+            feasibility problems started at the current point; their pair is accepted only if
+            it passes every test on this LP.
 
     Returns a `Result` with ``x`` (n,), ``objective`` $c^\top x$, ``primal_residual`` and
     ``dual_residual`` (the absolute Euclidean residuals of the module docstring), ``dual`` the
@@ -122,16 +132,18 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
     the iteration, relative residuals, fixed-point residual, primal weight and restart count.
     """
     t0 = time.perf_counter()
+    shared = dict(tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter,
+                  check_every=check_every, seed=seed, reflection=reflection,
+                  eps_primal_infeasible=eps_primal_infeasible,
+                  eps_dual_infeasible=eps_dual_infeasible, ruiz_iters=ruiz_iters,
+                  pock_chambolle=pock_chambolle, rescale=rescale, primal_weight=primal_weight,
+                  adaptive_primal_weight=adaptive_primal_weight, presolve=presolve,
+                  polish=validate.boolean("polish", polish))
     if implicit.is_traced(c, K, lc, uc, lv, uv):  # inside jax.jit / vmap / grad
         if backend != "jax" or mesh is not None:
             raise ValueError("inside jax.jit, vmap or grad halpern_pdhg needs backend='jax' "
                              "(and no mesh)")
-        return lp_traced.solve(c, K, lc, uc, lv, uv, dict(
-            tol=tol, eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter, check_every=check_every,
-            seed=seed, warm_start=warm_start, reflection=reflection,
-            eps_primal_infeasible=eps_primal_infeasible, eps_dual_infeasible=eps_dual_infeasible,
-            ruiz_iters=ruiz_iters, pock_chambolle=pock_chambolle, rescale=rescale,
-            primal_weight=primal_weight, adaptive_primal_weight=adaptive_primal_weight))
+        return lp_traced.solve(c, K, lc, uc, lv, uv, dict(shared, warm_start=warm_start))
     c, K, lc, uc, lv, uv = validate_lp(c, K, lc, uc, lv, uv)
     n, m = c.shape[0], K.shape[0]
     tol = validate.positive("tol", tol)
@@ -147,6 +159,11 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
                  adaptive_primal_weight=adaptive_primal_weight, check_every=check_every, max_iter=max_iter,
                  ruiz_iters=ruiz_iters, pock_chambolle=pock_chambolle, rescale=rescale,
                  primal_weight=primal_weight, sparse_format=sparse_format)
+    if lp_presolve.wanted(presolve, K, warm_start, mesh):
+        return lp_presolve.solve((c, K, lc, uc, lv, uv), cfg, dict(
+            shared, backend=backend, time_limit=time_limit, verbose=verbose, progress=progress,
+            callback=callback, sync_every=sync_every, dtype=dtype, sparse_format=sparse_format,
+            presolve=False), halpern_pdhg)
     xw, yw = _warm(warm_start, n, m)
     bk = get_backend(backend, dtype)
     sc = scale_problem(c, K, lc, uc, lv, uv, cfg)
@@ -160,18 +177,27 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
         setup_time = time.perf_counter() - t0 - t_init
         if sync_every is None:
             sync_every = 1 if (verbose or callback is not None) else max(1, 1024 // check_every)
-        user = _UserCheck(c, K, lc, uc, lv, uv, cfg)
+        user = _UserCheck(c, K, lc, uc, lv, uv, cfg, polish_options(shared, backend, dtype),
+                          time.perf_counter() + time_limit)
+        polisher = user.polisher if polish and mesh is None else None
         runs, t_start = [], time.perf_counter()
         while True:
             done = int(np.asarray(bk.to_numpy(s.it)))
             left = time_limit - (time.perf_counter() - t_start)
-            dopts = dataclasses.replace(opts, max_iter=max_iter - done, time_limit=max(left, 1e-9),
+            stop = max_iter if polisher is None else min(max_iter, polisher.next_at(done))
+            dopts = dataclasses.replace(opts, max_iter=stop - done, time_limit=max(left, 1e-9),
                                         check_every=sync_every if bk.name == "jax" else 1)
             out = run(algorithm(mesh, check_every), bk, s, d, dopts)
             runs.append(out)
             s = out.state
             fin = {k: np.asarray(bk.to_numpy(getattr(s, k))) for k in State._fields}
             flag = int(fin["flag"])
+            if flag == RUNNING and polisher is not None and out.status is Status.MAX_ITER \
+                    and fin["it"] < max_iter:  # a pause for polishing
+                if _polished(polisher, fin, sc, cfg, time_limit - (time.perf_counter() - t_start)):
+                    runs[-1] = out._replace(status=Status.OPTIMAL)
+                    break
+                continue
             if flag in (RUNNING, DIVERGED) or user.confirms(flag, fin, sc):
                 break
             fin["flag"] = np.asarray(RUNNING)  # not confirmed: no status of it is reported
@@ -182,7 +208,36 @@ def halpern_pdhg(c, K=None, lc=None, uc=None, lv=None, uv=None, *, backend="nump
             s = s._replace(flag=bk.xp.asarray(RUNNING, dtype=bk.xp.int32) if bk.name == "jax" else RUNNING)
     usex, usey = float(np.asarray(bk.to_numpy(d.xscale))) > 0, float(np.asarray(bk.to_numpy(d.cnorm))) > 0
     out = _merge(runs)
-    return _result(c, fin, sc, out, setup_time, t_init, bk.name, user.rejected, usex, usey)
+    res = _result(c, fin, sc, out, setup_time, t_init, bk.name, user.rejected, usex, usey)
+    return res.replace(info=dict(res.info, polish=user.polisher.log,
+                                 polish_iterations=user.polisher.iterations))
+
+
+def polish_options(shared: dict, backend, dtype) -> dict:
+    """The options of the polishing solves (`cvxkit.solvers.pdhg_polish`) of a solve with the
+    options ``shared``: the same settings, no presolve, no polishing, no output."""
+    return dict(shared, backend=backend, dtype=dtype, presolve=False, polish=False)
+
+
+def store(fin, sc: Scaled, x, y, m):
+    """Put the user's ``(x, y)`` (scaled) and its metrics ``m`` into the final state ``fin``."""
+    fin.update(xh=x / (sc.beta_b * sc.D), yh=y / (sc.beta_c * sc.E), prim=m.prim, dual=m.dual,
+               gap=m.gap, pobj=m.pobj, dobj=m.dobj, rel_prim=m.rel_prim, rel_dual=m.rel_dual,
+               rel_gap=m.rel_gap)
+
+
+def _polished(polisher, fin, sc: Scaled, cfg, time_left) -> bool:
+    """Try feasibility polishing at the main loop's point when it is due; on success the
+    polished pair, its measures and the ``SOLVED`` flag go into ``fin`` (scaled, as the loop's)."""
+    if not polisher.due(fin, max(cfg["eps_abs"], cfg["eps_rel"])):
+        return False
+    x, y = unscale(sc, fin["xh"], fin["yh"])
+    got = polisher.attempt(x, y, int(fin["it"]), time_left)
+    if got is None:
+        return False
+    store(fin, sc, *got)
+    fin["flag"] = np.asarray(SOLVED)
+    return True
 
 
 class _UserCheck:
@@ -190,10 +245,14 @@ class _UserCheck:
     user's own (unscaled) data, with the same formulas as the loop's; ``tighten`` divides the
     loop's tolerance of a test that this check rejected by 10."""
 
-    def __init__(self, c, K, lc, uc, lv, uv, cfg):
+    def __init__(self, c, K, lc, uc, lv, uv, cfg, options=None, deadline=math.inf):
         self.bk = get_backend("numpy", "float64")
         self.lp, self.cfg, self._d = (c, K, lc, uc, lv, uv), cfg, None
         self.rejected = []  # (iteration, status) of each rejected candidate
+        #: the objective check of an optimal candidate (`pdhg_polish.Polisher.verify`), with
+        #: the solver options of its polishing solve; `deadline`: time.perf_counter()'s
+        self.polisher = pdhg_polish.Polisher(self.lp, self, options or {}, halpern_pdhg)
+        self.deadline = deadline
 
     @property
     def d(self) -> Data:
@@ -206,9 +265,34 @@ class _UserCheck:
             self._d = make_data(self.bk, c, K, lc, uc, lv, uv, ident, self.cfg)
         return self._d
 
+    def metrics(self, x, y):
+        """The `cvxkit.solvers.pdhg_core.Metrics` (residuals, gap, ``ok``) of the user's
+        ``(x, y)`` on the user's LP."""
+        d = self.d
+        return metrics(self.bk, d, d.K @ x, d.Kt @ y, x, y)
+
+    def confirmed(self, x, y, done):
+        """``(x, metrics)`` of an optimal candidate ``(x, y)`` (user's units) that passes the
+        tests and the objective check (`pdhg_polish.Polisher.verify`: ``x`` may be replaced by
+        a more feasible point near it), else None (recorded as rejected)."""
+        m = self.metrics(x, y)
+        got = self.polisher.verify(x, y, m, done, self.deadline - time.perf_counter()) \
+            if bool(m.ok) else None
+        if got is None:
+            self.rejected.append((done, Status.OPTIMAL.value))
+        return got
+
     def confirms(self, flag, fin, sc) -> bool:
+        """Does the loop's candidate pass (`verdict`, and for an optimal point `confirmed`)?
+        A confirmed optimal point replaces the one in ``fin``."""
         if flag not in (SOLVED, PRIMAL_INFEASIBLE, DUAL_INFEASIBLE):
             return True
+        if flag == SOLVED:
+            x, y = unscale(sc, fin["xh"], fin["yh"])
+            got = self.confirmed(x, y, int(fin["it"]))
+            if got is not None:
+                store(fin, sc, got[0], y, got[1])
+            return got is not None
         ok = bool(verdict(self.bk, self.d, flag, fin, sc))
         if not ok:
             self.rejected.append((int(fin["it"]), FLAG_STATUS[flag].value))

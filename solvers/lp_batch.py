@@ -34,10 +34,10 @@ import numpy as np
 from cvxkit.solvers import kkt, validate
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, Run, finish, run
-from cvxkit.solvers.halpern_pdhg import _result, _UserCheck, verdict
+from cvxkit.solvers.halpern_pdhg import _result, _UserCheck, store, verdict
 from cvxkit.solvers.pdhg_core import Data, Settings, State, algorithm, init_state
 from cvxkit.solvers.pdhg_setup import (bound_array, check_bounds, config, first_bad, make_data,
-                                       matrices, scale_batch, unit_scaled, validate_lp)
+                                       matrices, scale_batch, unit_scaled, unscale, validate_lp)
 from cvxkit.solvers.primal_dual import (DIVERGED, DUAL_INFEASIBLE, FLAG_STATUS,
                                         PRIMAL_INFEASIBLE, RUNNING, SOLVED, warm_parts)
 from cvxkit.solvers.result import Result, Status, batch_message
@@ -240,7 +240,12 @@ def halpern_pdhg_batch(c, K=None, lc=None, uc=None, lv=None, uv=None, *, tol=1e-
                    yw / (sc.beta_c[:, None] * sc.E), host.asarray(sc.omega0)[:, None])
     s = State(*[v if f in _VECTORS else np.broadcast_to(v, (B, 1))[:, 0]
                 for f, v in zip(State._fields, s)])
-    check = _BatchCheck(lp, cfg)
+    check = _BatchCheck(lp, cfg, dict(
+        tol=tol, check_every=check_every, seed=seed, reflection=reflection,
+        eps_primal_infeasible=eps_primal_infeasible, eps_dual_infeasible=eps_dual_infeasible,
+        ruiz_iters=ruiz_iters, pock_chambolle=pock_chambolle, rescale=rescale,
+        primal_weight=primal_weight, adaptive_primal_weight=adaptive_primal_weight,
+        backend="numpy", dtype=dtype, presolve=False, polish=False), t0 + time_limit)
     with bk.precision():
         d, s = _to_device(bk, dn._replace(**dict.fromkeys(_MATRICES)), B), _to_device(bk, s, B)
         if shared:  # (the preconditioning of K does not depend on c or the bounds)
@@ -261,7 +266,7 @@ def halpern_pdhg_batch(c, K=None, lc=None, uc=None, lv=None, uv=None, *, tol=1e-
                 time_limit - (time.perf_counter() - t_start), 1e-9)))
             runs.append(out)
             s = out.state
-            fin = {k: np.array(getattr(s, k)) for k in State._fields}
+            fin = check.replaced({k: np.array(getattr(s, k)) for k in State._fields})
             cand = np.flatnonzero(~np.isin(fin["flag"], (RUNNING, DIVERGED)) & ~confirmed)
             ok = check.confirms(cand, fin, sc)
             confirmed[cand[ok]] = True
@@ -311,10 +316,13 @@ class _BatchCheck:
     """`_UserCheck` of every member at once: ``confirms(members, fin, sc)`` says which of the
     candidate ``members`` pass `verdict` on their own data in float64 (on `_Members`; a
     member's dense ``K`` gives dense products, where `_UserCheck` uses CSR for a member with
-    under a quarter of nonzeros); ``rejected[i]`` lists member i's refused (iteration, status)."""
+    under a quarter of nonzeros); ``rejected[i]`` lists member i's refused (iteration, status).
+    An optimal member then gets the single solve's objective check (`_UserCheck.confirmed`,
+    numpy polishing solves with ``options``), which may replace its x in ``fin``."""
 
-    def __init__(self, lp, cfg):
+    def __init__(self, lp, cfg, options=None, deadline=math.inf):
         self.bk, self.lp, self.cfg, self._d = _Members("float64"), lp, cfg, None
+        self.options, self.deadline, self._replaced = options or {}, deadline, {}
         self.rejected = [[] for _ in range(lp[0].shape[0])]
 
     @property
@@ -336,9 +344,36 @@ class _BatchCheck:
             if sel.any():
                 i = members[sel]
                 ok[sel] = np.ravel(verdict(self.bk, _take(self.d, i), flag, _take(fin, i), _take(sc, i)))
+        for k in np.flatnonzero(ok & (flags == SOLVED)):
+            ok[k] = self._objective_check(int(members[k]), fin, sc)
+        self.replaced(fin)
         for i in members[~ok]:
             self.rejected[i].append((int(fin["it"][i]), FLAG_STATUS[int(fin["flag"][i])].value))
         return ok
+
+
+    def _objective_check(self, i, fin, sc) -> bool:
+        """Member ``i``'s `_UserCheck.confirmed` (its confirmed point written into ``fin``)."""
+        c, K, lc, uc, lv, uv = self.lp
+        one = (c[i], K if K.ndim == 2 else K[i], lc[i], uc[i], lv[i], uv[i])
+        sci, s = _take(sc, i), {k: v[i] for k, v in fin.items()}
+        x, y = unscale(sci, s["xh"], s["yh"])
+        got = _UserCheck(*one, self.cfg, self.options, self.deadline).confirmed(x, y, int(s["it"]))
+        if got is not None:
+            new = {}
+            store(new, sci, got[0], y, got[1])
+            self._replaced[i] = (int(s["it"]), new)
+        return got is not None
+
+    def replaced(self, fin: dict) -> dict:
+        """``fin`` with the points confirmed by the objective check written in, for the members
+        still stopped at the iteration of their check (the device state keeps the loop's own,
+        frozen, points)."""
+        for i, (it, new) in self._replaced.items():
+            if int(fin["it"][i]) == it and fin["flag"][i] != RUNNING:
+                for k, v in new.items():
+                    fin[k][i] = v
+        return fin
 
 
 def _batch_result(c, sc, dn, fin, runs, check, setup_time, max_iter) -> Result:
