@@ -595,17 +595,24 @@ class LinearProgram(Problem):
                               "pip install highspy") from None
         if not os.path.isfile(path):
             raise ValueError(f"no such MPS file: {path}")
-        h = highspy.Highs()
-        h.setOptionValue("log_to_console", False)
-        log = []
-        h.cbLogging.subscribe(lambda e: log.append(str(e.message).strip()))
-        status = h.readModel(str(path))
-        h.cbLogging.clear()
-        # HiGHS reads a row or column name it does not know with a warning only: refuse it
-        problems = [line for line in log if line and (
-            line.upper().startswith(("WARNING", "ERROR")) or "not defined" in line
-            or "not in" in line or "ignored" in line)]
-        if status == highspy.HighsStatus.kError or problems:
+        # HiGHS's free-format reader first; a file it reads only with warnings (names with
+        # spaces in the fixed columns, as Meszaros's model8) is read again in fixed format
+        for free in (True, False):
+            h = highspy.Highs()
+            h.setOptionValue("log_to_console", False)
+            h.setOptionValue("mps_parser_type_free", free)
+            log = []
+            h.cbLogging.subscribe(lambda e, log=log: log.append(str(e.message).strip()))
+            status = h.readModel(str(path))
+            h.cbLogging.clear()
+            # HiGHS reads a row or column name it does not know with a warning only: refuse it
+            found = [line for line in log if line and (
+                line.upper().startswith(("WARNING", "ERROR")) or "not defined" in line
+                or "not in" in line or "ignored" in line)]
+            if status != highspy.HighsStatus.kError and not found:
+                break
+            problems = found if free else problems  # the free reader's words are reported
+        if status == highspy.HighsStatus.kError or found:
             why = "; ".join(problems) or f"HiGHS status {status.name}"
             raise ValueError(f"HiGHS could not read the model in {path}: {why}")
         mps_scan(path)
