@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -163,6 +164,49 @@ def sample_patterns(X, n_patterns: int, seed: int = 0, gates=None):
     return D[:, keep], G[:, keep]
 
 
+class ReluData(NamedTuple):
+    """The operator data of `relu_model`: ``X`` (n, d), ``Ds`` (n, m) signed pattern columns
+    (``+D_i`` for $v_i$, ``-D_i`` for $w_i$; gated: ``D``), ``E`` (n, m) the cone signs
+    $2D_i - I$ (``None`` for gated)."""
+
+    X: Any
+    Ds: Any
+    E: Any
+
+
+def _relu_forward(bk, lin: ReluData, U):
+    """$z = \\sum_j D_{s,j}\\circ Xu_j$ and the cone values $c_j = E_j\\circ Xu_j$."""
+    XU = lin.X @ U.T
+    return bk.xp.sum(lin.Ds * XU, axis=1), (None if lin.E is None else lin.E * XU)
+
+
+def _relu_adjoint(bk, lin: ReluData, gz, gc):
+    W = lin.Ds * gz[:, None]
+    if gc is not None:
+        W = W + lin.E * gc
+    return W.T @ lin.X
+
+
+def relu_model(X, y, D, beta: float, loss: str, cones: bool, objective):
+    """The convex (``cones``) or gated ReLU program as a `cvxkit.solvers.fista.LinearModel`:
+    $U$ (m, d) stacks $v_1..v_P, w_1..w_P$ (gated: $u_1..u_P$); ``objective(W)`` reports the
+    program's objective at weights of the answer's shape."""
+    from cvxkit.solvers.fista import LinearModel
+
+    P, d = D.shape[1], X.shape[1]
+    Ds = np.concatenate([D, -D], axis=1) if cones else D
+    E = np.concatenate([2 * D - 1, 2 * D - 1], axis=1) if cones else None
+
+    def build(bk):
+        with bk.precision():
+            f = bk.asarray
+            return ReluData(f(X), f(Ds), None if E is None else f(E))
+
+    out_shape = (2, P, d) if cones else (P, d)
+    return LinearModel(_relu_forward, _relu_adjoint, build, y, loss, beta, (Ds.shape[1], d),
+                       out_shape, objective, cones)
+
+
 @dataclasses.dataclass(frozen=True)
 class TwoLayerNetwork:
     r"""A two-layer network $x \mapsto \sum_j \sigma_j(x)\,w_{2,j}$ with
@@ -211,7 +255,8 @@ class ConvexReLU(Problem):
     """
 
     family = "convex_relu"
-    methods = {"relu_admm": "_solve_admm", "bcd": "_solve_bcd"}
+    methods = {"relu_admm": "_solve_admm", "bcd": "_solve_bcd", "relu_al": "_solve_al",
+               "rfista": "_solve_rfista"}
 
     def __init__(self, X, y, n_patterns: int = 50, beta: float = 1e-3, loss: str = "squared",
                  variant: str = "relu", seed: int = 0, gates=None, epsilon: float = 0.0):
@@ -359,6 +404,28 @@ class ConvexReLU(Problem):
 
     def _solve_admm(self, backend="numpy", **options) -> Result:
         return relu_admm(self.prox_program(), backend=backend, **options)
+
+    def linear_model(self):
+        """The `cvxkit.solvers.fista.LinearModel` of this instance (`relu_model`), for
+        ``relu_al`` and ``rfista``."""
+        if self.epsilon > 0:
+            raise ValueError("methods 'relu_al' and 'rfista' solve the standard program "
+                             "(epsilon = 0); the robust one is solved by method='relu_admm'")
+        return relu_model(self.X, self.y, self.D, self.beta, self.loss,
+                          self.variant == "relu", self._objective)
+
+    def _solve_al(self, backend="numpy", **options) -> Result:
+        from cvxkit.solvers.relu_al import relu_al
+
+        return relu_al(self.linear_model(), backend=backend, **options)
+
+    def _solve_rfista(self, backend="numpy", **options) -> Result:
+        from cvxkit.solvers.relu_al import rfista
+
+        if self.variant != "gated" or self.loss == "hinge":
+            raise ValueError("method 'rfista' solves the gated variant with the squared or "
+                             "logistic loss (use method='relu_al' for the others)")
+        return rfista(self.linear_model(), backend=backend, **options)
 
     def _solve_bcd(self, backend="numpy", **options) -> Result:
         from cvxkit.solvers.bcd import bcd

@@ -107,6 +107,14 @@ def _relu():
     return ConvexReLU(X, np.maximum(X[:, 0], 0), n_patterns=3, beta=0.1, variant="gated")
 
 
+def _relu_cones():
+    from cvxkit.problems import ConvexReLU
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.standard_normal((6, 1)), np.ones(6)]
+    return ConvexReLU(X, np.maximum(X[:, 0], 0), n_patterns=3, beta=0.1, variant="relu")
+
+
 def _game():
     from cvxkit.problems import FiniteSumMatrixGame
 
@@ -148,6 +156,8 @@ FACTORIES = {
     "al_sketch": (_nlp, {"tol": 1e-8}),
     "relu_admm": (_relu, {"tol": 1e-7}),
     "bcd": (_relu, {"tol": 1e-7}),
+    "relu_al": (_relu_cones, {"tol": 1e-6}),
+    "rfista": (_relu, {"tol": 1e-7}),
     "halpern": (_game, {"tol": 1e-3, "max_iter": 5000}),
     "vr_halpern": (_game, {"tol": 1e-3, "max_iter": 5000}),
     "implicit_diff": (_hyper, {"tol": 1e-5}),
