@@ -1,4 +1,5 @@
 """cvxkit.problems: the modeling front end. One module per problem family (see DESIGN.md)."""
+from cvxkit.problems.barycenter import Barycenter
 from cvxkit.problems.base import CheckReport, Problem
 from cvxkit.problems.bilevel import Bilevel, DataHypercleaning, HyperparameterTuning
 from cvxkit.problems.conic import LinearProgram, QuadraticProgram
@@ -11,5 +12,5 @@ from cvxkit.problems.parametric_conic import ConicData, DualProxy, ParametricCon
 from cvxkit.problems.transport import (OnlineTransport, OptimalTransport, PointCloudTransport,
                                       TransportPolytopeProblem)
 
-__all__ = ["Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "ConicData", "ConicProgram", "CorrelationClustering", "DualProxy", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
+__all__ = ["Barycenter", "Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "ConicData", "ConicProgram", "CorrelationClustering", "DualProxy", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
            "OptimalTransport", "ParametricConicProgram", "PointCloudTransport", "Problem", "QuadraticProgram", "TransportPolytopeProblem"]

@@ -51,6 +51,14 @@ def _point_cloud_ot():
     return OptimalTransport.from_points(x, y, [0.2, 0.3, 0.5], [0.6, 0.4], reg=0.1)
 
 
+def _barycenter():
+    from cvxkit.problems.barycenter import Barycenter
+
+    A = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]])
+    C = np.array([[0.0, 1.0, 0.5], [0.5, 0.2, 1.0], [1.0, 0.3, 0.0]])
+    return Barycenter(A, C, reg=0.1, weights=[0.3, 0.7])
+
+
 def _polytope():
     from cvxkit.problems import TransportPolytopeProblem
 
@@ -147,6 +155,7 @@ FACTORIES = {
     "network_simplex": (_ot, {}),
     "sinkhorn": (_entropic_ot, {"tol": 1e-8}),
     "sinkhorn_newton_sparse": (_entropic_ot, {"tol": 1e-8}),
+    "barycenter": (_barycenter, {"tol": 1e-8}),
     "sinkhorn_points": (_point_cloud_ot, {"tol": 1e-8}),
     "mirror_sinkhorn": (_polytope, {"tol": 1e-2, "max_iter": 2000}),  # slow: ends max_iter
     "project_forget": (_metric, {"tol": 1e-8}),
