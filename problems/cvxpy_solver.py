@@ -143,7 +143,8 @@ class CvxpySolver(ConicSolver):
     After a solve, ``problem.solver_stats`` holds ``solve_time``, ``setup_time`` (cvxkit's own:
     data conversion, validation, scaling, factorization), ``num_iters`` and ``extra_stats``:
     a dict with the cvxkit ``result`` (`Result`), its ``status``, ``message``, ``method``,
-    ``backend`` and ``compile_time``. ``last_result`` is the same `Result`.
+    ``backend``, ``compile_time`` and ``workspace`` (``admm``: what a re-solve kept, see
+    ``reuse_setup``; else ``None``). ``last_result`` is the same `Result`.
     """
 
     MIP_CAPABLE = False
