@@ -133,7 +133,8 @@ def sweep_osqp(P, A, l, u, qs, eps, max_iter):
         solver.update(q=q)
         return solver.solve(raise_error=False)
 
-    return dict(cold=[timed(lambda: cold(q)) for q in qs], re=[timed(lambda: update(q)) for q in qs],
+    return dict(cold=[timed(lambda: cold(q)) for q in qs],
+                re=[timed(lambda: update(q)) for q in qs],
                 obj=lambda r: r.info.obj_val, iters=lambda r: r.info.iter,
                 ok=lambda r: r.info.status == "solved", note="update(q=...) + solve, warm start")
 

@@ -231,8 +231,8 @@ class QPWorkspace:
                 ``False``: from zeros with the option ``rho``; or a `Result`, dict or pair
                 ``(x, y)`` (as in `admm_qp`).
         """
+        self.update(q, l, u)  # (its time goes to _pending)
         t0 = time.perf_counter()
-        self.update(q, l, u)
         changed = sorted(self._changed)
         self._changed = set()
         first = self.solves == 0
@@ -245,14 +245,13 @@ class QPWorkspace:
         x0, y0, rho = self._start_point(warm_start)
         rho = float(np.clip(rho, RHO_MIN, RHO_MAX))
         kept = self._factor is not None and self._factor[0] == rho
-        if first or kept:
+        if kept:
             why = "new set-up" if first else "scaling, penalty weights and factorization kept"
-        elif self._why:
-            why = self._why
-        elif self._factor is None:
-            why = "the last factorization failed: factored again"
         else:
-            why = f"start from rho = {rho:.3g}, not the factored {self._factor[0]:.3g}"
+            why = self._why or ("the last factorization failed: factored again"
+                                if self._factor is None else
+                                f"start from rho = {rho:.3g}, not {self._factor[0]:.3g}")
+            why = ("new set-up; " if first else "") + why
         factorize = (lambda bk, d, r: self._factor[1]) if kept else None
         try:
             s = _init_state(get_backend("numpy"), self._sp, self._d, x0, y0, rho, factorize)

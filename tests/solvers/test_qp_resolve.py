@@ -178,8 +178,10 @@ def test_unbounded_after_update_has_a_verified_certificate():
 def test_bad_vectors_raise_and_change_nothing():
     P, q, A, l, u = qp_data()
     ws = admm_qp_setup(P, q, A, l, u)
-    for kwargs, match in [(dict(q=q[:-1]), "q must have shape"), (dict(q=np.r_[q[:-1], np.nan]), "NaN"),
-                          (dict(l=np.ones(l.size) * 2.0), "l > u"), (dict(u=u[:3]), "u must have shape"),
+    for kwargs, match in [(dict(q=q[:-1]), "q must have shape"),
+                          (dict(q=np.r_[q[:-1], np.nan]), "NaN"),
+                          (dict(l=np.ones(l.size) * 2.0), "l > u"),
+                          (dict(u=u[:3]), "u must have shape"),
                           (dict(l=np.full(l.size, np.inf)), "l must be < \\+inf")]:
         with pytest.raises(ValueError, match=match):
             ws.update(**kwargs)
