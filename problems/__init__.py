@@ -9,8 +9,10 @@ from cvxkit.problems.finite_sum import FiniteSumMatrixGame
 from cvxkit.problems.metric import CorrelationClustering, MetricNearness
 from cvxkit.problems.nlp import NonlinearProgram
 from cvxkit.problems.parametric_conic import ConicData, DualProxy, ParametricConicProgram
+from cvxkit.problems.sparse_transport import SparsityConstrainedTransport
 from cvxkit.problems.transport import (OnlineTransport, OptimalTransport, PointCloudTransport,
                                       TransportPolytopeProblem)
 
 __all__ = ["Barycenter", "Bilevel", "CheckReport", "DataHypercleaning", "HyperparameterTuning", "ConvexReLU", "ConvexReLUNet", "ConicData", "ConicProgram", "CorrelationClustering", "DualProxy", "FiniteSumMatrixGame", "LinearProgram", "MetricNearness", "NonlinearProgram", "OnlineTransport",
-           "OptimalTransport", "ParametricConicProgram", "PointCloudTransport", "Problem", "QuadraticProgram", "TransportPolytopeProblem"]
+           "OptimalTransport", "ParametricConicProgram", "PointCloudTransport", "Problem", "QuadraticProgram", "SparsityConstrainedTransport",
+           "TransportPolytopeProblem"]

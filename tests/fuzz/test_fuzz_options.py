@@ -59,6 +59,14 @@ def _barycenter():
     return Barycenter(A, C, reg=0.1, weights=[0.3, 0.7])
 
 
+def _sparse_ot():
+    from cvxkit.problems.sparse_transport import SparsityConstrainedTransport
+
+    a, b = np.array([0.2, 0.3, 0.5]), np.array([0.6, 0.4])
+    C = np.array([[0.0, 1.0], [0.5, 0.2], [1.0, 0.3]])
+    return SparsityConstrainedTransport(a, b, C, reg=1.0, max_nz=3)
+
+
 def _polytope():
     from cvxkit.problems import TransportPolytopeProblem
 
@@ -156,6 +164,7 @@ FACTORIES = {
     "sinkhorn": (_entropic_ot, {"tol": 1e-8}),
     "sinkhorn_newton_sparse": (_entropic_ot, {"tol": 1e-8}),
     "barycenter": (_barycenter, {"tol": 1e-8}),
+    "sparse_ot": (_sparse_ot, {"tol": 1e-8}),
     "sinkhorn_points": (_point_cloud_ot, {"tol": 1e-8}),
     "mirror_sinkhorn": (_polytope, {"tol": 1e-2, "max_iter": 2000}),  # slow: ends max_iter
     "project_forget": (_metric, {"tol": 1e-8}),
