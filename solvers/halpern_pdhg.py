@@ -17,8 +17,13 @@ the reduced costs $r = c - K^\top y$ for the variable bounds.
 restarts and an adaptive primal weight, on the problem preconditioned by
 `cvxkit.solvers.pdhg_setup`; termination and infeasibility tests relative to the data's
 magnitudes, on the unscaled problem. An ``optimal`` point or an infeasibility certificate that
-the loop finds is checked again in float64 on the user's own data; if that check fails, the
-iteration goes on with a 10 times tighter internal tolerance.
+the loop finds is checked again in float64 on the user's own data; an optimal point must also
+pass the objective check (`cvxkit.solvers.pdhg_polish.Polisher.verify`: unless its primal
+residual is already 100 times below the tolerance, it is replaced by a nearby point 100 times
+more feasible, which must pass the tests too, so that the gap test bounds the distance of the
+objective to the optimal value). If a check fails, the iteration goes on with a 10 times
+tighter internal tolerance. ``presolve`` runs HiGHS's presolve and postsolve around the solve
+(`cvxkit.solvers.lp_presolve`); ``polish`` adds PDLP's feasibility polishing.
 
 **Back ends.** numpy: scipy.sparse CSR products (threaded when large). JAX: ``jax.experimental.sparse``
 BCOO products (dense arrays for dense data), the whole block of ``check_every`` iterations and the

@@ -49,7 +49,7 @@ does not change when $c$, the bounds or the rows are multiplied by a constant:
   ($\lambda_j \ge 0$ needs a finite $l_{v,j}$, $\lambda_j \le 0$ a finite $u_{v,j}$), $r = \Pi_\Lambda(\lambda)$,
   and $\beta_d = \lVert c\rVert$, or $\lVert\,\lvert K^\top\rvert\lvert y\rvert\,\rVert$ when $c = 0$;
 * gap $g = \lvert c^\top x - d(y, r)\rvert + \sum_j \lvert(\lambda_j - r_j)x_j\rvert + \sum_i \lvert y_i v_i\rvert
-  \le 10^{-3}\epsilon_{abs}\, t + \epsilon_{rel}(\lvert c^\top x\rvert + \lvert d\rvert)$
+  \le 10^{-3}\epsilon_{abs}\, t + \epsilon_{rel}\max(\lvert c^\top x\rvert, \lvert d\rvert)$
   with the dual objective $d(y, r) = \sum_i (l_{c,i} y_i^+ - u_{c,i} y_i^-) + \sum_j (l_{v,j} r_j^+ - u_{v,j} r_j^-)$,
   $v = Kx - \Pi_S(Kx)$, and $t$ the Euclidean norm of the vector of the terms of $c^\top x$ and
   of $d$ (the absolute part matters only when the optimal value is 0 or nearly so:
@@ -66,7 +66,7 @@ These are cuPDLPx's relative measures $\lVert\cdot\rVert/(1 + \text{scale})$ wit
 absolute quantity in the user's units, which made the tests depend on the data's scale) replaced
 by a magnitude of the same units. ``Result.info`` reports ``rel_primal``
 $= \lVert\cdot\rVert/(\beta_p + \lVert D_\kappa^{-1}b\rVert)$, ``rel_dual`` $= \lVert\cdot\rVert/(\beta_d + \lVert c\rVert)$
-and ``rel_gap`` $= \text{gap}/(10^{-3} t + \lvert c^\top x\rvert + \lvert d\rvert)$ (0 for 0/0):
+and ``rel_gap`` $= \text{gap}/(10^{-3} t + \max(\lvert c^\top x\rvert, \lvert d\rvert))$ (0 for 0/0):
 with $\epsilon_{abs} = \epsilon_{rel} = \epsilon$ (``tol``, the default) the tests hold exactly
 when all three are at most $\epsilon$.
 
@@ -321,7 +321,7 @@ def metrics(bk: Backend, d: Data, Kxh, Ktyh, xh, yh) -> Metrics:
     tKx = _norm(xp, d.kxs * (d.Kabs @ xp.abs(xh)) / d.krow)
     tKty = _norm(xp, d.kys * (d.Ktabs @ xp.abs(yh)))
     tobj = xp.sqrt(xp.sum(cx * cx) + dsq)
-    objs = xp.abs(pobj) + xp.abs(dobj)
+    objs = xp.maximum(xp.abs(pobj), xp.abs(dobj))  # so that the objective is right to ~eps_rel
     # the units of the absolute parts: ||b|| and ||c||, the term magnitudes where those are 0
     bp = xp.where(d.bnorm > 0, d.bnorm, tKx)
     bd = xp.where(d.cnorm > 0, d.cnorm, tKty)

@@ -5,7 +5,7 @@ Programming", 2025, "feasibility polishing").
 First-order methods often reach a small duality gap long before small primal or dual residuals.
 Finding a feasible point near a given one is much easier for PDHG than solving the LP, so the
 current point is
-*polished* (once the objectives agree, $\lvert c^\top x - d\rvert \le \epsilon(\lvert c^\top x\rvert +
+*polished* (once the objectives agree, $\lvert c^\top x - d\rvert \le \epsilon\max(\lvert c^\top x\rvert,
 \lvert d\rvert)$, while the residuals or the terms they add to the gap test still fail):
 
 * **primal**: the LP with a zero cost, $\min 0$ s.t. $l_c \le Kx \le u_c$, $l_v \le x \le u_v$,
@@ -65,11 +65,11 @@ class Polisher:
         return self.at
 
     def due(self, fin: dict, eps) -> bool:
-        """The objectives agree to the tolerance, ``|c'x - d| <= eps (|c'x| + |d|)`` (the main
+        """The objectives agree to the tolerance, ``|c'x - d| <= eps max(|c'x|, |d|)`` (the main
         loop's unscaled values), and the point is not optimal yet: its residuals, or the parts
         of the gap test they bring in, are the obstacle."""
         p, d = float(fin["pobj"]), float(fin["dobj"])
-        return abs(p - d) <= eps * (abs(p) + abs(d))
+        return abs(p - d) <= eps * max(abs(p), abs(d))
 
     def _part(self, name, x, y, budget, time_left):
         """The primal (``name="primal"``: the point near ``x``) or dual (``"dual"``: the
