@@ -302,7 +302,7 @@ ALGORITHM = Algorithm(METHOD, _step, _monitor, _converged)
 def sinkhorn_newton_sparse(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=10_000,
                            time_limit=math.inf, verbose=False, progress=None, callback=None,
                            check_every=None, seed=0, warm_start=None, dtype="float64", k=16,
-                           k_max=None, switch_tol=1e-2, warmup_iter=20, cg_tol=1e-2,
+                           k_max=None, switch_tol=0.05, warmup_iter=10, cg_tol=1e-2,
                            cg_max_iter=500, ridge=1e-10, eps_init=None, eps_decay=0.1,
                            stage_tol=1e-2) -> Result:
     """Solve entropic OT between histograms ``a`` (n,) and ``b`` (m,) with cost ``C`` (n, m)
@@ -318,26 +318,24 @@ def sinkhorn_newton_sparse(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=
             is at most ``tol`` at ``eps = reg``; ``optimal`` is confirmed in float64 on the
             user's data, as in `cvxkit.solvers.sinkhorn.sinkhorn`.
         max_iter: iterations, Sinkhorn and Newton steps together.
-        time_limit: seconds.
-        verbose: print a table of the checks.
-        progress: show a progress bar (tqdm); None: only for long runs on a terminal.
-        callback: called at every check with a dict of the monitored values; ``True`` stops.
-        check_every: iterations between checks (numpy 1, JAX 10).
-        seed: accepted for the common vocabulary; the method is deterministic.
         warm_start: a previous `Result` of ``sinkhorn`` or ``sinkhorn_newton_sparse``, or a
             pair of potentials ``(f, g)`` in the user's units (the run starts at ``eps = reg``).
-        dtype: ``"float64"`` or ``"float32"``.
+        time_limit, verbose, progress, callback, check_every, seed, dtype: the common
+            options (`cvxkit.solvers.driver.Options`; ``seed`` is unused, the method
+            is deterministic).
         k: entries of the plan kept per row in the sparsified Hessian at the first Newton step.
         k_max: largest ``k`` of the adaptive rule (default ``min(m, 8 k)``; on JAX the
             selection always takes ``k_max`` entries and masks the ones past ``k``).
         switch_tol: relative marginal error at ``eps = reg`` below which Newton steps start.
-        warmup_iter: Sinkhorn iterations at ``eps = reg`` after which Newton steps start even
-            above ``switch_tol`` (the paper's ``N1``).
+        warmup_iter: Sinkhorn iterations in an epsilon stage after which Newton steps start
+            (the paper's ``N1``, 20 there; at the target ``eps`` also once the error is below
+            ``switch_tol``).
         cg_tol: relative residual at which conjugate gradients stop (inexact Newton).
         cg_max_iter: conjugate-gradient iterations per Newton step.
         ridge: relative ridge of the Schur complement, ``ridge * diag(P^T 1)``.
         eps_init: first ``eps`` of the warm-up's epsilon scaling (units of ``C``; default
-            ``max(C) - min(C)``; ``eps_init=reg`` switches scaling off).
+            ``min(max(C) - min(C), 100 reg)``: Newton steps finish each stage, so fewer and
+            smaller stages pay; ``eps_init=reg`` switches scaling off, as in the paper).
         eps_decay: factor in (0, 1) applied to ``eps`` at each warm-up stage.
         stage_tol: relative marginal error that ends a warm-up stage.
 
@@ -369,6 +367,8 @@ def sinkhorn_newton_sparse(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=
     stage_tol = validate.positive("stage_tol", stage_tol)
     eps_init = validate.positive("eps_init", eps_init, allow_none=True)
     nz = sk._normalize(a, b, C, reg)
+    # normalized first eps: the spread of the costs is 1 there
+    eps0 = min(1.0, 100.0 * nz.reg) if eps_init is None else eps_init / nz.scale
     warm = sk._warm_potentials(warm_start, nz, reg, methods=("sinkhorn", METHOD))
     m = nz.b.size
     k = min(k, m)
@@ -377,7 +377,7 @@ def sinkhorn_newton_sparse(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=
     xp = bk.xp
     with bk.precision():
         dd, s0 = sk._setup(bk, nz.a, nz.b, nz.C, nz.reg, float(opts.tol),
-                           None if eps_init is None else eps_init / nz.scale, eps_decay,
+                           eps0, eps_decay,
                            stage_tol, warm)
         d = Data(dd, xp.arange(k_max), xp.asarray(k), bk.asarray(switch_tol),
                  xp.asarray(warmup_iter), bk.asarray(cg_tol), xp.asarray(cg_max_iter),

