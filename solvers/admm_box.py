@@ -38,11 +38,12 @@ import numpy as np
 
 from cvxkit.solvers import kkt
 from cvxkit.solvers.admm import (RHO_MAX, RHO_MIN, Data, Norms, Settings, Splitting, State,
-                                 check, make_algorithm, norm_inf, residuals, rmatvec,
+                                 _row_norms, check, make_algorithm, norm_inf, residuals, rmatvec,
                                  set_certificate_error)
 from cvxkit.solvers.admm_batch import batch_algorithm
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.primal_dual import RUNNING
+from cvxkit.solvers.result import Status
 from cvxkit.solvers.scaling import ruiz_dense, ruiz_sparse, units_dense, units_sparse
 
 RHO_EQ_OVER_INEQ = 1e3
@@ -432,11 +433,32 @@ def certificate_error(P, q, A, l, u, status, v, eps_pinf: float, eps_dinf: float
     $d$ with $|(Pd)_j| \le \epsilon_{dinf}\max_k|P_{jk}|\,\lVert d\rVert_\infty$,
     $q^\top d < -\epsilon_{dinf}|q|^\top|d|$ and $(Ad)_i \le \epsilon_{dinf}a_i\lVert d
     \rVert_\infty$ where $u_i < \infty$, $\ge -\epsilon_{dinf}a_i\lVert d\rVert_\infty$ where
-    $l_i > -\infty$. Here $a_i = \max_j|A_{ij}|$ (1 for an empty row).
+    $l_i > -\infty$, and also within $\epsilon_{dinf}\max((|A||d|)_i, 10^{-2}a_i\lVert d
+    \rVert_\infty)$ (the size of the row's own terms along $d$). Here $a_i = \max_j|A_{ij}|$ (1 for an empty row).
     """
     box = Box(np.asarray(l, float), np.asarray(u, float), np.isfinite(l), np.isfinite(u))
-    return set_certificate_error(QP_DENSE, box, P, q, A, status, v, eps_pinf, eps_dinf,
-                                 BOX_NAMES)
+    why = set_certificate_error(QP_DENSE, box, P, q, A, status, v, eps_pinf, eps_dinf,
+                                BOX_NAMES)
+    if why is None and status is Status.DUAL_INFEASIBLE:
+        # the recession test row by row against the size of the row's own terms along d,
+        # max(|A||d|, ROW_TERMS_FLOOR a ||d||): a row of norm a_i = 2000 whose entries on d's
+        # support are 1 let (Ad)_i = 0.05 pass the test above (PRIMALC1, a bounded QP, was
+        # "unbounded" at iteration 25)
+        v = np.asarray(v, dtype=np.float64)
+        Ad = np.asarray(A @ v).ravel()
+        terms = np.maximum(np.asarray(abs(A) @ np.abs(v)).ravel(),
+                           ROW_TERMS_FLOOR * _row_norms(A)[1] * np.max(np.abs(v), initial=0.0))
+        bad = (box.ufin & (Ad > eps_dinf * terms)) | (box.lfin & (Ad < -eps_dinf * terms))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            why = (f"A d is not in the recession cone of [l, u] relative to the row's terms: "
+                   f"row {i} has (Ad)_i = {Ad[i]:.3g} against {terms[i]:.3g}")
+    return why
+
+
+#: `certificate_error`'s row-by-row recession test of a direction d measures row i against
+#: max(|A||d|, ROW_TERMS_FLOOR * a_i ||d||)
+ROW_TERMS_FLOOR = 1e-2
 
 
 #: how `certificate_error` names the box's pieces in its messages

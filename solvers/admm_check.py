@@ -27,8 +27,11 @@ projection). With ``eps_rel=0`` these are qpbenchmark's absolute tests
 
 When they fail, the loop goes on with its own tolerances divided by
 $\min(10^3, \max(5, 2\,\text{ratio}))$, ratio the largest residual-to-tolerance quotient found
-here (`tighten`); it stops at ``max_iter`` or ``time_limit`` with ``optimal_inaccurate`` (the
-tests at 10 times the tolerances, in both units) or ``max_iter`` / ``time_limit``.
+here (`UserCheck.factors`); it stops at ``max_iter`` or ``time_limit`` with
+``optimal_inaccurate`` (the tests at 10 times the tolerances, in both units) or ``max_iter`` /
+``time_limit``. An infeasibility certificate of the loop is likewise checked on the user's data
+(`cvxkit.solvers.admm_box.certificate_error`); one that fails there makes the loop go on with
+its certificate tolerance times `CERTIFICATE_TIGHTEN`.
 """
 from __future__ import annotations
 
@@ -39,9 +42,13 @@ from typing import NamedTuple
 import numpy as np
 
 from cvxkit.solvers.driver import Run
-from cvxkit.solvers.primal_dual import RUNNING, SOLVED, loop_verdict
+from cvxkit.solvers.primal_dual import (DUAL_INFEASIBLE, FLAG_STATUS, PRIMAL_INFEASIBLE, RUNNING,
+                                        SOLVED, certificate, loop_verdict)
 from cvxkit.solvers.result import Status
 
+#: a certificate candidate that fails `certificate_error` on the user's data makes the loop go
+#: on with its certificate tolerance (``eps_pinf`` or ``eps_dinf``) times this
+CERTIFICATE_TIGHTEN = 0.1
 #: the loop's tolerances are divided by at least this factor after a rejected candidate ...
 TIGHTEN_MIN = 5.0
 #: ... and at most this one
@@ -77,12 +84,33 @@ def polar(y, l, u):
 class UserCheck:
     """The tests of the module docstring for the QP ``(P, q, A, l, u)`` (the user's data)."""
 
-    def __init__(self, P, q, A, l, u, eps_abs: float, eps_rel: float, check_gap: bool = True):
+    def __init__(self, P, q, A, l, u, eps_abs: float, eps_rel: float, check_gap: bool = True,
+                 eps_pinf: float = 1e-4, eps_dinf: float = 1e-4):
         self.P, self.q, self.A = P, np.asarray(q, np.float64), A
         self.l, self.u = np.asarray(l, np.float64), np.asarray(u, np.float64)
         self.eps_abs, self.eps_rel, self.check_gap = float(eps_abs), float(eps_rel), bool(check_gap)
-        self.rejected: list = []  # (iteration, ratio) of each candidate that failed here
+        self.eps_pinf, self.eps_dinf = float(eps_pinf), float(eps_dinf)
+        self.rejected: list = []  # (iteration, ratio or why) of each candidate that failed here
         self.last: Measured | None = None
+
+    @classmethod
+    def of(cls, P, q, A, l, u, cfg) -> "UserCheck":
+        """The check of a QP with `admm_qp`'s settings ``cfg``."""
+        return cls(P, q, A, l, u, cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"],
+                   cfg["eps_pinf"], cfg["eps_dinf"])
+
+    def certificate_holds(self, flag, ray_y, ray_x, iteration=None) -> bool:
+        """Does the certificate of the loop's infeasibility ``flag`` (``ray_y`` for primal,
+        ``ray_x`` for dual infeasibility, unscaled) pass `certificate_error` on the user's
+        data? (A failure is recorded in ``rejected``.)"""
+        from cvxkit.solvers.admm_box import certificate_error
+
+        status = FLAG_STATUS[int(flag)]
+        why = certificate_error(self.P, self.q, self.A, self.l, self.u, status,
+                                certificate(status, ray_y, ray_x), self.eps_pinf, self.eps_dinf)
+        if why is not None and iteration is not None:
+            self.rejected.append((int(iteration), f"{status.value}: {why}"))
+        return why is None
 
     def measure(self, x, y) -> Measured:
         x = np.asarray(x, np.float64)
@@ -114,15 +142,18 @@ class UserCheck:
                 self.rejected.append((int(iteration), float(ratio)))
         return ratio <= relax
 
-    def tighten_factor(self) -> float:
-        """The factor of the module docstring for the loop's tolerances (after the last failed
-        `holds`)."""
+    def factors(self, flag) -> dict:
+        """The factors of the loop's tolerances after a rejected candidate of the loop's
+        ``flag``: ``eps_abs`` and ``eps_rel`` for an optimal one (module docstring; from the
+        last failed `holds`), ``eps_pinf`` or ``eps_dinf`` times `CERTIFICATE_TIGHTEN` for a
+        certificate."""
+        if int(flag) == PRIMAL_INFEASIBLE:
+            return {"eps_pinf": CERTIFICATE_TIGHTEN}
+        if int(flag) == DUAL_INFEASIBLE:
+            return {"eps_dinf": CERTIFICATE_TIGHTEN}
         ratio = self.last.ratio(self.check_gap) if self.last is not None else np.inf
-        return 1.0 / min(TIGHTEN_MAX, max(TIGHTEN_MIN, 2.0 * ratio))
-
-    def tighten(self, st):
-        """The loop's `Settings` ``st`` with ``eps_abs``, ``eps_rel`` times `tighten_factor`."""
-        return tightened(st, self.tighten_factor())
+        f = 1.0 / min(TIGHTEN_MAX, max(TIGHTEN_MIN, 2.0 * ratio))
+        return {"eps_abs": f, "eps_rel": f}
 
     def message(self, status: Status) -> str:
         """What the tests found, for ``Result.message`` ("" when there is nothing to say)."""
@@ -147,13 +178,13 @@ class UserCheck:
         return out
 
 
-def tightened(st, factor, place=None):
-    """`Settings` ``st`` with ``eps_abs`` and ``eps_rel`` times ``factor`` (a scalar, or one per
-    member of a batch); ``place(new, old)`` puts a new array where the old one lives (a JAX
-    device array), default a numpy array of the old dtype."""
+def tightened(st, factors: dict, place=None):
+    """`Settings` ``st`` with each field named in ``factors`` times its factor (a scalar, or
+    one per member of a batch); ``place(new, old)`` puts a new array where the old one lives
+    (a JAX device array), default a numpy array of the old dtype."""
     place = place or (lambda new, old: np.asarray(new, dtype=np.asarray(old).dtype))
-    f = lambda v: place(np.asarray(v) * factor, v)  # noqa: E731
-    return st._replace(eps_abs=f(st.eps_abs), eps_rel=f(st.eps_rel))
+    return st._replace(**{k: place(np.asarray(getattr(st, k)) * np.reshape(
+        f, np.shape(getattr(st, k))), getattr(st, k)) for k, f in factors.items()})
 
 
 def unscaled(d, s):
@@ -170,14 +201,18 @@ POLISH_FIRST = 100
 def confirmed_run(bk, alg, sp, d, s, dopts, max_iter: int, pol, user: UserCheck,
                   sparse_polish: bool):
     """``(run, state, polish_info)``: the numpy driver loop from ``s``, continued (with the
-    loop's tolerances tightened, `UserCheck.tighten`) until an ``optimal`` candidate passes
-    ``user``'s tests, or the iterations or time run out (the flag is then reset to running).
+    loop's tolerances tightened, `UserCheck.factors`) until an ``optimal`` candidate passes
+    ``user``'s tests or an infeasibility certificate passes `certificate_error` on the user's
+    data (a rejected one makes the loop go on with a tighter certificate test), or the
+    iterations or time run out (the flag is then reset to running).
     With ``pol[0]`` each candidate is polished first (``polish_state`` with ``delta, refine =
     pol[1:]``), and the polished point is kept if it passes; polishing is also tried at
     iteration `POLISH_FIRST` and whenever the count has doubled since the last try. Raises
     what a refactorization raises (``numpy.linalg.LinAlgError``)."""
     from cvxkit.solvers.admm_box import polish_state
     from cvxkit.solvers.driver import run
+
+    from cvxkit.solvers.admm_box import box_polar
 
     d0, runs, polish_info, t_start = d, [], "off", time.perf_counter()
     next_polish = POLISH_FIRST
@@ -197,6 +232,16 @@ def confirmed_run(bk, alg, sp, d, s, dopts, max_iter: int, pol, user: UserCheck,
         out = run(alg, bk, s, d, remaining(dopts, s.k, stop, t_start))
         runs.append(out)
         s = out.state
+        flag = int(s.flag)
+        if flag in (PRIMAL_INFEASIBLE, DUAL_INFEASIBLE):
+            if user.certificate_holds(flag, d.E * box_polar(bk, d, s.dy), d.D * s.dx,
+                                      iteration=s.k):
+                break
+            s = s._replace(flag=RUNNING)  # not confirmed: go on with a tighter test
+            if exhausted(out, s.k, max_iter):
+                break
+            d = d._replace(settings=tightened(d.settings, user.factors(flag)))
+            continue
         if int(s.flag) == RUNNING and pol[0] and int(s.k) >= next_polish and \
                 out.status not in (Status.TIME_LIMIT, Status.INTERRUPTED):
             next_polish = 2 * int(s.k)
@@ -215,7 +260,7 @@ def confirmed_run(bk, alg, sp, d, s, dopts, max_iter: int, pol, user: UserCheck,
         s = s._replace(flag=RUNNING)  # not confirmed: go on with tighter internal tolerances
         if exhausted(out, s.k, max_iter):
             break
-        d = d._replace(settings=user.tighten(d.settings))
+        d = d._replace(settings=tightened(d.settings, user.factors(SOLVED)))
     if int(s.flag) == SOLVED and runs[-1].status is Status.MAX_ITER:  # polished at a try
         runs[-1] = runs[-1]._replace(status=Status.OPTIMAL)
     return merge_runs(runs), s, polish_info
@@ -254,21 +299,32 @@ class MemberChecks:
         for k, v in f.items():
             fin[k] = v.reshape(np.shape(fin[k]))
 
-    def review(self, fin, out: Run) -> np.ndarray:
-        """Per (padded) member, the factor by which to tighten its tolerances and go on (1:
-        nothing to do). An ``optimal`` member that fails its tests gets its flag reset to
+    def review(self, fin, out: Run):
+        """``(factors, redo)``: which (padded) members go on, and the factors of their
+        settings (`UserCheck.factors`, one array per field). A member whose optimal candidate
+        fails its tests, or whose certificate fails `certificate_error`, gets its flag reset to
         running in ``fin``; it goes on unless its iterations or the run's time are used up."""
         members, f = self._members(fin)
-        factors = np.ones(f["flag"].shape)
+        shape = f["flag"].shape
+        factors = {k: np.ones(shape) for k in ("eps_abs", "eps_rel", "eps_pinf", "eps_dinf")}
+        redo = np.zeros(shape, dtype=bool)
         xs, ys = (np.atleast_2d(fin[k]) for k in ("x", "y"))
+        cy, cx = (np.atleast_2d(fin[k]) for k in ("cert_y", "cert_x"))
         for i, chk in members:
-            if int(f["flag"][i]) != SOLVED or chk.holds(xs[i], ys[i], iteration=f["k"][i]):
+            flag, k = int(f["flag"][i]), f["k"][i]
+            if flag == SOLVED:
+                if chk.holds(xs[i], ys[i], iteration=k):
+                    continue
+            elif flag not in (PRIMAL_INFEASIBLE, DUAL_INFEASIBLE) or \
+                    chk.certificate_holds(flag, cy[i], cx[i], iteration=k):
                 continue
             f["flag"][i] = RUNNING
-            if not exhausted(out, f["k"][i], self.max_iter):
-                factors[i] = chk.tighten_factor()
+            if not exhausted(out, k, self.max_iter):
+                redo[i] = True
+                for name, v in chk.factors(flag).items():
+                    factors[name][i] = v
         self._store(fin, f)
-        return factors
+        return factors, redo
 
     def finalize(self, fin):
         """``relaxed`` kept only where the 10x tests also hold on the user's data; ``y``

@@ -443,7 +443,7 @@ def numpy_solve(P, q, A, l, u, d, s, sp, setup_time, opts, cfg, pol, info=None):
     when a refactorization failed)."""
     bk = get_backend("numpy")
     alg, dopts = _driver(ALG_DENSE if sp is QP_DENSE else ALG_SPARSE, opts, cfg, jax=False)
-    user = UserCheck(P, q, A, l, u, cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"])
+    user = UserCheck.of(P, q, A, l, u, cfg)
     try:  # until an optimal candidate passes the tests on the user's data (`admm_check`)
         out, s, polish_info = confirmed_run(
             bk, alg, sp, d, s, dopts, cfg["max_iter"], pol, user,
@@ -574,14 +574,14 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
         fin = jax.device_get(finish(d, out.state, delta))
         runs, d0 = [out], d
         while checks is not None:
-            factors = checks.review(fin, out)
-            redo = factors < 1
+            factors, redo = checks.review(fin, out)
             if not redo.any():
                 break
             place = (lambda new, old: jax.device_put(new, old.sharding)) if batched else None
             d = d._replace(settings=tightened(d.settings, factors, place))
-            flag = np.where(redo, RUNNING, jax.device_get(out.state.flag))
-            s = out.state._replace(flag=jax.device_put(flag.astype(np.int32), out.state.flag.sharding))
+            old = out.state.flag
+            flag = np.where(redo.reshape(old.shape), RUNNING, jax.device_get(old)).astype(np.int32)
+            s = out.state._replace(flag=jax.device_put(flag, old.sharding))
             done = int(np.min(np.atleast_1d(fin["k"])[redo]))
             dopts = dataclasses.replace(dopts, max_iter=max(1, cfg["max_iter"] - done),
                                         time_limit=max(opts.time_limit - sum(r.solve_time for r in runs), 1e-9))
@@ -599,7 +599,7 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
 
 def _jax_single(bk, P, q, A, l, u, x0, y0, rho0, t_setup, opts, cfg, scaling, pol) -> Result:
     pre = time.perf_counter() - t_setup
-    user = UserCheck(P, q, A, l, u, cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"])
+    user = UserCheck.of(P, q, A, l, u, cfg)
     fin, out, setup_time, finish_time, compile_extra = _jax_run(
         bk, P, q, A, l, u, x0, y0, rho0, None, opts, cfg, scaling, pol,
         checks=MemberChecks([user], cfg["max_iter"]))
@@ -624,8 +624,8 @@ def _jax_batch(bk, P, q, A, l, u, x0, y0, rho0, batch, t_setup, opts, cfg, scali
                mesh) -> Result:
     pre = time.perf_counter() - t_setup
     pick = lambda M, i, nd: M[i] if np.ndim(M) == nd else M  # noqa: E731
-    checks = MemberChecks([UserCheck(pick(P, i, 3), pick(q, i, 2), pick(A, i, 3), pick(l, i, 2),
-                                     pick(u, i, 2), cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"])
+    checks = MemberChecks([UserCheck.of(pick(P, i, 3), pick(q, i, 2), pick(A, i, 3),
+                                        pick(l, i, 2), pick(u, i, 2), cfg)
                            for i in range(batch)], cfg["max_iter"])
     fin, out, setup_time, finish_time, compile_extra = _jax_run(
         bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, mesh, checks)

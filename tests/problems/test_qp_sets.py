@@ -84,6 +84,17 @@ def test_a_loose_internal_stop_cannot_give_optimal(monkeypatch):
     assert "failed the tests on the user's data" in short.message
 
 
+def test_no_false_unboundedness_certificate():
+    """PRIMALC1 has a finite optimum; at iteration 25 the step d of the iterates passed the
+    relative recession test (rows of norm 2059 whose entries along d are 1 let (Ad)_i = 0.05
+    pass). `certificate_error` measures each row against its own terms along d, the candidate
+    is rejected, and the loop goes on to the optimum."""
+    d = data("PRIMALC1")
+    res = admm_qp(d["P"], d["q"], d["A"], d["l"], d["u"], eps_abs=1e-3, eps_rel=0.0, polish=True)
+    assert res.status is Status.OPTIMAL and judged(d, res, 1e-3).ok, res.message
+    assert any("dual_infeasible" in str(r[1]) for r in res.info["rejected"])
+
+
 def test_eps_rel_zero_is_allowed_and_eps_abs_zero_is_not():
     d = data("HS21")
     res = admm_qp(d["P"], d["q"], d["A"], d["l"], d["u"], eps_abs=1e-8, eps_rel=0.0)
