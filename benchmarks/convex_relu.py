@@ -1,6 +1,22 @@
-"""Benchmark: convex two-layer ReLU training — cvxkit's ADMM (numpy, JAX) and BCD (gated) against
-CVXPY + Clarabel, CVXPY + SCS and a plain numpy FISTA; BCD on a lasso against scikit-learn's
-``Lasso`` and FISTA.
+"""Benchmark: convex two-layer ReLU training — cvxkit's ADMM and augmented Lagrangian (numpy, JAX)
+and BCD (gated) against CVXPY + Clarabel, CVXPY + SCS and a plain numpy FISTA; BCD on a lasso
+against scikit-learn's ``Lasso`` and FISTA.
+
+**Accuracy target** (the issue's): the reference objective within 1e-4 (relative) with cone
+violations at most ``VIOLATION`` = 1e-6 times max |X u_j| (`within`).
+
+**Augmented Lagrangian** (``relu_al``, in the ReLU rows and the sweep): its tol ladder 1e-3,
+1e-4, 1e-5 with ``constraint_tol=1e-6`` (its own stopping rule: a certified gap), and an oracle
+stop (`al_oracle`: a callback ends the run once the monitored objective and violation meet the
+target, checked every 10 iterations).
+
+**Sweep** (``--held-out``, ``--beta-sweep 1e-4 1e-3 1e-2 1e-1``, ``--sweep-size``): the issue's
+held-out instance (`held_out`) and beta = (beta / n) n on the benchmark data, each with Clarabel,
+the ADMM ladder, the AL rows and ``prob.solve()`` at default settings (`default_rows`;
+``--default-only`` runs just Clarabel and that).
+
+**Defaults** (``--defaults n,d,P``): every method of each variant and loss by its tol ladder on
+``--defaults-backend``: the measurement behind ``ConvexReLU.default_method``.
 
 Data (seeded): X (n, d) standard normal with a ones column (bias), y from a planted ReLU network
 with 5 neurons plus noise 0.1; ``n_patterns = P`` gates; beta = 1e-4 * n (the squared loss is a
@@ -11,8 +27,8 @@ whose experiments use 1e-3).
 when it is run (``--cvxpy-max-n``: skipped above this n, the issue measured > 120 s at n = 3000,
 and its time is then reported as "skipped"), else our ADMM at tol 1e-9. "time to 1e-4" is the
 wall time (set-up included, JAX compilation excluded and printed apart) of the first solve of
-the ladder tol = 1e-3, 1e-4, ... whose objective is within 1e-4 (relative) of the reference with
-cone violation <= 1e-4 * max|X v|. SCS runs at eps 1e-4 (time limit ``--scs-time-limit``).
+the ladder tol = 1e-3, 1e-4, ... that meets the accuracy target. SCS runs at eps 1e-4 (time
+limit ``--scs-time-limit``).
 
 **Gated ReLU** (C-GReLU, squared loss, same data): BCD (``prob.solve("bcd")``: cyclic,
 proximal-gradient block updates, Anderson extrapolation, one block per pattern) against plain
@@ -92,24 +108,49 @@ def fista(A, y, lam, penalty, block, f_target=None, rtol=1e-4, max_iter=100_000,
     return x, max_iter
 
 
-def within(prob, res, f_ref, rtol=1e-4):
+#: the issue's accuracy target: objective within 1e-4 (relative) of the reference, cone
+#: violation at most VIOLATION times max |X u_j|
+VIOLATION = 1e-6
+
+
+def relative_violation(prob, W):
+    W = np.asarray(W)
+    scale = float(np.abs(prob.X @ W.reshape(-1, prob.d).T).max())
+    return prob.max_violation(W) / scale if scale > 0 else 0.0
+
+
+def within(prob, res, f_ref, rtol=1e-4, viol=VIOLATION):
     if res.x is None:
         return False
     W = np.asarray(res.x)
-    scale = max(1.0, float(np.abs(prob.X @ W.reshape(-1, prob.d).T).max()))
     return (abs(prob.objective(W) - f_ref) <= rtol * abs(f_ref)
-            and prob.max_violation(W) <= rtol * scale)
+            and relative_violation(prob, W) <= viol)
 
 
-def ladder(prob, method, backend, f_ref, rtol, repeat, **kw):
-    """First tol of 1e-3, 1e-4, ... whose solve is within rtol of f_ref: (time, tol, res)."""
-    for tol in (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8):
+def ladder(prob, method, backend, f_ref, rtol, repeat, tols=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
+           **kw):
+    """First tol of ``tols`` whose solve is within rtol of f_ref: (time, tol, res)."""
+    for tol in tols:
         if backend == "jax":
-            prob.solve(method, backend=backend, tol=tol, **kw)  # compiles once
+            prob.solve(method, backend=backend, tol=tol, **{**kw, "max_iter": 2})  # compiles
         res, t = best_of(repeat, lambda: prob.solve(method, backend=backend, tol=tol, **kw))
         if within(prob, res, f_ref, rtol):
             return res.setup_time + res.solve_time, tol, res
     return float("nan"), None, res
+
+
+def al_oracle(prob, backend, f_ref, rtol, repeat, max_iter):
+    """relu_al stopped as soon as its objective is within ``rtol`` of ``f_ref`` with the current
+    violation at most VIOLATION (its monitor, checked every 10 iterations): the algorithm's
+    speed apart from its certificate. (time, res); NaN when max_iter does not get there."""
+    kw = dict(backend=backend, tol=1e-12, check_every=10, max_iter=max_iter,
+              callback=lambda v: (abs(v["objective"] - f_ref) <= rtol * abs(f_ref)
+                                  and v["violation"] <= VIOLATION))
+    if backend == "jax":
+        prob.solve("relu_al", **{**kw, "max_iter": 2})
+    res, _ = best_of(repeat, lambda: prob.solve("relu_al", **kw))
+    ok = within(prob, res, f_ref, rtol)
+    return (res.setup_time + res.solve_time if ok else float("nan")), res
 
 
 def oracle_stop(prob, backend, f_ref, rtol, args, **kw):
@@ -171,6 +212,126 @@ def relu_rows(n, d, P, args):
         rows.append(dict(variant="relu", n=n, d=d, P=prob.P, solver=f"admm-{backend}", time=t,
                          tol=tol, iterations=res.iterations, compile=res.compile_time,
                          vs_clarabel=ratio_cl, vs_scs=ratio_scs, reference=ref_name))
+    rows += al_rows(prob, f_ref, t_cl, args, dict(variant="relu", n=n, d=d, P=prob.P))
+    return rows
+
+
+def al_rows(prob, f_ref, t_cl, args, label):
+    """relu_al on each back end: its tol ladder (its own stopping rule: certified gap, violation
+    1e-6) and the oracle stop (`al_oracle`)."""
+    rows = []
+    if args.no_al:
+        return rows
+    for backend in args.backend:
+        t, tol, res = ladder(prob, "relu_al", backend, f_ref, 1e-4, args.repeat,
+                             tols=(1e-3, 1e-4, 1e-5), constraint_tol=VIOLATION,
+                             max_iter=args.al_max_iter)
+        t_o, res_o = al_oracle(prob, backend, f_ref, 1e-4, args.repeat, args.al_max_iter)
+        print(f"AL ({backend}): {t:.3f} s to 1e-4 (tol {tol}, {res.iterations} it, "
+              f"{res.info['outer']} updates, status {res.status.value}); oracle stop "
+              f"{t_o:.3f} s ({res_o.iterations} it); Clarabel/AL {t_cl / t:.2f}x "
+              f"(oracle {t_cl / t_o:.2f}x)")
+        rows.append(dict(**label, solver=f"al-{backend}", time=t, tol=tol,
+                         iterations=res.iterations, status=res.status.value,
+                         oracle_time=t_o, oracle_iterations=res_o.iterations,
+                         vs_clarabel=t_cl / t, oracle_vs_clarabel=t_cl / t_o))
+    return rows
+
+
+def held_out():
+    """The issue's held-out instance: (n, d, P) = (1000, 20, 50), X standard normal, y =
+    ReLU(X w) + 0.1 noise (w standard normal), beta = 1e-3, seed 3 (data and gates)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1000, 20))
+    w = rng.standard_normal(20)
+    y = np.maximum(X @ w, 0) + 0.1 * rng.standard_normal(1000)
+    return ConvexReLU(X, y, n_patterns=50, beta=1e-3, seed=3)
+
+
+METHODS = {("relu", "squared"): ("relu_admm", "relu_al"),
+           ("gated", "squared"): ("relu_admm", "relu_al", "rfista", "bcd"),
+           ("gated", "logistic"): ("relu_admm", "relu_al", "rfista")}
+
+
+def defaults_rows(args):
+    """Every method of each variant and loss (classification: labels sign(y - median y)), time
+    to the reference within 1e-4 with violation <= 1e-6 by its own stopping rule (the tol
+    ladder), on ``--defaults-backend``: the measurement behind ``ConvexReLU.default_method``."""
+    n, d, P = (int(v) for v in args.defaults.split(","))
+    X, y = data(n, d)
+    rows = []
+    for variant in ("relu", "gated"):
+        for loss in ("squared", "logistic", "hinge"):
+            t = y if loss == "squared" else np.where(y > np.median(y), 1.0, -1.0)
+            prob = ConvexReLU(X, t, n_patterns=P, beta=args.beta_per_sample * n, loss=loss,
+                              variant=variant, seed=0)
+            t_cl, ref = cvxpy_time(prob, "CLARABEL", tol_gap_abs=1e-8, tol_gap_rel=1e-8,
+                                   tol_feas=1e-8)
+            print(f"\n== {variant} {loss} ({n}, {d}, {prob.P}): Clarabel {t_cl:.2f} s, "
+                  f"objective {ref.objective:.10g} ({ref.status})")
+            label = dict(variant=variant, loss=loss, n=n, d=d, P=prob.P)
+            rows.append(dict(**label, solver="cvxpy+clarabel", time=t_cl))
+            for m in METHODS.get((variant, loss), ("relu_admm", "relu_al")):
+                kw = {"constraint_tol": VIOLATION} if m == "relu_al" else {}
+                tm, tol, res = ladder(prob, m, args.defaults_backend, ref.objective, 1e-4,
+                                      args.repeat, max_iter=args.al_max_iter, **kw)
+                print(f"{m} ({args.defaults_backend}): {tm:.3f} s (tol {tol}, "
+                      f"{res.iterations} it, last status {res.status.value}); Clarabel/"
+                      f"{m} {t_cl / tm:.2f}x")
+                rows.append(dict(**label, solver=m, backend=args.defaults_backend, time=tm,
+                                 tol=tol, iterations=res.iterations, vs_clarabel=t_cl / tm))
+    return rows
+
+
+def sweep_rows(args):
+    """Clarabel, the ADMM and the AL (JAX) on the held-out instance and across beta / n at
+    (1000, 20, 50) (the benchmark's data)."""
+    cases = [("held-out", held_out())] if args.held_out else []
+    for b in args.beta_sweep:
+        n, d, P = (int(v) for v in args.sweep_size.split(","))
+        X, y = data(n, d, seed=args.sweep_seed)
+        cases.append((f"beta/n={b:g}", ConvexReLU(X, y, n_patterns=P, beta=b * n, seed=0)))
+    rows = []
+    for name, prob in cases:
+        t_cl, ref = cvxpy_time(prob, "CLARABEL", tol_gap_abs=1e-8, tol_gap_rel=1e-8,
+                               tol_feas=1e-8)
+        f_ref = ref.objective
+        print(f"\n== {name} (n, P, beta) = ({prob.n}, {prob.P}, {prob.beta:g}): Clarabel "
+              f"{t_cl:.2f} s, objective {f_ref:.10g} ({ref.status})")
+        label = dict(case=name, n=prob.n, P=prob.P, beta=prob.beta)
+        rows.append(dict(**label, solver="cvxpy+clarabel", time=t_cl, objective=f_ref))
+        if args.default_only:
+            rows += default_rows(prob, f_ref, t_cl, args, label)
+            continue
+        for backend in args.backend:
+            t, tol, res = ladder(prob, "relu_admm", backend, f_ref, 1e-4, args.repeat,
+                                 max_iter=args.admm_max_iter)
+            print(f"ADMM ({backend}): {t:.3f} s (tol {tol}, {res.iterations} it, "
+                  f"{res.status.value}); Clarabel/ADMM {t_cl / t:.2f}x")
+            rows.append(dict(**label, solver=f"admm-{backend}", time=t, tol=tol,
+                             iterations=res.iterations, vs_clarabel=t_cl / t))
+        rows += al_rows(prob, f_ref, t_cl, args, label)
+        rows += default_rows(prob, f_ref, t_cl, args, label)
+    return rows
+
+
+def default_rows(prob, f_ref, t_cl, args, label):
+    """``prob.solve()`` at default settings (the default method and its defaults) on each back
+    end: time, status, and whether it meets the 1e-4 / 1e-6 target."""
+    rows = []
+    for backend in args.backend:
+        if backend == "jax":
+            prob.solve(backend=backend, max_iter=2)
+        res, _ = best_of(args.repeat, lambda: prob.solve(backend=backend))
+        t, ok = res.setup_time + res.solve_time, within(prob, res, f_ref, 1e-4)
+        rel = (res.objective - f_ref) / abs(f_ref)
+        print(f"default ({res.method}, {backend}): {t:.3f} s, {res.status.value}, "
+              f"{res.iterations} it, objective {rel:+.1e} relative, violation "
+              f"{relative_violation(prob, res.x):.1e}, target met: {ok}; Clarabel/default "
+              f"{t_cl / t:.2f}x")
+        rows.append(dict(**label, solver=f"default-{res.method}-{backend}", time=t,
+                         status=res.status.value, iterations=res.iterations, rel=rel,
+                         met=bool(ok), vs_clarabel=t_cl / t))
     return rows
 
 
@@ -295,10 +456,25 @@ def main():
     ap.add_argument("--gated-ladder", action="store_true",
                     help="gated BCD: time the tol ladder (its own stopping rule) instead of "
                          "stopping it like FISTA, at the reference objective")
+    ap.add_argument("--no-al", action="store_true", help="skip relu_al")
+    ap.add_argument("--al-max-iter", type=int, default=100_000)
+    ap.add_argument("--admm-max-iter", type=int, default=20_000)
+    ap.add_argument("--held-out", action="store_true", help="the issue's held-out instance")
+    ap.add_argument("--beta-sweep", nargs="*", type=float, default=[],
+                    help="beta / n values of the sweep (e.g. 1e-4 1e-3 1e-2 1e-1)")
+    ap.add_argument("--sweep-size", default="1000,20,50")
+    ap.add_argument("--sweep-seed", type=int, default=0)
+    ap.add_argument("--default-only", action="store_true",
+                    help="held-out / sweep: only Clarabel and prob.solve() at default settings")
+    ap.add_argument("--defaults", default=None, metavar="n,d,P",
+                    help="time every method of each variant and loss at this size")
+    ap.add_argument("--defaults-backend", default="numpy")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "convex_relu.json"))
     args = ap.parse_args()
-    rows = []
+    rows = sweep_rows(args) if args.held_out or args.beta_sweep else []
+    if args.defaults:
+        rows += defaults_rows(args)
     for s in args.sizes:
         n, d, P = (int(v) for v in s.split(","))
         if not args.no_relu:

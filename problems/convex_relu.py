@@ -25,9 +25,12 @@ $g_i \sim N(0, I_d)$ (duplicate and all-zero patterns removed; ``P`` is the numb
   $\ell(y_kx_k^\top a_k - \epsilon\lVert a_k\rVert_1)$ (classification).
 
 Methods: ``"relu_admm"`` (every variant; `cvxkit.solvers.relu_admm` on the splitting of
-`cvxkit.problems.relu_splitting`) and ``"bcd"`` (gated,
-squared loss: block coordinate descent, one block per pattern; `cvxkit.solvers.bcd`). The
-solution ``Result.x`` is (2, P, d) (``v``, ``w``) for ReLU, (P, d) for gated.
+`cvxkit.problems.relu_splitting`), ``"relu_al"`` (the augmented Lagrangian of Mishkin, Sahiner &
+Pilanci with R-FISTA subproblems, every variant but the robust one; `cvxkit.solvers.relu_al` on
+`relu_model`), ``"rfista"`` (gated, squared and logistic losses) and ``"bcd"`` (gated, squared
+loss: block coordinate descent, one block per pattern; `cvxkit.solvers.bcd`). The default
+depends on the variant and loss (`ConvexReLU.default_method`). The solution ``Result.x`` is
+(2, P, d) (``v``, ``w``) for ReLU, (P, d) for gated.
 """
 from __future__ import annotations
 
@@ -282,7 +285,16 @@ class ConvexReLU(Problem):
         self.objective_scale = max(1e-9 * loss_value(loss, np.zeros(self.n), self.y), 1e-300)
 
     def default_method(self) -> str:
-        return "relu_admm"
+        """The fastest method that met the benchmark's accuracy target (objective within 1e-4
+        of Clarabel's, cone violation at most 1e-6 max|Xu|) for this variant and loss
+        (docs/convex_relu.md, "Which method"): ``relu_al`` for the ReLU variant with the
+        squared and logistic losses, ``rfista`` for the gated variant with the logistic loss,
+        ``relu_admm`` otherwise (gated squared and hinge, ReLU hinge, the robust program)."""
+        if self.epsilon > 0:
+            return "relu_admm"
+        if self.variant == "relu":
+            return "relu_admm" if self.loss == "hinge" else "relu_al"
+        return "rfista" if self.loss == "logistic" else "relu_admm"
 
     # --- the model --------------------------------------------------------------------------
     def _weights(self, W) -> np.ndarray:

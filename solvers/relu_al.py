@@ -44,8 +44,9 @@ line search may take several products); ``info["outer"]`` counts multiplier upda
 **Stopping rule** (checked after every subproblem, on the user's data), at $(U, t)$ with the
 updated multipliers:
 
-* primal: $r_p = \max(-c)_+/\max|c| \le$ ``constraint_tol`` (default ``tol``): the cone
-  violation relative to the largest $|Xu_j|$ (the hinge loss is evaluated exactly at $U$);
+* primal: $r_p = \max(-c)_+/\max|c| \le$ ``constraint_tol`` (default 1e-6, or ``tol`` if
+  smaller): the cone violation relative to the largest $|Xu_j|$ (the hinge loss is evaluated
+  exactly at $U$);
 * gap: a certified relative duality gap $(f(U) - D)/f(U) \le$ ``tol``. The dual of the program is
   $\max_{\theta, \mu \ge 0} -\ell^*(\theta)$ s.t. $\lVert(\mathcal F^*\theta - \mathcal G^*
   \mu)_j\rVert \le \beta$ for every group; the point $(s\theta, s\mu)$ with $\theta = \nabla
@@ -89,6 +90,8 @@ from cvxkit.solvers.result import Result, Status
 
 #: relative violation above which the warm-up doubles the penalty
 WARM_VIOLATION = 1e-2
+#: the default constraint_tol (or tol, if smaller): the relative cone violation
+DEFAULT_VIOLATION = 1e-6
 #: factor by which the inner tolerance is tightened
 TAU = 2.0
 #: an optimal float32 run is confirmed in float64 within this many times the tolerances
@@ -265,10 +268,13 @@ def make_algorithm(model_key: tuple, name: str) -> Algorithm:
     model = LinearModel(forward, adjoint, None, None, loss, 0.0, (), (), None, constrained)
 
     def monitor(bk, s, d):
-        x = s.it.x
-        f = objective_estimate(bk.xp, loss, x.z, d.y, x.U, d.settings.beta)
-        return {"objective": f, "prim_res": s.prim_res, "dual_res": s.dual_res, "gap": s.gap,
-                "inner": s.it.measure / d.settings.scale, "delta": s.delta, "outer": s.outer}
+        xp, x = bk.xp, s.it.x
+        f = objective_estimate(xp, loss, x.z, d.y, x.U, d.settings.beta)
+        viol = 0.0 * f if x.c is None else xp.max(xp.maximum(-x.c, 0.0)) / xp.maximum(
+            xp.max(xp.abs(x.c)), xp.finfo(x.c.dtype).tiny)
+        return {"objective": f, "violation": viol, "prim_res": s.prim_res, "dual_res": s.dual_res,
+                "gap": s.gap, "inner": s.it.measure / d.settings.scale, "delta": s.delta,
+                "outer": s.outer}
 
     return Algorithm(name, lambda bk, s, d: _step(bk, model, d, s), monitor,
                      lambda bk, s, d: s.done)
@@ -302,7 +308,7 @@ def _warm_start(ws, model: LinearModel, method: str):
         state = ws.info.get("state") if isinstance(ws.info, dict) else None
         if ws.method == method and isinstance(state, dict):
             U = validate.warm_array(expected, "warm_start", np.asarray(state["U"]), model.shape)
-            parts = {k: state[k] for k in ("mu", "nu", "delta", "omega")}
+            parts = {k: state[k] for k in ("mu", "nu", "delta")}  # omega starts afresh
             if (parts["nu"] is None) != (model.loss != "hinge"):
                 raise ValueError(f"{expected}; got a Result of another loss")
             return U, parts
@@ -325,7 +331,8 @@ def _final_check(model: LinearModel, x, mu, nu, tol, ctol, beta, s_d):
 def _options(tol, constraint_tol, max_iter, time_limit, verbose, progress, callback, check_every,
              seed, dtype, delta, inner_tol):
     tol = validate.positive("tol", tol)
-    ctol = tol if constraint_tol is None else validate.positive("constraint_tol", constraint_tol)
+    ctol = min(tol, DEFAULT_VIOLATION) if constraint_tol is None else validate.positive(
+        "constraint_tol", constraint_tol)
     validate.positive("delta", delta)
     validate.positive("inner_tol", inner_tol)
     opts = Options(tol=tol, max_iter=max_iter, time_limit=time_limit, verbose=verbose,
@@ -365,7 +372,7 @@ def _solve(model: LinearModel, method: str, *, backend, tol, constraint_tol, max
         nu = (f(parts["nu"]) if parts.get("nu") is not None else f(np.zeros(n))) \
             if model.loss == "hinge" else None
         eta = _step_estimate(bk, model, lin, delta0, model.shape)
-        omega0 = tol if not constrained else float(parts.get("omega", inner_tol))
+        omega0 = tol if not constrained else inner_tol
         i32 = (lambda v: xp.asarray(v, dtype=xp.int32)) if bk.name == "jax" else int
         st = Settings(f(tol), f(ctol), f(model.beta), f(s_d),
                       f(10 * float(np.finfo(np.dtype(dtype)).eps)))
@@ -408,8 +415,8 @@ def _solve(model: LinearModel, method: str, *, backend, tol, constraint_tol, max
                   method=method, backend=bk.name, run=out, setup_time=setup)
 
 
-def relu_al(model: LinearModel, *, backend="numpy", tol: float = 1e-6,
-            constraint_tol: float | None = None, max_iter: int = 20_000,
+def relu_al(model: LinearModel, *, backend="numpy", tol: float = 1e-4,
+            constraint_tol: float | None = None, max_iter: int = 100_000,
             time_limit: float = math.inf, verbose: bool = False, progress: bool | None = None,
             callback=None, check_every: int | None = None, seed: int = 0,
             dtype: str = "float64", warm_start=None, delta: float = 1.0,
@@ -421,14 +428,16 @@ def relu_al(model: LinearModel, *, backend="numpy", tol: float = 1e-6,
     Args:
         model: the `cvxkit.solvers.fista.LinearModel` (constraints, the hinge loss, or neither).
         tol: the tolerance on the certified relative duality gap (on the dual residual when
-            ``beta = 0``; module docstring).
-        constraint_tol: the tolerance on the relative constraint violation (default ``tol``).
+            ``beta = 0``; module docstring). The certificate is conservative: the objective is
+            usually much closer than ``tol``.
+        constraint_tol: the tolerance on the relative constraint violation (default: 1e-6, or
+            ``tol`` if smaller).
         max_iter: R-FISTA iterations in all (every subproblem counted).
         delta: the initial penalty $\delta$ (the calibration doubles it while the first
             subproblem's violation exceeds 1e-2).
         inner_tol: the first subproblems' tolerance $\omega_0$ on the gradient mapping.
         warm_start: a previous `Result` of ``relu_al`` on a program of the same shapes (its
-            iterate, multipliers, penalty and inner tolerance), or weights of the shape of
+            iterate, multipliers and penalty), or weights of the shape of
             ``Result.x`` (an array, or another method's `Result`) with zero multipliers; anything
             else raises ``ValueError``.
         seed: has no effect (the method is deterministic); accepted because every method takes it.
