@@ -270,11 +270,13 @@ def make_algorithm(model_key: tuple, name: str) -> Algorithm:
     def monitor(bk, s, d):
         xp, x = bk.xp, s.it.x
         f = objective_estimate(xp, loss, x.z, d.y, x.U, d.settings.beta)
+        inner = s.it.measure / d.settings.scale
+        if not (constrained or loss == "hinge"):  # R-FISTA: no multipliers, no penalty
+            return {"objective": f, "dual_res": s.dual_res, "gap": s.gap, "inner": inner}
         viol = 0.0 * f if x.c is None else xp.max(xp.maximum(-x.c, 0.0)) / xp.maximum(
             xp.max(xp.abs(x.c)), xp.finfo(x.c.dtype).tiny)
         return {"objective": f, "violation": viol, "prim_res": s.prim_res, "dual_res": s.dual_res,
-                "gap": s.gap, "inner": s.it.measure / d.settings.scale, "delta": s.delta,
-                "outer": s.outer}
+                "gap": s.gap, "inner": inner, "delta": s.delta, "outer": s.outer}
 
     return Algorithm(name, lambda bk, s, d: _step(bk, model, d, s), monitor,
                      lambda bk, s, d: s.done)
