@@ -48,6 +48,8 @@ from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
 VARIANTS = ("relu", "gated")
+#: `ConvexReLU.prune` treats blocks below this fraction of the largest block norm as zero
+ZERO_BLOCK = 1e-8
 
 
 def _samples(X, nonempty: bool = True) -> np.ndarray:
@@ -349,6 +351,41 @@ class ConvexReLU(Problem):
         root = np.sqrt(norms[nz])
         return TwoLayerNetwork(blocks[nz] / root[:, None], signs[nz] * root,
                                None if gates is None else gates[nz])
+
+    def prune(self, W, rtol: float = 1e-10) -> np.ndarray:
+        r"""Optimal pruning (Mishkin & Pilanci, ICML 2023): weights with the same predictions and,
+        at an optimum, the same objective, whose active blocks have linearly independent
+        contributions $c_j = \pm D_iXu_j$ (so at most $\operatorname{rank}$ of them, $\le n$).
+
+        While the $c_j$ of the nonzero blocks are dependent ($\sigma_{\min} \le$ ``rtol``
+        $\sigma_{\max}$ of $[c_j]$, or more blocks than samples), take a null vector $b$ of
+        $[c_j]$ with $\max_j b_j > 0$ and scale each block by $1 - b_j/\max b \ge 0$: the
+        prediction $\sum_j c_j$ is unchanged, one block becomes zero and every block keeps its
+        direction (the cones hold). At an optimum $\beta\lVert u_j\rVert = \langle\rho^\star,
+        c_j\rangle$ for the active blocks ($\rho^\star$ the optimal dual vector), so the penalty
+        is unchanged too; at an approximate answer it changes by the answer's error. Blocks below
+        `ZERO_BLOCK` times the largest norm are set to zero first (an interior-point answer has
+        no exact zeros). Returns the pruned weights (shape of ``W``); ``network(prune(W))`` is
+        the smaller network."""
+        W = self._weights(W).copy()
+        blocks = W.reshape(-1, self.d)  # a view: scaled in place
+        norms = np.linalg.norm(blocks, axis=1)
+        blocks[norms <= ZERO_BLOCK * norms.max()] = 0.0  # an interior-point answer's near-zeros
+        signs = np.ones(len(blocks)) if self.variant == "gated" else np.repeat([1.0, -1.0], self.P)
+        pattern = np.arange(len(blocks)) % self.P
+        while True:
+            act = np.flatnonzero(np.linalg.norm(blocks, axis=1) > 0)
+            if act.size == 0:
+                return W
+            C = signs[act] * self.D[:, pattern[act]] * (self.X @ blocks[act].T)  # (n, k)
+            _, sv, Vt = np.linalg.svd(C)
+            if act.size <= C.shape[0] and sv[-1] > rtol * sv[0]:
+                return W
+            b = Vt[-1]
+            b = b if b.max() > 0 else -b
+            scale = np.maximum(1.0 - b / b.max(), 0.0)
+            scale[np.argmax(b)] = 0.0
+            blocks[act] *= scale[:, None]
 
     # --- reference ----------------------------------------------------------------------------
     def to_cvxpy(self):

@@ -531,3 +531,36 @@ def test_default_method_by_variant_and_loss(variant, loss, eps, expected):
     assert prob.default_method() == expected
     res = prob.solve(max_iter=3)
     assert res.method == expected and res.status is Status.MAX_ITER
+
+
+@pytest.mark.parametrize("variant", ["relu", "gated"])
+def test_optimal_pruning_keeps_predictions_and_objective(variant):
+    """ConvexReLU.prune (Mishkin & Pilanci 2023): the active blocks' contributions end linearly
+    independent (at most n blocks), the predictions stay to 1e-8 and, at an optimum, the
+    objective too; the cones still hold."""
+    X, y = regression(40, 4)
+    prob = ConvexReLU(X, y, n_patterns=30, beta=0.01, variant=variant)
+    res = prob.solve("relu_al", tol=1e-9, max_iter=200_000)
+    assert res.status is Status.OPTIMAL
+    W = prob.prune(res.x)
+    nz = np.linalg.norm(W.reshape(-1, prob.d), axis=1) > 0
+    assert nz.sum() <= prob.n and prob.network(W).hidden == nz.sum()
+    np.testing.assert_allclose(prob.predict(W), prob.predict(res.x), rtol=0, atol=1e-8)
+    assert prob.objective(W) == pytest.approx(res.objective, rel=1e-8)
+    assert prob.max_violation(W) <= max(prob.max_violation(res.x), 1e-12) * 10
+    C = np.stack([prob.predict(np.where(np.arange(nz.size)[:, None] == j,
+                                        W.reshape(-1, prob.d), 0.0).reshape(prob.shape))
+                  for j in np.flatnonzero(nz)], axis=1)
+    assert np.linalg.matrix_rank(C) == nz.sum()
+
+
+def test_pruning_published_instance():
+    """The digest's pruning test: Test A's optimum keeps its objective (0.311048649) with 4
+    blocks; from Clarabel's answer (no exact zeros) too."""
+    X, y, G = a_data()
+    prob = ConvexReLU(X, y, beta=0.1, gates=G)
+    for res in (prob.reference(), prob.solve("relu_al", tol=1e-10, max_iter=100_000)):
+        W = prob.prune(res.x)
+        assert (np.linalg.norm(W.reshape(-1, 2), axis=1) > 0).sum() == 4
+        assert prob.objective(W) == pytest.approx(0.311048649, rel=1e-8)
+        np.testing.assert_allclose(prob.predict(W), prob.predict(res.x), atol=1e-8)
