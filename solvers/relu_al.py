@@ -299,9 +299,11 @@ def _step_estimate(bk, model: LinearModel, lin, delta: float, shape) -> float:
 
 
 def _warm_start(ws, model: LinearModel, method: str):
-    """``(U, t, mu, nu, delta, omega)`` from ``warm_start`` (``None`` entries: not given): a
-    `Result` of ``method`` on a program of the same shapes (its state), or weights of the shape
-    of ``Result.x`` (an array, or another method's `Result`). Anything else: ``ValueError``."""
+    """``(U, parts)`` from ``warm_start`` (``None``: no warm start; ``parts``: the multipliers
+    ``mu``, ``nu`` and the penalty ``delta`` of a run of ``method``, else empty): a `Result` of
+    ``method`` on a program of the same shapes (its state), or weights of the shape of
+    ``Result.x`` (an array, or another method's `Result`). Anything else: ``ValueError``
+    (multiplier shapes are checked in `_solve`)."""
     expected = (f"warm_start must be a Result of {method} on this problem, or weights of shape "
                 f"{model.out_shape} (an array or another method's Result with that x)")
     if ws is None:
@@ -369,6 +371,11 @@ def _solve(model: LinearModel, method: str, *, backend, tol, constraint_tol, max
         U0, parts = (np.zeros(model.shape), {}) if ws is None else ws
         delta0 = float(parts.get("delta", delta))
         x = point(bk, model, lin, f(U0))
+        for name, shape in (("mu", None if x.c is None else x.c.shape), ("nu", (n,))):
+            if parts.get(name) is not None and np.shape(parts[name]) != shape:
+                raise ValueError(f"warm_start must be a Result of {method} on this problem; got "
+                                 f"one whose multipliers {name} have shape "
+                                 f"{np.shape(parts[name])}, not {shape} (another data set)")
         mu = None if x.c is None else (f(parts["mu"]) if parts.get("mu") is not None
                                        else xp.zeros_like(x.c))
         nu = (f(parts["nu"]) if parts.get("nu") is not None else f(np.zeros(n))) \

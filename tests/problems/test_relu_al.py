@@ -153,6 +153,15 @@ def test_bad_warm_start(ws, match):
         prob.solve("relu_al", warm_start=ws)
 
 
+def test_warm_start_of_another_data_set_refused():
+    """Same weight shapes (P, d), another n: the multipliers do not fit."""
+    res = problem(n=20).solve("relu_al", tol=1e-3)
+    other = problem(n=25)
+    assert other.shape == problem(n=20).shape
+    with pytest.raises(ValueError, match="multipliers mu"):
+        other.solve("relu_al", warm_start=res)
+
+
 def test_warm_start_of_another_loss_refused():
     sq, hi = problem("squared"), problem("hinge")
     with pytest.raises(ValueError, match="another loss"):
