@@ -326,6 +326,31 @@ class MemberChecks:
         self._store(fin, f)
         return factors, redo
 
+    def confirm(self, jax, fin, out: Run, d, dopts, time_limit: float, rerun, refinish):
+        """``(fin, run)``: `review` the finished JAX solve ``fin`` (``out`` its driver `Run`,
+        ``d`` its `Data`, ``dopts`` the driver's `Options`), and while members go on, rerun
+        the loop (``rerun(state, data, options) -> Run``, on ``d`` with their settings
+        tightened and their flags reset) and finish again (``refinish(state) -> fin``, on the
+        original settings); then `finalize`. ``run`` merges the runs."""
+        runs = [out]
+        while True:
+            factors, redo = self.review(fin, out)
+            if not redo.any():
+                break
+            place = lambda new, old: jax.device_put(new, old.sharding)  # noqa: E731
+            d = d._replace(settings=tightened(d.settings, factors, place))
+            old = out.state.flag
+            flag = np.where(redo.reshape(old.shape), RUNNING, jax.device_get(old)).astype(np.int32)
+            s = out.state._replace(flag=jax.device_put(flag, old.sharding))
+            done = int(np.min(np.atleast_1d(fin["k"])[redo]))
+            used = sum(r.solve_time for r in runs)
+            out = rerun(s, d, dataclasses.replace(dopts, max_iter=max(1, self.max_iter - done),
+                                                  time_limit=max(time_limit - used, 1e-9)))
+            runs.append(out)
+            fin = refinish(out.state)
+        self.finalize(fin)
+        return fin, merge_runs(runs)
+
     def finalize(self, fin):
         """``relaxed`` kept only where the 10x tests also hold on the user's data; ``y``
         projected (`polar`), in ``fin``."""

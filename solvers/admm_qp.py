@@ -32,7 +32,7 @@ from cvxkit.solvers import admm_traced, implicit, kkt, validate
 from cvxkit.solvers.admm import (Data, Settings, Splitting, State, per_block, residuals,
                                  termination_flag)
 from cvxkit.solvers.admm_check import (MemberChecks, UserCheck, confirmed_run, confirmed_status,
-                                       merge_runs, polar, tightened)
+                                       polar)
 from cvxkit.solvers.admm_batch import (aot, default_device, host_devices, one_device_mesh,
                                        per_device, run_batch)
 from cvxkit.solvers.admm_box import (ALG_DENSE, ALG_DENSE_BATCH, ALG_INVERSE_BATCH,
@@ -572,25 +572,11 @@ def _jax_run(bk, P, q, A, l, u, x0, y0, rho0, batch, opts, cfg, scaling, pol, me
                           delta)
         t1 = time.perf_counter()
         fin = jax.device_get(finish(d, out.state, delta))
-        runs, d0 = [out], d
-        while checks is not None:
-            factors, redo = checks.review(fin, out)
-            if not redo.any():
-                break
-            place = (lambda new, old: jax.device_put(new, old.sharding)) if batched else None
-            d = d._replace(settings=tightened(d.settings, factors, place))
-            old = out.state.flag
-            flag = np.where(redo.reshape(old.shape), RUNNING, jax.device_get(old)).astype(np.int32)
-            s = out.state._replace(flag=jax.device_put(flag, old.sharding))
-            done = int(np.min(np.atleast_1d(fin["k"])[redo]))
-            dopts = dataclasses.replace(dopts, max_iter=max(1, cfg["max_iter"] - done),
-                                        time_limit=max(opts.time_limit - sum(r.solve_time for r in runs), 1e-9))
-            out = run_batch(alg, bk, s, d, dopts, mesh) if batched else run(alg, bk, s, d, dopts)
-            runs.append(out)
-            fin = jax.device_get(finish(d0, out.state, delta))
-        if checks is not None:
-            checks.finalize(fin)
-            out = merge_runs(runs)
+        if checks is not None:  # optimal candidates and certificates on the user's data
+            fin, out = checks.confirm(
+                jax, fin, out, d, dopts, opts.time_limit,
+                lambda s, d, o: run_batch(alg, bk, s, d, o, mesh) if batched else
+                run(alg, bk, s, d, o), lambda s: jax.device_get(finish(d, s, delta)))
         if batched:
             fin = {k: v[:batch] for k, v in fin.items()}
         finish_time = time.perf_counter() - t1
