@@ -36,27 +36,23 @@ from cvxkit.solvers.implicit import host_solver, root_vjp
 from cvxkit.solvers.result import Status
 
 
-def _lse(jnp, M, axis):
-    top = jnp.max(M, axis=axis, keepdims=True)
-    return jnp.squeeze(top, axis) + jnp.log(jnp.sum(jnp.exp(M - top), axis=axis))
-
-
 def _fixed_point(reg, reg_m):
     """The optimality map ``F((f, g), (a, b, C))`` of the module docstring."""
     import jax
     import jax.numpy as jnp
+    from jax.scipy.special import logsumexp
 
     def balanced(z, theta):
         (f, g), (a, b, C) = z, theta
-        Ff = f - reg * jnp.log(a) + reg * _lse(jnp, (g[None, :] - C) / reg, 1)
-        Fg = g - reg * jnp.log(b) + reg * _lse(jnp, (f[:, None] - C) / reg, 0)
+        Ff = f - reg * jnp.log(a) + reg * logsumexp((g[None, :] - C) / reg, axis=1)
+        Fg = g - reg * jnp.log(b) + reg * logsumexp((f[:, None] - C) / reg, axis=0)
         return Ff, Fg + (g[0] - jax.lax.stop_gradient(g[0]))
 
     def unbalanced(z, theta):
         (f, g), (a, b, C) = z, theta
         ta, tb = (lam / (lam + reg) if np.isfinite(lam) else 1.0 for lam in reg_m)
-        Ff = f + ta * reg * _lse(jnp, (g[None, :] - C) / reg + jnp.log(b)[None, :], 1)
-        Fg = g + tb * reg * _lse(jnp, (f[:, None] - C) / reg + jnp.log(a)[:, None], 0)
+        Ff = f + ta * reg * logsumexp((g[None, :] - C) / reg + jnp.log(b)[None, :], axis=1)
+        Fg = g + tb * reg * logsumexp((f[:, None] - C) / reg + jnp.log(a)[:, None], axis=0)
         return Ff, Fg
 
     return balanced if reg_m is None else unbalanced
