@@ -108,7 +108,9 @@ def normalize_cost(C, fallback: float = 1.0) -> tuple[np.ndarray, float, float]:
     if spread == 0:
         return np.zeros_like(C), lo, float(fallback)
     if math.isfinite(spread):
-        return (C - lo) / spread, lo, spread
+        Cn = C - lo  # in place from here: one n x m array, not two
+        Cn /= spread
+        return Cn, lo, spread
     # |max - min| overflows float64: scale first, then shift
     big = max(abs(lo), abs(hi))
     Cs = C / big
@@ -183,11 +185,22 @@ def _log_iteration(bk: Backend, f, g, eps, d: Data):
     return f, g
 
 
+def _exponent(bk: Backend, f, g, C, eps):
+    """``(f_i + g_j - C_ij) / eps`` (n, m); on numpy in one n x m array (no temporaries: each
+    fresh n x m array costs page faults comparable to its arithmetic)."""
+    if bk.name == "numpy":
+        M = np.subtract(f[:, None], C)
+        M += g[None, :]
+        M /= eps
+        return M
+    return (f[:, None] + g[None, :] - C) / eps
+
+
 def _rebuild(bk: Backend, f, g, eps, d: Data, log_step=True) -> State:
     """A fresh stabilized kernel with unit scalings, after a log-domain iteration if ``log_step``."""
     xp = bk.xp
     f, g = bk.cond(log_step, lambda f, g: _log_iteration(bk, f, g, eps, d), lambda f, g: (f, g), f, g)
-    K = exp_floor(bk, (f[:, None] + g[None, :] - d.C) / eps)
+    K = exp_floor(bk, _exponent(bk, f, g, d.C, eps))
     Kv = xp.sum(K, axis=1)
     # both marginals: a rebuilt kernel (new eps, absorbed scalings) matches neither exactly, and a
     # stage that converges at once must not stop on the row error alone (n = 1: rows exact)
@@ -310,7 +323,9 @@ def _normalize(a, b, C, reg, unbalanced: bool = False) -> _Normalized:
 def _to_user(nz: _Normalized, P, f, g, eps):
     """Plan and potentials (at the normalized ``eps``) in the user's units, on the full grid."""
     eps_user = nz.scale * eps
-    P = nz.mass * np.asarray(P, dtype=np.float64)
+    P = np.asarray(P, dtype=np.float64)
+    if nz.mass != 1.0:
+        P = nz.mass * P
     f = nz.scale * np.asarray(f, dtype=np.float64) + nz.shift + eps_user * math.log(nz.mass)
     g = nz.scale * np.asarray(g, dtype=np.float64)
     if not nz.full:
@@ -446,7 +461,11 @@ def plan_and_potentials(bk: Backend, out: Run, nz: _Normalized):
     s = out.state
     f = bk.to_numpy(s.f + s.eps * bk.xp.log(s.u))
     g = bk.to_numpy(s.g + s.eps * bk.xp.log(s.v))
-    P = bk.to_numpy(s.u[:, None] * s.K * s.v[None, :])
+    if bk.name == "numpy":  # the kernel is dead after the loop: the plan takes its memory
+        P = np.multiply(s.K, s.v[None, :], out=s.K)
+        P *= s.u[:, None]
+    else:
+        P = bk.to_numpy(s.u[:, None] * s.K * s.v[None, :])
     P, f, g = _to_user(nz, P, f, g, float(s.eps))
     if "eps" in out.history:
         out = out._replace(history={**out.history, "eps": [nz.scale * e for e in out.history["eps"]]})
@@ -460,28 +479,36 @@ def _embed(x, mask):
 
 
 def _final(P, f, g, a, b, C, reg, tol, dtype, loop: Status) -> Final:
-    """The plan and potentials as a `Final`, the loop's status ``loop`` checked on the user's
+    r"""The plan and potentials as a `Final`, the loop's status ``loop`` checked on the user's
     data in float64: ``numerical_error`` for a non-finite plan, ``optimal_inaccurate`` for an
-    ``optimal`` loop whose relative marginal error recomputed here exceeds ``tol``."""
+    ``optimal`` loop whose relative marginal error recomputed here exceeds ``tol``.
+
+    ``P`` is ``exp((f_i + g_j - C_ij) / reg)`` entrywise (`plan_and_potentials`), so the
+    entropic term is $\mathrm{reg}\sum_{ij} P_{ij}\log P_{ij} = \langle f, P1\rangle +
+    \langle g, P^\top 1\rangle - \langle C, P\rangle$ (rows and columns of zero mass, where
+    the potentials are ``-inf``, carry no mass): three passes over ``P`` in all, no n x m
+    temporary. (Entries whose kernel `exp_floor` raised to ``exp(-700)`` differ there by less
+    than ``1e-299`` each.)"""
     P = np.asarray(P, dtype=np.float64)
     mass = float(a.sum())
-    err = float(marginal_error(P, a, b))
+    r, c = P.sum(axis=1), P.sum(axis=0)
+    err = float(np.sum(np.abs(r - a)) + np.sum(np.abs(c - b)))
     rel = err / mass
     status, message = None, ""
+    fin_f, fin_g = np.isfinite(f), np.isfinite(g)
     with np.errstate(all="ignore"):
         cost = float(np.vdot(C, P))
-        ent = float(np.sum(P * np.log(np.where(P > 0, P, 1.0))))
-    if not np.isfinite(P).all():
+        entropic = float(np.dot(f[fin_f], r[fin_f]) + np.dot(g[fin_g], c[fin_g])) - cost
+    if not (np.isfinite(r).all() and np.isfinite(c).all()):
         status = Status.NUMERICAL_ERROR
         message = "the plan has non-finite entries"
     elif loop is Status.OPTIMAL and not rel <= tol:
         status = Status.OPTIMAL_INACCURATE
         message = (f"the relative marginal error recomputed in float64 on the user's data is "
                    f"{rel:.2e} > tol={tol:.1e} (the {dtype} iterations cannot reach this tol)")
-    fin_f, fin_g = np.isfinite(f), np.isfinite(g)
     dual = float(np.dot(f[fin_f], a[fin_f]) + np.dot(g[fin_g], b[fin_g]))
     return Final(
-        x=P, objective=cost + reg * ent, dual=(f, g), primal_residual=err, status=status,
+        x=P, objective=cost + entropic, dual=(f, g), primal_residual=err, status=status,
         message=message,
         info={"transport_cost": cost, "f": f, "g": g, "dual_objective": dual, "reg": reg,
               "relative_marginal_error": rel},

@@ -87,6 +87,7 @@ ARMIJO = 1e-4  # sufficient-increase constant of the line search
 LS_MAX = 30  # step halvings before a Sinkhorn iteration is taken instead
 SLOW = 0.5  # a Newton step reducing the error by less than this doubles k
 REPATTERN = 1.0  # the kept entries are selected again once log P moved by more than this
+EPS_INIT = 1e-4  # first eps of the default schedule, relative to the cost spread
 
 
 class Data(NamedTuple):
@@ -324,7 +325,7 @@ def sinkhorn_newton_sparse(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=
             options (`cvxkit.solvers.driver.Options`; ``seed`` is unused, the method
             is deterministic).
         k: entries of the plan kept per row in the sparsified Hessian at the first Newton step.
-        k_max: largest ``k`` of the adaptive rule (default ``min(m, 8 k)``; on JAX the
+        k_max: largest ``k`` of the adaptive rule (default ``min(m, 16 k)``; on JAX the
             selection always takes ``k_max`` entries and masks the ones past ``k``).
         switch_tol: relative marginal error at ``eps = reg`` below which Newton steps start.
         warmup_iter: Sinkhorn iterations in an epsilon stage after which Newton steps start
@@ -334,8 +335,8 @@ def sinkhorn_newton_sparse(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=
         cg_max_iter: conjugate-gradient iterations per Newton step.
         ridge: relative ridge of the Schur complement, ``ridge * diag(P^T 1)``.
         eps_init: first ``eps`` of the warm-up's epsilon scaling (units of ``C``; default
-            ``min(max(C) - min(C), 100 reg)``: Newton steps finish each stage, so fewer and
-            smaller stages pay; ``eps_init=reg`` switches scaling off, as in the paper).
+            ``1e-4 (max(C) - min(C))``, so no scaling when ``reg`` is larger: a stage costs
+            about a whole solve; ``eps_init=reg`` switches scaling off, as in the paper).
         eps_decay: factor in (0, 1) applied to ``eps`` at each warm-up stage.
         stage_tol: relative marginal error that ends a warm-up stage.
 
@@ -368,11 +369,11 @@ def sinkhorn_newton_sparse(a, b, C, reg, *, backend="numpy", tol=1e-9, max_iter=
     eps_init = validate.positive("eps_init", eps_init, allow_none=True)
     nz = sk._normalize(a, b, C, reg)
     # normalized first eps: the spread of the costs is 1 there
-    eps0 = min(1.0, 100.0 * nz.reg) if eps_init is None else eps_init / nz.scale
+    eps0 = EPS_INIT if eps_init is None else eps_init / nz.scale
     warm = sk._warm_potentials(warm_start, nz, reg, methods=("sinkhorn", METHOD))
     m = nz.b.size
     k = min(k, m)
-    k_max = max(k, min(m, 8 * k if k_max is None else k_max))
+    k_max = max(k, min(m, 16 * k if k_max is None else k_max))
     bk = get_backend(backend, dtype)
     xp = bk.xp
     with bk.precision():

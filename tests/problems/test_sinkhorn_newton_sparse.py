@@ -62,7 +62,9 @@ def test_numpy_and_jax_take_the_same_steps(small_reg):
     r_jx = sinkhorn_newton_sparse(a, b, C, reg, tol=1e-9, backend="jax", check_every=1)
     assert r_np.iterations == r_jx.iterations
     assert r_np.info["newton_steps"] == r_jx.info["newton_steps"]
-    assert np.abs(r_np.x - r_jx.x).max() <= 1e-9 * r_np.x.max()
+    # same steps up to round-off; each stops at marginal error <= tol, so the plans agree to
+    # a few tol (relative to the largest entry)
+    assert np.abs(r_np.x - r_jx.x).max() <= 10 * 1e-9 * r_np.x.max()
 
 
 def test_problem_adapter_and_cvxpy_check():
