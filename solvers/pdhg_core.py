@@ -52,8 +52,8 @@ does not change when $c$, the bounds or the rows are multiplied by a constant:
   \le 10^{-3}\epsilon_{abs}\, t + \epsilon_{rel}\max(\lvert c^\top x\rvert, \lvert d\rvert)$
   with the dual objective $d(y, r) = \sum_i (l_{c,i} y_i^+ - u_{c,i} y_i^-) + \sum_j (l_{v,j} r_j^+ - u_{v,j} r_j^-)$,
   $v = Kx - \Pi_S(Kx)$, and $t$ the Euclidean norm of the vector of the terms of $c^\top x$ and
-  of $d$ (the absolute part matters only when the optimal value is 0 or nearly so:
-  ``GAP_FLOOR``). The two sums bound what the residuals can hide: for a feasible $x^*$,
+  of $d$, at least $10^{-6}\lVert c\rVert_\infty\sigma_x$ (the absolute part matters only when
+  the optimal value is 0 or nearly so: ``GAP_FLOOR``, ``OBJECTIVE_FLOOR``; $\sigma_x$ below). The two sums bound what the residuals can hide: for a feasible $x^*$,
   $c^\top x^* \ge d - \sum_j\lvert(\lambda_j - r_j)x^*_j\rvert$, so that at $x \approx x^*$ the
   objective is within about $g$ of the optimal value (without them, Netlib's SCAGR7 stopped at
   ``tol=1e-4`` with the objective 8e-4 off).
@@ -109,6 +109,8 @@ from cvxkit.solvers.primal_dual import (DIVERGED, DIVERGED_AT, DUAL_INFEASIBLE, 
 WEIGHT_MIN_MOVE, WEIGHT_MAX_MOVE = 1e-10, 1e10
 #: the absolute part of the gap test is eps_abs * GAP_FLOOR * (magnitude of the objectives' terms)
 GAP_FLOOR = 1e-3
+#: ... where the magnitude is at least OBJECTIVE_FLOOR ||c||_inf sigma_x
+OBJECTIVE_FLOOR = 1e-6
 #: restart when r <= SUFFICIENT r0, or r <= NECESSARY r0 and r grew, or k >= ARTIFICIAL * iterations
 RESTART_SUFFICIENT, RESTART_NECESSARY, RESTART_ARTIFICIAL = 0.2, 0.5, 0.36
 
@@ -320,7 +322,9 @@ def metrics(bk: Backend, d: Data, Kxh, Ktyh, xh, yh) -> Metrics:
     # magnitudes of the terms: || |K| |x| ||, || |K^T| |y| ||, ||(c_j x_j, dual terms)||
     tKx = _norm(xp, d.kxs * (d.Kabs @ xp.abs(xh)) / d.krow)
     tKty = _norm(xp, d.kys * (d.Ktabs @ xp.abs(yh)))
-    tobj = xp.sqrt(xp.sum(cx * cx) + dsq)
+    # at least OBJECTIVE_FLOOR of the largest objective term the data allow (an optimal value 0
+    # with every term 0, as Meszaros's testps, is certified at that resolution)
+    tobj = xp.maximum(xp.sqrt(xp.sum(cx * cx) + dsq), OBJECTIVE_FLOOR * d.cinf * d.xscale)
     objs = xp.maximum(xp.abs(pobj), xp.abs(dobj))  # so that the objective is right to ~eps_rel
     # the units of the absolute parts: ||b|| and ||c||, the term magnitudes where those are 0
     bp = xp.where(d.bnorm > 0, d.bnorm, tKx)
