@@ -38,7 +38,7 @@ def main(argv=None):
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    from cvxkit.solvers import admm_qp
+    from cvxkit.solvers import admm_qp, ipm_qp
 
     B, n, m, eps = args.batch, 10, 20, args.eps
     P, q, A, l, u = batch_data(B, n, m, args.seed)
@@ -50,8 +50,16 @@ def main(argv=None):
             P, q, A, l, u)
         return jnp.sum((x - target) ** 2), x
 
+    def ours_ipm(tol):
+        def fn(q):
+            x = jax.vmap(lambda P, q, A, l, u: ipm_qp(P, q, A, l, u, tol=tol).x)(P, q, A, l, u)
+            return jnp.sum((x - target) ** 2), x
+        return fn
+
     rows = []
-    runs = {"cvxkit admm_qp (vmap, implicit KKT)": ours}
+    runs = {"cvxkit admm_qp (vmap, implicit KKT)": ours,
+            f"cvxkit ipm_qp (vmap, tol {eps:g})": ours_ipm(eps),
+            "cvxkit ipm_qp (vmap, tol 1e-10)": ours_ipm(1e-10)}
     try:
         import qpax
 

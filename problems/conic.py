@@ -35,6 +35,7 @@ import numpy as np
 from cvxkit.problems.base import Problem
 from cvxkit.problems.mps import mps_scan
 from cvxkit.solvers.admm_qp import admm_qp, check_bounds, check_q, validate_qp
+from cvxkit.solvers.ipm_qp import ipm_qp
 from cvxkit.solvers.kkt import is_sparse
 from cvxkit.solvers.result import Result, Status
 from cvxkit.solvers.scaling import units_dense, units_sparse
@@ -102,7 +103,7 @@ class QuadraticProgram(Problem):
     """
 
     family = "qp"
-    methods = {"admm": "_solve_admm"}
+    methods = {"admm": "_solve_admm", "ipm": "_solve_ipm"}
     #: the objective's constant term (nonzero only for QPs built by `from_cvxpy`)
     offset: float = 0.0
 
@@ -339,6 +340,12 @@ class QuadraticProgram(Problem):
         # a plain solve starts cold (zeros, the option rho): the iterates of admm_qp
         warm = self._resolve if warm is None else warm
         return self._workspace.solve(self.q, self.l, self.u, warm_start=warm)
+
+    def _solve_ipm(self, backend="numpy", **options):
+        if self.batch is not None:
+            raise ValueError("method 'ipm' solves one QP; for a batch use method 'admm', or "
+                             "jax.vmap over cvxkit.solvers.ipm_qp")
+        return ipm_qp(self.P, self.q, self.A, self.l, self.u, backend=backend, **options)
 
 
 # ============================================================================================

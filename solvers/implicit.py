@@ -61,7 +61,8 @@ def _solve_transposed(jax, vjp_z: Callable, rhs, method: str, size: int, tol: fl
     raise ValueError(f"linear_solve must be 'auto', 'dense' or 'gmres', got {method!r}")
 
 
-def adjoint(optimality: Callable, z, theta, z_bar, linear_solve="auto", tol: float = 1e-10):
+def adjoint(optimality: Callable, z, theta, z_bar, linear_solve="auto", tol: float = 1e-10,
+            transposed_solve: Callable | None = None):
     r"""The backward pass of the implicit function theorem at a root ``z`` of
     ``optimality(z, theta)``: ``(theta_bar, w, info)`` with $(\partial_z F)^\top w = -\bar z$
     and ``theta_bar`` $= (\partial_\theta F)^\top w$ (a 1-tuple: the cotangent of ``theta``).
@@ -69,13 +70,17 @@ def adjoint(optimality: Callable, z, theta, z_bar, linear_solve="auto", tol: flo
     ``linear_solve``: ``"auto"``, ``"dense"``, ``"gmres"`` (module docstring; ``info`` None) or a
     callable ``(matvec, rhs) -> (w, info)`` with ``matvec(v)`` $= (\partial_z F)^\top v$, for a
     method's own solver (e.g. warm-started conjugate gradient when the Jacobian is symmetric).
+    ``transposed_solve``: ``(z, theta, rhs) -> w``, a method's direct solve at the solution
+    (a structured factorization); it replaces ``linear_solve``.
     """
     import jax
     import jax.flatten_util  # noqa: F401  (ravel_pytree)
 
     _, vjp_z = jax.vjp(lambda zz: optimality(zz, theta), z)
     rhs = jax.tree_util.tree_map(lambda g: -g, z_bar)
-    if callable(linear_solve):
+    if transposed_solve is not None:
+        w, info = transposed_solve(z, theta, rhs), None
+    elif callable(linear_solve):
         w, info = linear_solve(lambda v: vjp_z(v)[0], rhs)
     else:
         size = jax.flatten_util.ravel_pytree(z)[0].size
@@ -85,7 +90,7 @@ def adjoint(optimality: Callable, z, theta, z_bar, linear_solve="auto", tol: flo
 
 
 def root_vjp(solver: Callable, optimality: Callable, *, linear_solve: str = "auto",
-             tol: float = 1e-10) -> Callable:
+             tol: float = 1e-10, transposed_solve: Callable | None = None) -> Callable:
     r"""``theta -> (z, aux)``: ``solver(theta) -> (z, aux)``, differentiable in ``theta`` by the
     implicit function theorem (module docstring).
 
@@ -95,6 +100,8 @@ def root_vjp(solver: Callable, optimality: Callable, *, linear_solve: str = "aut
         optimality: ``(z, theta) -> F`` with ``F`` of the structure of ``z`` (a square system).
         linear_solve: ``"auto"``, ``"dense"`` or ``"gmres"`` (module docstring).
         tol: relative residual tolerance of GMRES.
+        transposed_solve: ``(z, theta, rhs) -> w`` solving $(\partial_z F)^\top w = $ ``rhs``
+            at the solution, a method's own structured solve (`adjoint`).
 
     Only reverse mode (``jax.grad``, ``jax.vjp``) is defined; the function works under ``jax.jit``
     and ``jax.vmap``.
@@ -115,7 +122,7 @@ def root_vjp(solver: Callable, optimality: Callable, *, linear_solve: str = "aut
         z_bar = jax.tree_util.tree_map(
             lambda g, v: jax.numpy.zeros_like(v) if g is None or g.dtype == jax.dtypes.float0
             else g, cotangent[0], z, is_leaf=lambda g: g is None)
-        return adjoint(optimality, z, theta, z_bar, linear_solve, tol)[0]
+        return adjoint(optimality, z, theta, z_bar, linear_solve, tol, transposed_solve)[0]
 
     solve.defvjp(fwd, bwd)
 

@@ -209,7 +209,7 @@ def _qp_unscaled_error(prob, res, eps_abs, eps_rel):
 
 #: method -> ``error(prob, res, eps_abs, eps_rel)``: why an optimal result fails the
 #: tolerances on the user's unscaled data (property (f))
-UNSCALED_CHECKS = {"admm": _qp_unscaled_error}
+UNSCALED_CHECKS = {"admm": _qp_unscaled_error, "ipm": _qp_unscaled_error}
 
 
 @pytest.mark.parametrize("method, backend", [p for p in params("unscaled")

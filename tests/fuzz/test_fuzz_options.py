@@ -169,6 +169,7 @@ FACTORIES = {
     "mirror_sinkhorn": (_polytope, {"tol": 1e-2, "max_iter": 2000}),  # slow: ends max_iter
     "project_forget": (_metric, {"tol": 1e-8}),
     "admm": (_qp, {"tol": 1e-7}),
+    "ipm": (_qp, {"tol": 1e-7}),
     "admm_conic": (_socp, {"tol": 1e-7}),
     "halpern_pdhg": (_lp, {"tol": 1e-7}),
     "al_sketch": (_nlp, {"tol": 1e-8}),
