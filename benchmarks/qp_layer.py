@@ -59,6 +59,7 @@ def main(argv=None):
     rows = []
     runs = {"cvxkit admm_qp (vmap, implicit KKT)": ours,
             f"cvxkit ipm_qp (vmap, tol {eps:g})": ours_ipm(eps),
+            "cvxkit ipm_qp (vmap, tol 1e-8)": ours_ipm(1e-8),
             "cvxkit ipm_qp (vmap, tol 1e-10)": ours_ipm(1e-10)}
     try:
         import qpax

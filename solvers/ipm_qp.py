@@ -322,28 +322,39 @@ def _transposed_solve(z, theta, rhs):
     r"""$(\partial_z F)^\top w = $ ``rhs`` for `_optimality` (module docstring, "Gradients").
 
     Per finite bound the transposed system has two rows, $A_i w_x + s_i w_{c,i} = r_{z,i}$ and
-    $w_{p,i} + z_i w_{c,i} = r_{s,i}$; eliminating $w_{c,i}$ with the weight
-    $\theta_i = z_i/(z_i + s_i)$ gives
-    $\theta_i A_i w_x - (1 - \theta_i) w_{p,i} = \theta_i r_{z,i} - (1 - \theta_i) r_{s,i}$,
-    which tends to $A_i w_x = r_{z,i}$ on an active bound and to $w_{p,i} = r_{s,i}$ on an
-    inactive one: well conditioned at any accuracy of the solve (the reduced matrix $M$ is
-    not, once $z/s$ reaches $10^{12}$). With the dual rows, one LU solve of size n + 2m."""
+    $w_{p,i} + z_i w_{c,i} = r_{s,i}$; eliminating $w_{c,i}$ gives
+    $\tfrac{z_i}{s_i} A_i w_x - w_{p,i} = c_i := \tfrac{z_i}{s_i} r_{z,i} - r_{s,i}$ (lower
+    bounds with $-A_i$). Only $v = w_{p,u} - w_{p,l}$ enters the rows of $x$, and
+    $v = W A w_x - (c_u - c_l)$ with the barrier weight $W = z_u/s_u + z_l/s_l$. Divided by
+    $1 + W$, each constraint row reads $\theta A_i w_x - (1 - \theta) v_i = \ldots$ with
+    $\theta = W/(1 + W)$: it tends to $A_i w_x = r_{z,i}$ on an active bound and to
+    $v_i = -c_i$ on an inactive one, well conditioned at any accuracy (the reduced matrix
+    $P + A^\top W A$ is not, once $W$ reaches $10^{12}$). One LU solve of size n + m."""
     import jax.numpy as jnp
 
     (x, su, sl, zu, zl), (P, q, A, l, u) = z, theta
     fu, fl = jnp.isfinite(u), jnp.isfinite(l)
     rx, rsu, rsl, rzu, rzl = rhs
     n, m = x.shape[0], su.shape[0]
-    tu, tl = zu / (zu + su), zl / (zl + sl)  # 0 on infinite bounds (z = 0, s = 1)
+    # 0 on infinite bounds (z = 0, s = 1: their rows give w_p = r_s, w_c = r_z -/+ A w_x)
+    ru, rl = jnp.where(fu, zu / su, 0.0), jnp.where(fl, zl / sl, 0.0)
+    W = ru + rl
+    # c_u = (z_u/s_u) r_zu - r_su and c_l = (z_l/s_l) r_zl - r_sl (w_p,l = -(z_l/s_l) A w_x - c_l)
+    cu = jnp.where(fu, ru * rzu - rsu, 0.0)
+    cl = jnp.where(fl, rl * rzl - rsl, 0.0)
+    theta_ = W / (1.0 + W)
     ridge = RIDGE * (1.0 + jnp.max(jnp.abs(jnp.diagonal(P)), initial=0.0))
-    K = jnp.block([
-        [P + ridge * jnp.eye(n, dtype=x.dtype), A.T * fu, -A.T * fl],
-        [tu[:, None] * A, -jnp.diag(1.0 - tu), jnp.zeros((m, m), x.dtype)],
-        [-tl[:, None] * A, jnp.zeros((m, m), x.dtype), -jnp.diag(1.0 - tl)]])
-    w = jnp.linalg.solve(K, jnp.concatenate([rx, tu * rzu - (1 - tu) * rsu,
-                                             tl * rzl - (1 - tl) * rsl]))
-    wx, wpu, wpl = w[:n], w[n:n + m], w[n + m:]
+    K = jnp.block([[P + ridge * jnp.eye(n, dtype=x.dtype), A.T],
+                   [theta_[:, None] * A, -jnp.diag(1.0 - theta_)]])
+    sol = jnp.linalg.solve(K, jnp.concatenate([rx, (cu - cl) / (1.0 + W)]))
+    wx, v = sol[:n], sol[n:]
     Awx = A @ wx
+    # w_p of each bound: from its own row where its weight is the smaller one, else from v
+    wpu_own = jnp.where(fu, ru * Awx - cu, rsu)
+    wpl_own = jnp.where(fl, -rl * Awx - cl, rsl)
+    upper_own = ru <= rl
+    wpu = jnp.where(upper_own, wpu_own, jnp.where(fu, v + jnp.where(fl, wpl_own, 0.0), rsu))
+    wpl = jnp.where(upper_own, jnp.where(fl, jnp.where(fu, wpu_own, 0.0) - v, rsl), wpl_own)
     # the multipliers of the complementarity rows, from the better conditioned of the two rows
     wcu = jnp.where(zu > su, (rsu - wpu) / jnp.where(zu > su, zu, 1.0), (rzu - Awx) / su)
     wcl = jnp.where(zl > sl, (rsl - wpl) / jnp.where(zl > sl, zl, 1.0), (rzl + Awx) / sl)

@@ -90,7 +90,9 @@ def test_jit_vmap_equals_the_loop():
 def test_gradients_match_finite_differences():
     """Gradients of a loss of x and of the duals with respect to P, q, A, l, u."""
     jax.config.update("jax_enable_x64", True)
-    P, q, A, l, u = random_qp(3)
+    P, q, A, l, u = random_qp(2)  # 3 upper and 3 lower bounds active
+    y = ipm_qp(P, q, A, l, u).dual
+    assert (y > 1e-6).sum() >= 2 and (y < -1e-6).sum() >= 2
     rng = np.random.default_rng(9)
     wx, wy = rng.standard_normal(q.size), rng.standard_normal(l.size)
 
@@ -103,7 +105,7 @@ def test_gradients_match_finite_differences():
     h = 1e-6
     for k, g in enumerate(grads):
         g = np.asarray(g)
-        for idx in list(np.ndindex(g.shape))[:: max(1, g.size // 12)]:
+        for idx in np.ndindex(g.shape):
             if not np.isfinite(args[k][idx]):
                 continue
             E = np.zeros_like(args[k])
