@@ -30,10 +30,12 @@ ends ``max_iter``, or ``numerical_error`` once the Newton system breaks down.
 
 **Gradients** (``jax.grad`` through a traced solve; `cvxkit.solvers.implicit.root_vjp`): the
 implicit function theorem on the conditions above with $s\circ z = s^\star\circ z^\star$ held
-fixed, whose transposed Jacobian system reduces to one solve with the last $M$ (OptNet's
-gradients): $w_x = -M^{-1}\bar x$, then $\bar q = w_x$, $\bar u = -w_u$, $\bar l = w_l$ with
-$w_u = (z_u/s_u)\circ(Aw_x)$, $w_l = -(z_l/s_l)\circ(Aw_x)$, and $\bar P$, $\bar A$ from
-the same vectors.
+fixed (OptNet's gradients). For a loss of $x$ alone the transposed Jacobian system reduces to
+$M w_x = -\bar x$ with the last $M$, then $\bar q = w_x$ and $\bar l$, $\bar u$, $\bar A$,
+$\bar P$ from $w_x$ and $(z/s)\circ(Aw_x)$. Near the solution $z/s$ reaches $10^{12}$ and more
+on active bounds, and $M$ is then too ill-conditioned for this solve; `_transposed_solve`
+solves the same system in a form of size n + m that stays well conditioned (and also takes
+cotangents on the duals).
 """
 from __future__ import annotations
 
