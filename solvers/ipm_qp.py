@@ -23,7 +23,8 @@ problems (QP layers, batches under ``jax.vmap``), where `admm_qp` needs hundreds
 **Stopping** (every iteration, on the user's data: no scaling), with $y = z_u - z_l$: the tests
 of `admm_qp` with ``eps_rel`` on the magnitudes of the terms, primal
 $\lVert Ax - \Pi_{[l,u]}(Ax)\rVert_\infty$, dual $\lVert Px + q + A^\top y\rVert_\infty$ and gap
-$|x^\top Px + q^\top x + u^\top y^+ + l^\top y^-|$, each at most
+$|x^\top Px + q^\top x + u^\top y^+ + l^\top y^-|$ (and the interior point's own gap
+$s_u^\top z_u + s_l^\top z_l$, which the implicit gradients need small), each at most
 ``eps_abs + eps_rel * (its largest term)``. So ``optimal`` holds on the user's data by
 construction. The method has no infeasibility certificates: an infeasible or unbounded problem
 ends ``max_iter``, or ``numerical_error`` once the Newton system breaks down.
@@ -170,7 +171,10 @@ def _tests(bk: Backend, s: State, d: Data):
 
     sig = d.u @ xp.maximum(y, 0.0) + d.l @ xp.minimum(y, 0.0)
     xPx, qx = s.x @ Px, d.q @ s.x
-    res = (inf(Ax - z), inf(Px + d.q + Aty), xp.abs(xPx + qx + sig))
+    # the interior point's own gap s'z too: (x, y) can pass the three tests far from the
+    # central path (q = 0 at the start: z_u = z_l = 1), where its implicit gradient is wrong
+    comp = xp.sum(xp.where(d.fu, s.su * s.zu, 0.0)) + xp.sum(xp.where(d.fl, s.sl * s.zl, 0.0))
+    res = (inf(Ax - z), inf(Px + d.q + Aty), xp.maximum(xp.abs(xPx + qx + sig), comp))
     mag = (xp.maximum(inf(Ax), inf(z)), xp.maximum(xp.maximum(inf(Px), inf(Aty)), inf(d.q)),
            xp.maximum(xp.maximum(xp.abs(xPx), xp.abs(qx)), xp.abs(sig)))
     return res, tuple(d.eps_abs + d.eps_rel * m for m in mag)

@@ -116,3 +116,16 @@ def test_gradients_match_finite_differences():
                   - loss(*[a - E if j == k else a for j, a in enumerate(args)])) / (2 * h)
             exact = g[idx] + (g[idx[::-1]] if k == 0 and idx[0] != idx[1] else 0.0)
             assert abs(fd - exact) <= 1e-6 * max(1.0, abs(fd)), (k, idx, fd, exact)
+
+
+def test_gradient_at_an_interior_solution_found_at_the_start():
+    """q = 0: x = 0 passes the tests of x and y at iteration 0 (z_u = z_l = 1), far from the
+    central path; the interior point's own gap keeps it iterating, so the implicit gradient
+    is the true one, -P^{-1} w for the interior solution."""
+    jax.config.update("jax_enable_x64", True)
+    P, _, A, _, _ = random_qp(4, infinite=False)
+    w = np.arange(1.0, P.shape[0] + 1)
+    m = A.shape[0]
+    g = jax.grad(lambda q: ipm_qp(P, q, A, -np.ones(m), np.ones(m), tol=1e-10).x @ w)(
+        jnp.zeros(P.shape[0]))
+    assert np.abs(np.asarray(g) + np.linalg.solve(P, w)).max() <= 1e-6
