@@ -17,8 +17,9 @@ $$
 
 an equation in $(x, y)$ whose Jacobian is nonsingular at a strictly complementary solution
 with linearly independent active rows; gradients then flow to ``P, q, A, l, u``. A row is active
-when $|y_i| >$ ``ACTIVE_RTOL`` $\cdot\max_k |y_k|$ (an equality row, $l_i = u_i$, always; its
-bound gets the gradient). Where the Jacobian is singular (degenerate active sets) the
+when $|y_i| >$ ``ACTIVE_RTOL`` $\cdot\max_k |y_k|$ and $|y_i|$ exceeds the row's slack to that
+bound (so that multipliers at round-off level on rows with room to their bounds do not count;
+an equality row, $l_i = u_i$, is always active; its bound gets the gradient). Where the Jacobian is singular (degenerate active sets) the
 least-squares solve of `root_vjp` returns the gradient of the minimum-norm solution.
 
 **What differs from the host path.** Validation that needs values (finiteness, symmetry, PSD)
@@ -66,9 +67,14 @@ def kkt_map(z, theta):
     ys = jax.lax.stop_gradient(y)
     big = ACTIVE_RTOL * jnp.max(jnp.abs(ys), initial=0.0)
     eq = jax.lax.stop_gradient(l == u)
-    upper = (ys > big) | (eq & (ys >= 0))
-    lower = (ys < -big) | (eq & (ys < 0))
     Ax = A @ x
+    # a multiplier at round-off level on a row with room to its bound is not an active row:
+    # |y_i| must also exceed the slack (when every y is noise, big is noise too)
+    Axs = jax.lax.stop_gradient(Ax)
+    slack_u = jnp.where(jnp.isfinite(u), u - Axs, jnp.inf)
+    slack_l = jnp.where(jnp.isfinite(l), Axs - l, jnp.inf)
+    upper = ((ys > big) & (ys > slack_u)) | (eq & (ys >= 0))
+    lower = ((ys < -big) & (-ys > slack_l)) | (eq & (ys < 0))
     return (P @ x + q + A.T @ y,
             jnp.where(upper, Ax - jnp.where(upper, u, 0.0),
                       jnp.where(lower, Ax - jnp.where(lower, l, 0.0), y)))
