@@ -80,21 +80,17 @@ def kkt_map(z, theta):
                       jnp.where(lower, Ax - jnp.where(lower, l, 0.0), y)))
 
 
-def solve(P, q, A, l, u, *, cfg: dict, scaling: int, polish: tuple, rho0: float, warm,
-          linear_solve="auto"):
-    """`admm_qp` on traced dense data; see the module docstring. ``cfg``, ``polish`` and
-    ``rho0`` are `admm_qp`'s validated settings, ``warm`` a pair ``(x0, y0)`` or None."""
+def traced_qp(P, q, A, l, u):
+    """QP data inside ``jit``/``vmap``/``grad`` as JAX arrays of ``q``'s dtype: ``A=None`` is an
+    empty (0, n) block, ``l``/``u`` ``None`` are infinite, bounds of magnitude ``INF_BOUND`` or
+    more are infinite; ``ValueError`` for shapes that do not fit (values are not checked)."""
     import jax.numpy as jnp
 
-    from cvxkit.solvers.admm_qp import _finish_callable, _settings
-
     q = jnp.asarray(q)
-    dtype = "float64" if q.dtype == jnp.float64 else "float32"
-    bk = get_backend("jax", dtype)
-    n = q.shape[-1]
     if q.ndim != 1:
         raise ValueError(f"q must have shape (n,) inside jit/vmap/grad (vmap adds the batch), got "
                          f"{q.shape}")
+    n = q.shape[0]
     P = jnp.asarray(P, dtype=q.dtype)
     A = jnp.zeros((0, n), q.dtype) if A is None else jnp.asarray(A, dtype=q.dtype)
     m = A.shape[0]
@@ -103,8 +99,21 @@ def solve(P, q, A, l, u, *, cfg: dict, scaling: int, polish: tuple, rho0: float,
     if P.shape != (n, n) or A.shape != (m, n):
         raise ValueError(f"P must have shape {(n, n)} and A shape (m, {n}); got {P.shape} and "
                          f"{A.shape}")
-    l = jnp.where(l <= -INF_BOUND, -jnp.inf, l)
-    u = jnp.where(u >= INF_BOUND, jnp.inf, u)
+    return (P, q, A, jnp.where(l <= -INF_BOUND, -jnp.inf, l), jnp.where(u >= INF_BOUND, jnp.inf, u))
+
+
+def solve(P, q, A, l, u, *, cfg: dict, scaling: int, polish: tuple, rho0: float, warm,
+          linear_solve="auto"):
+    """`admm_qp` on traced dense data; see the module docstring. ``cfg``, ``polish`` and
+    ``rho0`` are `admm_qp`'s validated settings, ``warm`` a pair ``(x0, y0)`` or None."""
+    import jax.numpy as jnp
+
+    from cvxkit.solvers.admm_qp import _finish_callable, _settings
+
+    P, q, A, l, u = traced_qp(P, q, A, l, u)
+    dtype = "float64" if q.dtype == jnp.float64 else "float32"
+    bk = get_backend("jax", dtype)
+    n, m = A.shape[1], A.shape[0]
     warm = (None, None) if warm is None else warm
     x0, y0 = (jnp.zeros(k, q.dtype) if v is None else jnp.asarray(v, q.dtype).reshape(k)
               for v, k in zip(warm, (n, m)))

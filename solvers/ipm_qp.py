@@ -46,8 +46,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cvxkit.solvers import validate
+from cvxkit.solvers import kkt, validate
 from cvxkit.solvers.admm_qp import validate_qp
+from cvxkit.solvers.admm_traced import traced_qp
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, finish, run, traced_result, while_solve
 from cvxkit.solvers.implicit import is_traced, root_vjp
@@ -85,25 +86,24 @@ class State(NamedTuple):
 
 
 def _chol_solve(bk: Backend, M, b):
-    """``M^{-1} b`` by a Cholesky factorization (M symmetric positive definite)."""
-    if bk.name == "jax":
-        jsl = bk._jax.scipy.linalg
-        return jsl.cho_solve((bk.xp.linalg.cholesky(M), True), b)
-    import scipy.linalg as sl
-
+    """``M^{-1} b`` by a Cholesky factorization (`cvxkit.solvers.kkt`); NaN where ``M`` is not
+    positive definite (numpy raises there, JAX returns NaN)."""
     try:
-        return sl.cho_solve(sl.cho_factor(M, lower=True), b)
-    except (np.linalg.LinAlgError, ValueError):
+        return kkt.cho_solve(bk, kkt.cholesky(bk, M), b)
+    except np.linalg.LinAlgError:
         return np.full_like(b, np.nan)
 
 
+def _ridge(xp, P):
+    """The ridge of the reduced matrix: ``RIDGE (1 + max |diag P|)``."""
+    return RIDGE * (1.0 + xp.max(xp.abs(xp.diagonal(P)), initial=0.0))
+
+
 def _reduced(bk: Backend, d: Data, s: State):
-    """``(M, wu, wl)``: the reduced Newton matrix and the barrier weights ``z/s``."""
+    r"""The reduced Newton matrix $P + A^\top\mathrm{diag}(z_u/s_u + z_l/s_l)A$ + ridge."""
     xp = bk.xp
-    wu = xp.where(d.fu, s.zu / s.su, 0.0)
-    wl = xp.where(d.fl, s.zl / s.sl, 0.0)
-    M = d.P + d.A.T @ ((wu + wl)[:, None] * d.A) + d.ridge * xp.eye(d.q.shape[0], dtype=d.q.dtype)
-    return M, wu, wl
+    w = xp.where(d.fu, s.zu / s.su, 0.0) + xp.where(d.fl, s.zl / s.sl, 0.0)
+    return d.P + d.A.T @ (w[:, None] * d.A) + d.ridge * xp.eye(d.q.shape[0], dtype=d.q.dtype)
 
 
 def _newton(bk: Backend, d: Data, s: State, M, rd, rpu, rpl, rcu, rcl):
@@ -127,6 +127,12 @@ def _max_step(xp, v, dv):
     return xp.minimum(1.0, xp.min(xp.where(neg, -v / xp.where(neg, dv, -1.0), xp.inf), initial=xp.inf))
 
 
+def _step_length(xp, s: State, dsu, dsl, dzu, dzl):
+    """The largest step ``<= 1`` that keeps the slacks and multipliers nonnegative."""
+    return xp.minimum(xp.minimum(_max_step(xp, s.su, dsu), _max_step(xp, s.sl, dsl)),
+                      xp.minimum(_max_step(xp, s.zu, dzu), _max_step(xp, s.zl, dzl)))
+
+
 def _step(bk: Backend, s: State, d: Data) -> State:
     """One predictor-corrector iteration; a non-finite result keeps ``s`` and clears ``ok``."""
     xp = bk.xp
@@ -136,19 +142,16 @@ def _step(bk: Backend, s: State, d: Data) -> State:
     rpl = xp.where(d.fl, -Ax + s.sl + d.l, 0.0)
     cu, cl = xp.where(d.fu, s.su * s.zu, 0.0), xp.where(d.fl, s.sl * s.zl, 0.0)
     mu = (xp.sum(cu) + xp.sum(cl)) / d.p
-    M, _, _ = _reduced(bk, d, s)
+    M = _reduced(bk, d, s)
     dx, dsu, dsl, dzu, dzl = _newton(bk, d, s, M, rd, rpu, rpl, cu, cl)
-    a = xp.minimum(xp.minimum(_max_step(xp, s.su, dsu), _max_step(xp, s.sl, dsl)),
-                   xp.minimum(_max_step(xp, s.zu, dzu), _max_step(xp, s.zl, dzl)))
+    a = _step_length(xp, s, dsu, dsl, dzu, dzl)
     mu_aff = (xp.sum(xp.where(d.fu, (s.su + a * dsu) * (s.zu + a * dzu), 0.0))
               + xp.sum(xp.where(d.fl, (s.sl + a * dsl) * (s.zl + a * dzl), 0.0))) / d.p
     sigma = xp.clip(mu_aff / xp.where(mu > 0, mu, 1.0), 0.0, 1.0) ** 3
     rcu = xp.where(d.fu, cu + dsu * dzu - sigma * mu, 0.0)
     rcl = xp.where(d.fl, cl + dsl * dzl - sigma * mu, 0.0)
     dx, dsu, dsl, dzu, dzl = _newton(bk, d, s, M, rd, rpu, rpl, rcu, rcl)
-    a = STEP_FRACTION * xp.minimum(
-        xp.minimum(_max_step(xp, s.su, dsu), _max_step(xp, s.sl, dsl)),
-        xp.minimum(_max_step(xp, s.zu, dzu), _max_step(xp, s.zl, dzl)))
+    a = STEP_FRACTION * _step_length(xp, s, dsu, dsl, dzu, dzl)
     new = State(s.x + a * dx, s.su + a * dsu, s.sl + a * dsl, s.zu + a * dzu, s.zl + a * dzl,
                 s.ok)
     ok = xp.isfinite(a) & xp.all(xp.isfinite(new.x)) & xp.all(new.su > 0) & xp.all(new.sl > 0) \
@@ -180,6 +183,11 @@ def _tests(bk: Backend, s: State, d: Data):
     return res, tuple(d.eps_abs + d.eps_rel * m for m in mag)
 
 
+def _met(res, eps):
+    """All three tests of `_tests` hold."""
+    return (res[0] <= eps[0]) & (res[1] <= eps[1]) & (res[2] <= eps[2])
+
+
 def _monitor(bk, s: State, d: Data):
     (prim, dual, gap), _ = _tests(bk, s, d)
     return {"objective": 0.5 * s.x @ (d.P @ s.x) + d.q @ s.x, "prim_res": prim, "dual_res": dual,
@@ -187,9 +195,7 @@ def _monitor(bk, s: State, d: Data):
 
 
 def _converged(bk, s: State, d: Data):
-    res, eps = _tests(bk, s, d)
-    met = (res[0] <= eps[0]) & (res[1] <= eps[1]) & (res[2] <= eps[2])
-    return met | ~s.ok
+    return _met(*_tests(bk, s, d)) | ~s.ok
 
 
 ALGORITHM = Algorithm(METHOD, _step, _monitor, _converged)
@@ -201,7 +207,7 @@ def _setup(bk: Backend, P, q, A, l, u, x0, z0, eps_abs, eps_rel):
     xp = bk.xp
     fu, fl = xp.isfinite(u), xp.isfinite(l)
     u0, l0 = xp.where(fu, u, 0.0), xp.where(fl, l, 0.0)
-    ridge = RIDGE * (1.0 + xp.max(xp.abs(xp.diagonal(P)), initial=0.0))
+    ridge = _ridge(xp, P)
     p = xp.maximum(xp.sum(fu) + xp.sum(fl), 1)
     d = Data(P, q, A, u0, l0, fu, fl, p, ridge, eps_abs, eps_rel)
     Ax = A @ x0
@@ -292,15 +298,15 @@ def ipm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-8, eps_abs=N
     x, su, sl, zu, zl = (np.asarray(bk.to_numpy(v), np.float64) for v in s[:5])
     y = zu - zl
     # the tests once more, in float64 on the user's data
-    res, eps = _tests(get_backend("numpy"), State(x, su, sl, zu, zl, True),
-                      Data(P, q, A, np.where(np.isfinite(u), u, 0.0), np.where(np.isfinite(l), l, 0.0),
-                           np.isfinite(u), np.isfinite(l), 1, 0.0, e_abs, e_rel))
+    host = get_backend("numpy")
+    res, eps = _tests(host, State(x, su, sl, zu, zl, True),
+                      _setup(host, P, q, A, l, u, x, None, e_abs, e_rel)[0])
     status, message = None, ""
     if not bool(s.ok):
         status = Status.NUMERICAL_ERROR
         message = ("the Newton system broke down (a non-finite step); the problem may be "
                    "infeasible, unbounded or too badly scaled for an interior point method")
-    elif out.status is Status.OPTIMAL and not all(r <= e for r, e in zip(res, eps)):
+    elif out.status is Status.OPTIMAL and not _met(res, eps):
         status = Status.OPTIMAL_INACCURATE
         message = (f"the tests recomputed in float64 miss the tolerances (primal {res[0]:.2e}, "
                    f"dual {res[1]:.2e}, gap {res[2]:.2e}): the {dtype} iterations cannot reach them")
@@ -349,7 +355,7 @@ def _transposed_solve(z, theta, rhs):
     cu = jnp.where(fu, ru * rzu - rsu, 0.0)
     cl = jnp.where(fl, rl * rzl - rsl, 0.0)
     theta_ = W / (1.0 + W)
-    ridge = RIDGE * (1.0 + jnp.max(jnp.abs(jnp.diagonal(P)), initial=0.0))
+    ridge = _ridge(jnp, P)
     K = jnp.block([[P + ridge * jnp.eye(n, dtype=x.dtype), A.T],
                    [theta_[:, None] * A, -jnp.diag(1.0 - theta_)]])
     sol = jnp.linalg.solve(K, jnp.concatenate([rx, (cu - cl) / (1.0 + W)]))
@@ -371,19 +377,10 @@ def _traced(P, q, A, l, u, *, tol, eps_abs, eps_rel, max_iter):
     """`ipm_qp` on traced data: one pure JAX function, differentiable (module docstring)."""
     import jax.numpy as jnp
 
-    q = jnp.asarray(q)
-    if q.ndim != 1:
-        raise ValueError(f"q must have shape (n,) inside jit/vmap/grad (vmap adds the batch), got "
-                         f"{q.shape}")
+    P, q, A, l, u = traced_qp(P, q, A, l, u)
     dt = q.dtype
     bk = get_backend("jax", "float64" if dt == jnp.float64 else "float32")
     n = q.shape[0]
-    A = jnp.zeros((0, n), dt) if A is None else jnp.asarray(A, dt)
-    m = A.shape[0]
-    l = jnp.full(m, -jnp.inf, dt) if l is None else jnp.broadcast_to(jnp.asarray(l, dt), (m,))
-    u = jnp.full(m, jnp.inf, dt) if u is None else jnp.broadcast_to(jnp.asarray(u, dt), (m,))
-    l, u = jnp.where(l <= -1e20, -jnp.inf, l), jnp.where(u >= 1e20, jnp.inf, u)
-    P = jnp.asarray(P, dt)
     e_abs = jnp.asarray(tol if eps_abs is None else eps_abs, dt)
     e_rel = jnp.asarray(tol if eps_rel is None else eps_rel, dt)
 
@@ -396,9 +393,8 @@ def _traced(P, q, A, l, u, *, tol, eps_abs, eps_rel, max_iter):
     z, (k, ok, res, eps) = root_vjp(solver, _optimality, transposed_solve=_transposed_solve)(
         (P, q, A, l, u))
     x = z[0]
-    met = (res[0] <= eps[0]) & (res[1] <= eps[1]) & (res[2] <= eps[2])
     status = jnp.where(~ok, Status.NUMERICAL_ERROR.code,
-                       jnp.where(met, Status.OPTIMAL.code, Status.MAX_ITER.code))
+                       jnp.where(_met(res, eps), Status.OPTIMAL.code, Status.MAX_ITER.code))
     y = z[3] - z[4]
     return traced_result(x=x, status=status, objective=0.5 * x @ (P @ x) + q @ x, dual=y,
                          primal_residual=res[0], dual_residual=res[1], iterations=k,
