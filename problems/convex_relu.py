@@ -463,7 +463,9 @@ class ConvexReLU(Problem):
         Args:
             betas: the values of $\beta$ (any order; solved from the largest down, since the
                 solution moves away from zero as $\beta$ decreases); default ``n_betas``
-                values spaced geometrically from `beta_max` down to ``ratio`` times it.
+                values spaced geometrically below `beta_max`, $\beta_{\max}r^{k/n}$ for
+                $k = 1..n$ (``ratio`` $r$). Not $\beta_{\max}$ itself: there the solution is
+                zero but approached only in the limit, a slow solve.
             method: the method of every solve (default: `default_method`).
             n_betas: number of default values.
             ratio: smallest default value over `beta_max`.
@@ -478,8 +480,7 @@ class ConvexReLU(Problem):
             ratio = validate.positive("ratio", ratio)
             if ratio >= 1:
                 raise ValueError(f"ratio must be below 1, got {ratio}")
-            top = self.beta_max()
-            betas = top * np.geomspace(1.0, ratio, n_betas)
+            betas = self.beta_max() * ratio ** (np.arange(1, n_betas + 1) / n_betas)
         betas = float_array("betas", betas, ndim=1, nonempty=True, finite=True)
         if (betas < 0).any():
             raise ValueError("betas must be nonnegative")
