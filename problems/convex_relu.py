@@ -604,26 +604,34 @@ class ConvexReLUNet:
     """An sklearn-style estimator: a two-layer ReLU network trained by the convex program.
 
     ``ConvexReLUNet(n_patterns=50, beta=1e-3, loss="squared", variant="relu", epsilon=0.0,
-    fit_intercept=True, method=None, backend="numpy", seed=0, **solver_options)``.
-    ``fit(X, y)`` builds a `ConvexReLU` (a ones column appended when ``fit_intercept``) and
-    solves it; ``predict(X)`` returns values (squared loss) or class labels (classification, any
-    two labels, mapped to -1/+1); ``decision_function(X)`` the network output; ``score(X, y)``
-    the R^2 (regression) or the accuracy (classification); ``get_params()``/``set_params()`` as
-    in scikit-learn (which is not needed). After ``fit``: ``problem_``, ``result_``,
-    ``network_`` (`TwoLayerNetwork`), ``classes_`` (classification).
+    fit_intercept=True, method=None, backend="numpy", seed=0, solver_options=None,
+    standardize=False)``. ``fit(X, y)`` builds a `ConvexReLU` (a ones column appended when
+    ``fit_intercept``; with ``standardize`` the columns of ``X`` first centred and scaled to unit
+    standard deviation, and new data transformed alike) and solves it; ``predict(X)`` returns
+    values (squared loss) or class labels (classification, any labels); ``decision_function(X)``
+    the network output; ``score(X, y)`` the R^2 (regression; averaged over outputs) or the
+    accuracy (classification); ``get_params()``/``set_params()`` as in scikit-learn (which is
+    not needed). After ``fit``: ``problem_``, ``result_``, ``network_`` (`TwoLayerNetwork`),
+    ``classes_`` (classification).
+
+    **Several classes or outputs** (scnn's one-vs-all): with more than two classes, one network
+    per class is trained on "this class against the rest" (labels +1/-1, the same gates), and
+    ``predict`` returns the class of the largest output; with targets ``y`` of shape (n, k)
+    (squared loss), one network per column. Their estimators are in ``estimators_``;
+    ``decision_function`` returns (n, k) and ``problem_``/``result_``/``network_`` are unset.
     """
 
     _PARAMS = ("n_patterns", "beta", "loss", "variant", "epsilon", "fit_intercept", "method",
-               "backend", "seed", "solver_options")
+               "backend", "seed", "solver_options", "standardize")
 
     def __init__(self, n_patterns: int = 50, beta: float = 1e-3, loss: str = "squared",
                  variant: str = "relu", epsilon: float = 0.0, fit_intercept: bool = True,
                  method: str | None = None, backend: str = "numpy", seed: int = 0,
-                 solver_options: dict | None = None):
+                 solver_options: dict | None = None, standardize: bool = False):
         self.n_patterns, self.beta, self.loss, self.variant = n_patterns, beta, loss, variant
         self.epsilon, self.fit_intercept, self.method = epsilon, fit_intercept, method
         self.backend, self.seed = backend, seed
-        self.solver_options = solver_options
+        self.solver_options, self.standardize = solver_options, standardize
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments."""
@@ -642,6 +650,11 @@ class ConvexReLUNet:
             X = _new_data(X, self.n_features_in_)
         else:
             X = _samples(X)
+            validate.boolean("standardize", self.standardize)
+            self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
+            self.scale_[self.scale_ == 0] = 1.0  # constant columns: centred only
+        if self.standardize:
+            X = (X - self.mean_) / self.scale_
         return np.hstack([X, np.ones((X.shape[0], 1))]) if self.fit_intercept else X
 
     def _problem(self, X, y) -> ConvexReLU:
@@ -651,16 +664,16 @@ class ConvexReLUNet:
             raise TypeError(f"solver_options must be a dict or None, got "
                             f"{type(self.solver_options).__name__}")
         F = self._features(X, fitted=False)
+        self.n_features_in_ = F.shape[1] - int(self.fit_intercept)
         if self.loss != "squared":
             y = _labels(y, F.shape[0])
             self.classes_ = np.unique(y)
-            if self.classes_.size != 2:
-                raise ValueError(f"classification needs exactly two classes in y, got "
+            if self.classes_.size < 2:
+                raise ValueError(f"classification needs at least two classes in y, got "
                                  f"{self.classes_.size}")
             y = np.where(y == self.classes_[1], 1.0, -1.0)
         else:
             y = _targets(y, F.shape[0])
-        self.n_features_in_ = F.shape[1] - int(self.fit_intercept)
         return ConvexReLU(F, y, n_patterns=self.n_patterns, beta=self.beta, loss=self.loss,
                           variant=self.variant, seed=self.seed, epsilon=self.epsilon)
 
@@ -669,7 +682,33 @@ class ConvexReLUNet:
         self.network_ = problem.network(result.x)
         return self
 
+    def _split(self, X, y) -> list | None:
+        """One binary (or single-output) target per network for more than two classes (or a
+        2-D ``y``): ``[(name, y_k), ...]``; ``None`` for a single program."""
+        if self.loss == "squared":
+            y = np.asarray(y) if hasattr(y, "__len__") else y
+            if getattr(y, "ndim", 1) == 2:
+                return [(k, y[:, k]) for k in range(y.shape[1])]
+            return None
+        y = _labels(y)
+        classes = np.unique(y)
+        if classes.size <= 2:
+            return None
+        self.classes_ = classes
+        return [(c, np.where(y == c, 1.0, -1.0)) for c in classes]
+
+    def _fit_each(self, X, parts) -> "ConvexReLUNet":
+        for name in ("problem_", "result_", "network_"):
+            self.__dict__.pop(name, None)
+        self.estimators_ = [copy.copy(self).set_params().fit(X, yk) for _, yk in parts]
+        self.n_features_in_ = self.estimators_[0].n_features_in_
+        return self
+
     def fit(self, X, y) -> "ConvexReLUNet":
+        self.__dict__.pop("estimators_", None)
+        parts = self._split(X, y)
+        if parts is not None:
+            return self._fit_each(X, parts)
         problem = self._problem(X, y)
         return self._fitted(problem, problem.solve(self.method, backend=self.backend,
                                                    **(self.solver_options or {})))
@@ -685,6 +724,8 @@ class ConvexReLUNet:
             ``beta``, ``problem_``, ``result_`` and ``network_``; ``prune``: the network of the
             pruned weights, `ConvexReLU.prune`, with the same predictions and fewer neurons).
         """
+        if self._split(X, y) is not None:
+            raise ValueError("path fits one program: a single output, or two classes")
         problem = self._problem(X, y)
         trace = problem.path(betas, self.method, n_betas=n_betas, ratio=ratio,
                              backend=self.backend, **(self.solver_options or {}))
@@ -700,18 +741,22 @@ class ConvexReLUNet:
         return fitted
 
     def _check_fitted(self):
-        if not hasattr(self, "network_"):
+        if not (hasattr(self, "network_") or hasattr(self, "estimators_")):
             raise ValueError("this ConvexReLUNet is not fitted yet: call fit(X, y) first")
 
     def decision_function(self, X) -> np.ndarray:
-        """The network's output (n,)."""
+        """The network's output (n,); (n, k) for k classes (over two) or outputs."""
         self._check_fitted()
+        if hasattr(self, "estimators_"):
+            return np.stack([e.decision_function(X) for e in self.estimators_], axis=1)
         return self.network_.predict(self._features(X))
 
     def predict(self, X) -> np.ndarray:
         out = self.decision_function(X)
         if self.loss == "squared":
             return out
+        if out.ndim == 2:
+            return self.classes_[np.argmax(out, axis=1)]
         return np.where(out >= 0, self.classes_[1], self.classes_[0])
 
     def score(self, X, y) -> float:
@@ -719,5 +764,15 @@ class ConvexReLUNet:
         pred = self.predict(X)
         if self.loss != "squared":
             return float(np.mean(pred == _labels(y, pred.shape[0])))
-        y = _targets(y, pred.shape[0])
-        return 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))
+        if pred.ndim == 2:
+            y = float_array("y", y, ndim=2, finite=True)
+            if y.shape != pred.shape:
+                raise ValueError(f"y must have shape {pred.shape}, got {y.shape}")
+            cols = [y[:, k] for k in range(y.shape[1])]
+            return float(np.mean([_r2(c, p) for c, p in zip(cols, pred.T)]))
+        return _r2(_targets(y, pred.shape[0]), pred)
+
+
+def _r2(y, pred) -> float:
+    """The coefficient of determination of ``pred`` for targets ``y`` (n,)."""
+    return 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))

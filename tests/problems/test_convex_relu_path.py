@@ -115,3 +115,49 @@ def test_estimator_path_pruned_networks():
         bound = 2e-6 * np.abs(prob.X @ W.reshape(-1, prob.d).T).max() * m.network_.hidden
         np.testing.assert_allclose(p.predict(X[:, :-1]), prob.predict(W), atol=bound)
     assert nets[-1].score(X[:, :-1], y) > nets[1].score(X[:, :-1], y)
+
+
+def test_one_vs_all_classification_and_multi_output_regression():
+    """More than two classes: one network per class against the rest, the largest output wins;
+    a 2-D y: one network per column. Each equals the binary / single-output fit."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    opts = dict(n_patterns=8, beta=0.1, loss="logistic", standardize=True)
+    clf = ConvexReLUNet(**opts).fit(X, names)
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    assert clf.decision_function(X).shape == (150, 3) and not hasattr(clf, "network_")
+    assert all(e.result_.status is Status.OPTIMAL for e in clf.estimators_)
+    assert clf.score(X, names) > 0.95
+    one = ConvexReLUNet(**opts).fit(X, names == "virginica")
+    np.testing.assert_allclose(clf.decision_function(X)[:, 2], one.decision_function(X),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="one program"):
+        ConvexReLUNet(**opts).path(X, names)
+    Xr, yr = regression()
+    Y = np.c_[yr, -2 * yr + 1]
+    reg = ConvexReLUNet(n_patterns=8, beta=0.01).fit(Xr, Y)
+    assert reg.predict(Xr).shape == (40, 2)
+    single = ConvexReLUNet(n_patterns=8, beta=0.01).fit(Xr, Y[:, 1])
+    np.testing.assert_allclose(reg.predict(Xr)[:, 1], single.predict(Xr), atol=1e-10)
+    assert reg.score(Xr, Y) == pytest.approx(np.mean(
+        [ConvexReLUNet(n_patterns=8, beta=0.01).fit(Xr, c).score(Xr, c) for c in Y.T]))
+    with pytest.raises(ValueError, match="shape"):
+        reg.score(Xr, yr)
+
+
+def test_standardize_is_an_affine_change_of_the_data():
+    """standardize=True trains on centred, unit-variance columns and applies the same
+    transform to new data: scaling a column of X by 1000 leaves the predictions unchanged."""
+    X, y = regression()
+    X = X[:, :-1]
+    est = ConvexReLUNet(n_patterns=8, beta=0.01, standardize=True).fit(X, y)
+    Xs = X * np.array([1000.0, 1.0, 1e-3])
+    scaled = ConvexReLUNet(n_patterns=8, beta=0.01, standardize=True).fit(Xs, y)
+    np.testing.assert_allclose(scaled.problem_.X, est.problem_.X, atol=1e-12)
+    np.testing.assert_allclose(scaled._features(2 * Xs), est._features(2 * X), atol=1e-12)
+    # the same program up to round-off; the answers agree to the solver's tolerance (1e-4)
+    np.testing.assert_allclose(scaled.predict(Xs), est.predict(X), atol=1e-4 * np.abs(y).max())
+    with pytest.raises(TypeError, match="standardize"):
+        ConvexReLUNet(standardize="yes").fit(X, y)
