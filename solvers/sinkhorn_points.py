@@ -309,7 +309,7 @@ def sinkhorn_points(x, y, a=None, b=None, reg=None, *, cost="sqeuclidean", block
                     backend="jax", tol=1e-6, max_iter=100_000, time_limit=math.inf,
                     verbose=False, progress=None, callback=None, check_every=None, seed=0,
                     warm_start=None, dtype="float64", eps_init=None, eps_decay=0.5,
-                    stage_tol=1e-2, mesh=None) -> Result:
+                    stage_tol=1e-2, mesh=None, refine=False) -> Result:
     """Entropic OT between point clouds ``x`` (n, d) and ``y`` (m, d), never forming the cost
     matrix (memory O((n + m) * block)).
 
@@ -345,6 +345,12 @@ def sinkhorn_points(x, y, a=None, b=None, reg=None, *, cost="sqeuclidean", block
         check_every: iterations between checks (default: 1 numpy, 10 JAX).
         seed: accepted for the common vocabulary (the method is deterministic).
         dtype: ``"float64"`` or ``"float32"`` (the iterations; the final check is float64).
+        refine: with ``dtype="float32"``, when the float64 check finds the answer short of
+            ``tol`` (float32 potentials define the plan only to about their rounding over
+            ``reg``), go on in float64 from its potentials at ``eps = reg``, within what is left
+            of ``max_iter`` and ``time_limit``. The `Result` is the float64 run's, with both
+            runs' iterations and times (``info["float32_iterations"]``; ``history`` is the
+            float64 run's).
 
     Returns:
         `Result` with ``x`` a `cvxkit.solvers.pointcloud.PointCloudPlan` (the plan as an
@@ -357,6 +363,7 @@ def sinkhorn_points(x, y, a=None, b=None, reg=None, *, cost="sqeuclidean", block
         passes use blocks of a quarter of ``block`` (they hold more arrays per block).
     """
     t_setup = time.perf_counter()
+    refine = validate.boolean("refine", refine)
     if reg is None:
         raise ValueError("reg is required: the entropic regularization (> 0, units of the cost)")
     x, y, a, b = validate_points(x, y, a, b, cost)
@@ -390,7 +397,22 @@ def sinkhorn_points(x, y, a=None, b=None, reg=None, *, cost="sqeuclidean", block
     final = _final(plan, f, g, a, b, reg, float(opts.tol), dtype, out.status)
     final = final._replace(info={**final.info, "block": block or default_block(n, m),
                                  "cost": cost})
-    return finish(final, method=METHOD, backend=bk.name, run=out, setup_time=setup_time)
+    res = finish(final, method=METHOD, backend=bk.name, run=out, setup_time=setup_time)
+    if not (refine and dtype == "float32" and res.status is Status.OPTIMAL_INACCURATE):
+        return res
+    spent = time.perf_counter() - t_setup
+    if res.iterations >= max_iter or spent >= time_limit:
+        return res
+    fine = sinkhorn_points(x, y, a, b, reg, cost=cost, block=block, backend=backend, tol=tol,
+                           max_iter=max_iter - res.iterations, time_limit=time_limit - spent,
+                           verbose=verbose, progress=progress, callback=callback,
+                           check_every=check_every, seed=seed, warm_start=res,
+                           dtype="float64", eps_decay=eps_decay, stage_tol=stage_tol, mesh=mesh)
+    return fine.replace(iterations=res.iterations + fine.iterations,
+                        setup_time=res.setup_time + fine.setup_time,
+                        solve_time=res.solve_time + fine.solve_time,
+                        compile_time=res.compile_time + fine.compile_time,
+                        info={**fine.info, "float32_iterations": res.iterations})
 
 
 def _check_settings(block, eps_init, eps_decay, stage_tol, mesh, backend):

@@ -122,6 +122,22 @@ def test_float32_status_is_honest():
     assert tight.info["relative_marginal_error"] > 1e-11
 
 
+def test_float32_refined_in_float64():
+    """refine=True: a float32 answer short of tol goes on in float64 from its potentials."""
+    x, y, a, b = cloud(60, 50, seed=4)
+    short = sinkhorn_points(x, y, a, b, 0.02, dtype="float32", tol=1e-9)
+    assert short.status is Status.OPTIMAL_INACCURATE
+    res = sinkhorn_points(x, y, a, b, 0.02, dtype="float32", tol=1e-9, refine=True)
+    assert res.status is Status.OPTIMAL and res.info["relative_marginal_error"] <= 1e-9
+    assert res.info["float32_iterations"] == short.iterations < res.iterations
+    ref = sinkhorn_points(x, y, a, b, 0.02, tol=1e-11)
+    assert abs(res.objective - ref.objective) <= 1e-8 * abs(ref.objective)
+    loose = sinkhorn_points(x, y, a, b, 0.02, dtype="float32", tol=1e-4, refine=True)
+    assert "float32_iterations" not in loose.info  # met in float32: nothing to refine
+    with pytest.raises(TypeError, match="refine"):
+        sinkhorn_points(x, y, a, b, 0.02, refine="yes")
+
+
 def test_warm_start(backend):
     x, y, a, b = cloud(41, 29, seed=5)  # block 8: the compiled shapes of the dense comparison
     cold = sinkhorn_points(x, y, a, b, 0.01, backend=backend, tol=1e-9, block=8)
