@@ -18,11 +18,12 @@ $$
 
 The problem supplies a `ProxProgram`: an `Operator` ($x \mapsto (A_j x)_j$, its adjoint, and the
 factorization and solve of $P + \rho A^\top A$), the kinds of the $g_j$ (`prox`: group lasso,
-$\ell_1$, $z \ge b$, squared, logistic and hinge losses) and how to read its answer. The
-factorization is computed once and reused; it is recomputed only when the adaptive penalty
-changes (see below). `DENSE` is the operator of dense $A_j$, $P$, $q$. The convex ReLU family
-builds its programs (the Woodbury-structured operator of the paper's splitting, the robust
-program on `DENSE`) in `cvxkit.problems.relu_splitting`.
+$\ell_1$, $z \ge b$, the Net-Trim set, squared, logistic and hinge losses) and how to read its
+answer. The factorization is computed once and reused; it is recomputed only when the adaptive
+penalty changes (see below). `DENSE` is the operator of dense $A_j$, $P$, $q$. The convex ReLU
+family builds its programs (the Woodbury-structured operator of the paper's splitting, the robust
+program on `DENSE`) in `cvxkit.problems.relu_splitting`; Net-Trim's program is
+`cvxkit.solvers.net_trim.net_trim_program`.
 
 **On the ADMM core** (`cvxkit.solvers.admm`). The driver step is the core's: `admm.cycle` (a
 block of ``check_every`` iterations, fewer at the iteration limit, then the check and the
@@ -69,7 +70,7 @@ from cvxkit.solvers.driver import Algorithm, Final, Options, finish, run
 from cvxkit.solvers.result import Result, Status
 
 #: term kinds (`prox`)
-KINDS = ("group", "l1", "nonneg", "squared", "logistic", "hinge")
+KINDS = ("group", "l1", "nonneg", "net_trim", "squared", "logistic", "hinge")
 #: Newton steps of the logistic prox (quadratic convergence from the start point)
 LOGISTIC_NEWTON = 30
 
@@ -132,8 +133,12 @@ def prox(bk: Backend, kind: str, v, p, t):
     """$\\operatorname{prox}_{t g}(v)$ for the term ``kind`` with parameters ``p``.
 
     * ``group``: $g = p\\sum_r\\lVert v_r\\rVert_2$ over rows (last axis), ``p`` = weight $\\beta$;
-    * ``l1``: $g = p\\lVert v\\rVert_1$;
+    * ``l1``: $g = \\sum_i p_i|v_i|$ (``p`` a weight, or weights broadcast against $v$);
     * ``nonneg``: indicator of $v \\ge p$ (``p`` an offset array or 0);
+    * ``net_trim``: indicator of the Net-Trim set, ``p = (Y, mask, V, eps)``: on the support
+      (``mask = 1``) the Frobenius ball $\\lVert(v - Y)_\\Omega\\rVert_F \\le \\epsilon$ (one
+      ball for the whole array), off it $v \\le V$ (the projection: a radial shrink of
+      $(v - Y)_\\Omega$, and $\\min(v, V)$ off the support);
     * ``squared``: $g = \\tfrac{w}{2}\\lVert v - y\\rVert^2$, ``p = (w, y)``;
     * ``logistic``: $g = w\\sum\\log(1 + e^{-y v})$, ``p = (w, y)``, $y \\in \\{\\pm1\\}$;
     * ``hinge``: $g = w\\sum(1 - yv)_+$, ``p = (w, y)``.
@@ -147,6 +152,13 @@ def prox(bk: Backend, kind: str, v, p, t):
         return xp.sign(v) * xp.maximum(xp.abs(v) - t * p, 0.0)
     if kind == "nonneg":
         return xp.maximum(v, p)
+    if kind == "net_trim":
+        Y, mask, V, eps = p
+        d = mask * (v - Y)
+        nrm = xp.sqrt(xp.sum(d * d))
+        out = nrm > eps  # (no division by a floor, as for the group prox)
+        shrink = xp.where(out, eps / xp.where(out, nrm, 1.0), 1.0)
+        return xp.where(mask > 0, Y + shrink * d, xp.minimum(v, V))
     w, y = p
     c = t * w
     if kind == "squared":
@@ -170,13 +182,13 @@ def prox(bk: Backend, kind: str, v, p, t):
 
 
 def term_value(bk: Backend, kind: str, z, p):
-    """$g(z)$ for the non-indicator kinds (0 for ``nonneg``)."""
+    """$g(z)$ for the non-indicator kinds (0 for the indicators ``nonneg`` and ``net_trim``)."""
     xp = bk.xp
     if kind == "group":
         return p * xp.sum(xp.sqrt(xp.sum(z * z, axis=-1)))
     if kind == "l1":
-        return p * xp.sum(xp.abs(z))
-    if kind == "nonneg":
+        return xp.sum(p * xp.abs(z))
+    if kind in ("nonneg", "net_trim"):
         return 0.0 * xp.sum(z[..., :1])
     w, y = p
     if kind == "squared":
@@ -209,7 +221,7 @@ def _iterate(bk, op: Operator, kinds, d: Data, s: State, track=True) -> State:
 def _objective(bk, op, kinds, d, x, Ax):
     val = op.smooth(bk, d.lin, x)
     for k, a, p in zip(kinds, Ax, d.params):
-        if k != "nonneg":
+        if k not in ("nonneg", "net_trim"):
             val = val + term_value(bk, k, a, p)
     return val
 
@@ -404,7 +416,8 @@ class ProxProgram(NamedTuple):
     * ``to_x(W) -> x``: the iterate $x$ of answer-shaped weights ``W`` (numpy; warm starts);
     * ``objective(W) -> float``: the program's objective at an answer (``Result.objective``);
     * ``unit``: the unit of the absolute tolerance (``eps_abs = tol * unit`` by default);
-    * ``info``: entries added to ``Result.info``.
+    * ``info``: entries added to ``Result.info``;
+    * ``method``: the method named in ``Result.method`` and in the warm-start error.
     """
 
     operator: Operator
@@ -416,6 +429,7 @@ class ProxProgram(NamedTuple):
     objective: Callable
     unit: float = 1.0
     info: dict = {}
+    method: str = "relu_admm"
 
 
 def relu_admm(program: ProxProgram, *, backend="numpy", tol=1e-6, eps_abs=None, eps_rel=None,
@@ -477,7 +491,8 @@ def relu_admm(program: ProxProgram, *, backend="numpy", tol=1e-6, eps_abs=None, 
     bk = get_backend(backend, dtype)
     lin, params = program.build(bk)
     with bk.precision():
-        x0, ws = _warm_start(warm_start, bk, op, lin, program.shape, program.to_x)
+        x0, ws = _warm_start(warm_start, bk, op, lin, program.shape, program.to_x,
+                             program.method)
     setup = time.perf_counter() - t0
     state, out = prox_admm(op, kinds, lin, params, x0, backend=bk, warm_start=ws, tol=tol,
                            eps_abs=eps_abs, eps_rel=eps_rel, max_iter=max_iter,
@@ -491,15 +506,15 @@ def relu_admm(program: ProxProgram, *, backend="numpy", tol=1e-6, eps_abs=None, 
         if dtype == "float32" else None
     final = _final(state, W, program.objective(W), {**program.info, "eps_abs": float(eps_abs)},
                    out.status, confirmed)
-    return finish(final, method="relu_admm", backend=bk.name, run=out, setup_time=setup)
+    return finish(final, method=program.method, backend=bk.name, run=out, setup_time=setup)
 
 
-def _warm_start(ws, bk, op, lin, shape, to_x):
+def _warm_start(ws, bk, op, lin, shape, to_x, method="relu_admm"):
     """``(x0, state)`` from ``warm_start``: ``(zeros, None)`` for ``None``; the run's `State` for
-    a `Result` of `relu_admm` on a problem of the same shapes; ``(to_x(W), None)`` for weights
+    a `Result` of `relu_admm` (``method``) on a problem of the same shapes; ``(to_x(W), None)`` for weights
     ``W`` of shape ``shape`` (an array, or the ``x`` of another method's `Result`). Anything
     else: ``ValueError`` saying what is expected."""
-    expected = (f"warm_start must be a Result of relu_admm on this problem, or weights of "
+    expected = (f"warm_start must be a Result of {method} on this problem, or weights of "
                 f"shape {shape} (an array or another method's Result with that x)")
     x_zero = bk.asarray(np.zeros(np.shape(to_x(np.zeros(shape)))))
     if ws is None:
@@ -513,7 +528,7 @@ def _warm_start(ws, bk, op, lin, shape, to_x):
                     and all(np.shape(a) == b.shape for a, b in zip(state.z, z_ref))
                     and all(np.shape(a) == b.shape for a, b in zip(state.lam, z_ref)))
             if not same:
-                raise ValueError(f"{expected}; got a Result of relu_admm on a problem of "
+                raise ValueError(f"{expected}; got a Result of {method} on a problem of "
                                  f"other shapes (weights {np.shape(ws.x)})")
             leaves = (state.x, *state.z, *state.lam, state.rho)
             if not all(np.isfinite(np.asarray(v)).all() for v in leaves):

@@ -131,6 +131,14 @@ def _relu_cones():
     return ConvexReLU(X, np.maximum(X[:, 0], 0), n_patterns=3, beta=0.1, variant="relu")
 
 
+def _net_trim():
+    from cvxkit.problems import NetTrim
+
+    i, p = np.arange(3)[:, None], np.arange(8)[None, :]
+    X = np.cos(0.37 * i * p + 0.5 * i + 0.2 * p)
+    return NetTrim(X, W0=np.array([[1.0, -0.5], [0.3, 0.8], [-0.7, 0.1]]), eps=0.1)
+
+
 def _game():
     from cvxkit.problems import FiniteSumMatrixGame
 
@@ -177,6 +185,7 @@ FACTORIES = {
     "bcd": (_relu, {"tol": 1e-7}),
     "relu_al": (_relu_cones, {"tol": 1e-6}),
     "rfista": (_relu, {"tol": 1e-7}),
+    "net_trim": (_net_trim, {"tol": 1e-7}),
     "halpern": (_game, {"tol": 1e-3, "max_iter": 5000}),
     "vr_halpern": (_game, {"tol": 1e-3, "max_iter": 5000}),
     "implicit_diff": (_hyper, {"tol": 1e-5}),
