@@ -25,6 +25,13 @@ trains in double precision (the bound is always evaluated in float64).
 
     python benchmarks/dual_proxies.py                        # all classes, defaults
     python benchmarks/dual_proxies.py --classes knapsack --knapsack 10 200 --epochs 500
+    python benchmarks/dual_proxies.py --defaults --classes knapsack production portfolio lp lp1 lp2 socp \
+        --out benchmarks/results/dual_proxies_defaults.json
+
+``--defaults`` measures what a user gets from ``DualProxy(prob).fit(thetas)`` with every
+training setting at its default. It adds generic classes: ``lp``, ``lp1``, ``lp2`` (a 12-variable
+covering LP ``A x >= theta``, ``0 <= x <= 5``, theta uniform in [0, 1]^8, 2000 training draws,
+``A`` drawn from seed 0, 1, 2) and ``socp`` (10 variables, one 7-dimensional SOC).
 """
 from __future__ import annotations
 
@@ -40,13 +47,50 @@ from common import best_of, write_results
 
 from cvxkit.problems.parametric_conic import (multidimensional_knapsack, portfolio,
                                               production_planning)
-from cvxkit.problems import DualProxy
+from cvxkit.problems import DualProxy, ParametricConicProgram
 
 #: the paper's headline (abstract, verified): average optimality gaps under 0.5%
 PAPER_MEAN_GAP = 0.005
 
 
+def generic_lp(seed, n=12, m=8):
+    """A generic parametric covering LP as a user would write it: ``min c'x`` s.t.
+    ``A x >= theta``, ``0 <= x <= 5``, ``theta`` uniform in ``[0, 1]^m``; ``A`` uniform in
+    ``[0, 1]`` and ``c`` uniform in ``[0.1, 1]``, both drawn from ``seed`` (not tuned)."""
+    rng = np.random.default_rng(seed)
+    A, c = rng.uniform(0.0, 1.0, (m, n)), rng.uniform(0.1, 1.0, n)
+
+    def sampler(rng_, k):
+        return rng_.uniform(0.0, 1.0, (k, m))
+
+    return ParametricConicProgram.from_arrays(
+        c, A, (np.zeros(m), -np.eye(m)), [("nonneg", m)], n_params=m, lb=0.0, ub=5.0,
+        theta=np.full(m, 0.5), sampler=sampler, name=f"LP {n} vars x {m} rows (A seed {seed})")
+
+
+def generic_socp(seed, n=10, k=6):
+    """A generic parametric SOCP: ``min c'x`` s.t. ``||F x - theta||_2 <= 1``, ``-3 <= x <= 3``,
+    ``theta`` uniform in ``[-1, 1]^k``; ``F`` standard normal / sqrt(n), ``c`` standard normal,
+    drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    F, c = rng.standard_normal((k, n)) / np.sqrt(n), rng.standard_normal(n)
+    A = np.vstack([np.zeros((1, n)), F])            # (t, s) = (1, F x - theta) in Q^{k+1}
+    J = np.vstack([np.zeros((1, k)), -np.eye(k)])
+    b0 = np.concatenate([[1.0], np.zeros(k)])
+
+    def sampler(rng_, size):
+        return rng_.uniform(-1.0, 1.0, (size, k))
+
+    return ParametricConicProgram.from_arrays(
+        c, A, (b0, J), [("soc", k + 1)], n_params=k, lb=-3.0, ub=3.0, theta=np.zeros(k),
+        sampler=sampler, name=f"SOCP {n} vars, SOC {k + 1} (F seed {seed})")
+
+
 def build(name, args):
+    if name.startswith("lp"):                        # lp, lp1, lp2: the seed of A
+        return generic_lp(int(name[2:] or 0))
+    if name.startswith("socp"):
+        return generic_socp(int(name[4:] or 0))
     if name == "knapsack":
         return multidimensional_knapsack(*args.knapsack, seed=args.seed)
     if name == "production":
@@ -60,7 +104,10 @@ def run_class(name, args):
     import jax
 
     prob = build(name, args)
-    train = prob.sample(args.train, seed=args.seed + 1)
+    n_train = args.train
+    if args.defaults and name.startswith(("lp", "socp")):
+        n_train = 2000                               # the issue's generic LP: 2,000 draws
+    train = prob.sample(n_train, seed=args.seed + 1)
     test = prob.sample(args.test, seed=args.seed + 2)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -69,12 +116,18 @@ def run_class(name, args):
     ref_total = time.perf_counter() - t0
     ok = np.array([s == "optimal" for s in ref["status"]])
     hidden = tuple(args.hidden) if args.hidden else None
-    px = DualProxy(prob, hidden=hidden, activation=args.activation, seed=args.seed,
-                   dtype=args.dtype)
-    untrained = px.bound(test)
-    t0 = time.perf_counter()
-    px.fit(train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-           verbose=args.verbose)
+    if args.defaults:                               # what a user gets: DualProxy(prob).fit(T)
+        px = DualProxy(prob)
+        untrained = px.bound(test)
+        t0 = time.perf_counter()
+        px.fit(train, verbose=args.verbose)
+    else:
+        px = DualProxy(prob, hidden=hidden, activation=args.activation, seed=args.seed,
+                       dtype=args.dtype)
+        untrained = px.bound(test)
+        t0 = time.perf_counter()
+        px.fit(train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+               verbose=args.verbose)
     fit_time = time.perf_counter() - t0
     t0 = time.perf_counter()
     bound = px.bound(test)                    # compiles for this batch size
@@ -90,7 +143,9 @@ def run_class(name, args):
     wall = float(np.median(ref["wall_time"][ok]))
     row = {
         "class": name, "instance": prob.name, "n": prob.n, "m": prob.m, "p": prob.p,
-        "train": args.train, "test": int(ok.sum()), "epochs": args.epochs,
+        "train": n_train, "test": int(ok.sum()),
+        "epochs": int(len(px.history.get("epoch", []))),
+        "validation_gap": getattr(px, "validation_gap_", None),
         "hidden": list(px.hidden), "fit_s": fit_time, "compile_s": compile_time,
         "gap_mean": float(gap.mean()), "gap_median": float(np.median(gap)),
         "gap_max": float(gap.max()),
@@ -127,6 +182,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--defaults", action="store_true",
+                    help="DualProxy(prob).fit(train) with every training setting at its default "
+                         "(--epochs, --lr, --hidden, ... ignored); generic classes lp, lp1, lp2 "
+                         "(12 x 8 covering LP, 2000 draws, A from seed 0/1/2) and socp")
     ap.add_argument("--out", default="benchmarks/results/dual_proxies.json")
     args = ap.parse_args()
 

@@ -44,6 +44,8 @@ replaced by 0 (a feasible dual point); a NaN bound becomes $-\infty$.
 from __future__ import annotations
 
 import functools
+import math
+import sys
 import time
 import types
 from collections.abc import Mapping
@@ -52,8 +54,11 @@ import numpy as np
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.cones import safe_norm, soc_parts
-from cvxkit.solvers.driver import Final, finish
+from cvxkit.solvers.driver import PROGRESS_AFTER, Final, finish
 from cvxkit.solvers.result import Result, Status
+
+DEFAULT_EPOCHS = 1000
+"""The most epochs `ProxyNetwork.fit` trains by default (its plateau schedule stops sooner)."""
 
 FIELDS = ("n", "m", "p", "cones", "A_rows", "A_cols", "A_map", "c_map", "b_map", "d_map", "lb",
           "ub", "pairs_i", "pairs_j", "kappa")
@@ -380,17 +385,45 @@ class ProxyNetwork:
         zp = np.stack([ri, rj, sig], axis=-1)
         return {"y": y, "z_lower": zl, "z_upper": zu, "z_pairs": zp, "bound": g}
 
-    def fit(self, thetas, *, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3,
-            val_thetas=None, verbose: bool = False) -> "ProxyNetwork":
+    def fit(self, thetas, *, epochs: int = DEFAULT_EPOCHS, batch_size: int = 128,
+            lr: float = 1e-3, val_thetas=None, val_fraction: float = 0.1,
+            patience: int = 10, min_lr: float | None = None, time_limit: float = math.inf,
+            verbose: bool = False, progress: bool | None = None) -> "ProxyNetwork":
         r"""Train by maximizing the mean Lagrangian bound over ``thetas`` (B, p) (self-supervised).
 
-        Adam (optax) with a cosine-decayed learning rate from ``lr`` to ``lr / 100`` over all
-        steps; inputs standardized with the training set's mean and standard deviation; the
-        output scale starts at the best of a grid of factors $10^{-4..4}$ times
+        Adam (optax) at learning rate ``lr`` with the paper's plateau schedule
+        (`PlateauSchedule`): after every epoch the mean bound on the validation set is compared
+        with the best so far; after ``patience`` epochs without improvement the best weights
+        (and their optimizer state) are reloaded and the learning rate is halved; training stops
+        when the rate would fall below ``min_lr`` (default ``lr / 256``: eight halvings), after
+        ``epochs`` epochs (a maximum) or after ``time_limit`` seconds. The weights kept are the
+        best on validation. Inputs are standardized with the training set's mean and standard
+        deviation; the output scale starts at the best of a grid of factors $10^{-4..4}$ times
         $\mathrm{mean}|c| / \mathrm{mean}|A_{ij}|$ (best mean bound of the initial network).
-        One epoch is one ``lax.scan`` over the minibatches. ``history``: per-epoch
-        ``train_bound`` (mean uncertified bound) and, with ``val_thetas``, ``val_bound``
-        (mean certified bound), plus ``time``.
+        One epoch is one ``lax.scan`` over the minibatches.
+
+        Args:
+            thetas: (B, p) training parameters.
+            epochs: the most epochs to train (early stopping usually ends sooner).
+            batch_size: minibatch size (capped at the training set's size).
+            lr: initial learning rate of Adam.
+            val_thetas: (V, p) validation parameters; default: ``val_fraction`` of ``thetas``
+                (a seeded random split, at least one draw; none if fewer than 10 draws, then
+                the plateau is judged on the training bound).
+            val_fraction: share of ``thetas`` held out for validation when ``val_thetas`` is
+                not given (0: no split).
+            patience: epochs without a new best validation bound before the learning rate
+                halves (and the best weights are reloaded).
+            min_lr: training stops when the halved rate would fall below it.
+            time_limit: seconds of training after which it stops (best weights kept).
+            verbose: print the progress every few epochs and a summary at the end.
+            progress: show a progress bar (tqdm); None: only once training has lasted a few
+                seconds, on a terminal.
+
+        ``history``: per-epoch ``train_bound`` (mean uncertified bound over the minibatches),
+        ``val_bound`` (mean uncertified bound on the validation set), ``lr`` and ``time``;
+        ``history["stop"]`` says why training ended. After fit, ``validation_bound_`` is the mean
+        certified bound on the validation set (``validation_thetas_``).
         """
         jax, jnp = _jax()
         import equinox as eqx
@@ -400,8 +433,23 @@ class ProxyNetwork:
         epochs = validate.integer("epochs", epochs)
         batch_size = validate.integer("batch_size", batch_size)
         lr = validate.positive("lr", lr)
+        val_fraction = validate.nonnegative("val_fraction", val_fraction, upper=1.0)
+        patience = validate.integer("patience", patience)
+        min_lr = validate.positive("min_lr", min_lr, allow_none=True)
+        min_lr = lr / 256 if min_lr is None else min_lr
+        time_limit = validate.positive("time_limit", time_limit, allow_inf=True)
         verbose = validate.boolean("verbose", verbose)
-        V = None if val_thetas is None else self._check_thetas(val_thetas)
+        if progress is not None:
+            validate.boolean("progress", progress)
+        rng = np.random.default_rng(self.seed)
+        if val_thetas is not None:
+            V = self._check_thetas(val_thetas)
+        elif val_fraction > 0 and len(T) >= 10:
+            perm = rng.permutation(len(T))
+            k = max(1, int(round(val_fraction * len(T))))
+            V, T = T[perm[:k]], T[perm[k:]]
+        else:
+            V = None
         bs = min(int(batch_size), T.shape[0])
         nb = T.shape[0] // bs
         mean, std = T.mean(0), T.std(0)
@@ -415,14 +463,13 @@ class ProxyNetwork:
             penalty = 1e3 * (1.0 + cmax)
             orthant = self.orthant
 
-            def loss(net, batch):
+            def mean_bound(net, batch):
                 def one(theta):
                     y = project_dual_cone(net(theta), dd, orthant, scale=net.scale())
                     return lagrangian_bound(y, theta, dd, penalty=penalty)[0]
-                return -jnp.mean(jax.vmap(one)(batch))
+                return jnp.mean(jax.vmap(one)(batch))
 
-            sched = optax.cosine_decay_schedule(lr, max(1, epochs * nb), alpha=0.01)
-            opt = optax.adam(sched)
+            opt = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
             net = self.net
 
             @eqx.filter_jit
@@ -432,36 +479,65 @@ class ProxyNetwork:
                 def step(carry, batch):
                     params, opt_state = carry
                     val, grads = jax.value_and_grad(
-                        lambda p_: loss(eqx.combine(p_, static), batch))(params)
+                        lambda p_: -mean_bound(eqx.combine(p_, static), batch))(params)
                     updates, opt_state = opt.update(grads, opt_state, params)
                     return (optax.apply_updates(params, updates), opt_state), val
 
                 (params, opt_state), vals = jax.lax.scan(step, (params, opt_state), batches)
                 return eqx.combine(params, static), opt_state, -jnp.mean(vals)
 
+            evaluate = eqx.filter_jit(mean_bound)
             net = self._tune_scale(net, jnp.asarray(T[: min(256, len(T))], dt), dd, penalty)
             opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))
-            rng = np.random.default_rng(self.seed)
-            hist = {"epoch": [], "train_bound": [], "val_bound": [], "time": []}
+            hist = {"epoch": [], "train_bound": [], "val_bound": [], "lr": [], "time": []}
+            sched = PlateauSchedule(lr, patience=patience, min_lr=min_lr)
+            best = (net, opt_state)
+            stop = "epochs"
             t0 = time.perf_counter()
             Tj = jnp.asarray(T, dt)
+            Vj = None if V is None else jnp.asarray(V, dt)
+            bar = _Bar(progress, epochs)
             for e in range(epochs):
                 perm = rng.permutation(T.shape[0])[: nb * bs]
                 batches = Tj[perm].reshape(nb, bs, -1)
                 net, opt_state, tb = epoch(net, opt_state, batches)
-                self.net = net
+                tb = float(tb)
+                vb = tb if Vj is None else float(evaluate(net, Vj))
                 hist["epoch"].append(e + 1)
-                hist["train_bound"].append(float(tb))
-                if V is not None:
-                    hist["val_bound"].append(float(np.mean(self.bound(V))))
-                hist["time"].append(time.perf_counter() - t0)
-                if verbose and (e == 0 or (e + 1) % max(1, epochs // 10) == 0):
-                    msg = f"epoch {e + 1:5d}  train bound {float(tb):.6g}"
-                    if V is not None:
-                        msg += f"  val bound {hist['val_bound'][-1]:.6g}"
-                    print(msg)
-        self.net = net
+                hist["train_bound"].append(tb)
+                hist["val_bound"].append(vb)
+                hist["lr"].append(sched.lr)
+                elapsed = time.perf_counter() - t0
+                hist["time"].append(elapsed)
+                action = sched.step(vb)
+                if action == "best":
+                    best = (net, opt_state)
+                elif action in ("halve", "stop"):
+                    net, opt_state = best
+                    opt_state.hyperparams["learning_rate"] = jnp.asarray(
+                        sched.lr, opt_state.hyperparams["learning_rate"].dtype)
+                bar.update(e + 1, elapsed, {"val bound": vb, "lr": sched.lr})
+                if verbose and (e == 0 or (e + 1) % 25 == 0 or action in ("halve", "stop")):
+                    print(f"epoch {e + 1:5d}  train bound {tb:.6g}  val bound {vb:.6g}  "
+                          f"best {sched.best:.6g}  lr {hist['lr'][-1]:.2e}"
+                          + ("  -> halve lr, reload best" if action == "halve" else ""))
+                if action == "stop":
+                    stop = "min_lr"
+                    break
+                if elapsed > time_limit:
+                    stop = "time_limit"
+                    break
+            bar.close()
+        self.net = best[0]
         self.history = {k: np.asarray(v) for k, v in hist.items()}
+        self.history["stop"] = stop
+        self.validation_thetas_ = T if V is None else V
+        self.validation_bound_ = float(np.mean(self.bound(self.validation_thetas_)))
+        if verbose:
+            print(f"stopped after {len(hist['epoch'])} epochs ({stop}) in "
+                  f"{hist['time'][-1] if hist['time'] else 0.0:.1f} s; mean certified bound on "
+                  f"{'validation' if V is not None else 'training'} "
+                  f"({len(self.validation_thetas_)} draws): {self.validation_bound_:.6g}")
         return self
 
     def _tune_scale(self, net, T, dd, penalty):
@@ -512,6 +588,66 @@ class ProxyNetwork:
                       status=status, iterations=int(len(self.history.get("epoch", []))))
         return finish(final, method="dual_proxy", backend="jax", setup_time=setup_time,
                       solve_time=elapsed, history=dict(self.history))
+
+
+class PlateauSchedule:
+    """The paper's learning-rate schedule: halve on a validation plateau, stop below a floor.
+
+    ``step(value)`` takes the epoch's validation value (higher is better: a mean bound) and
+    returns ``"best"`` (a new best: keep these weights), ``"wait"``, ``"halve"`` (``patience``
+    epochs without a new best: the caller reloads the best weights; ``lr`` is now halved) or
+    ``"stop"`` (the halved rate would fall below ``min_lr``; the caller reloads the best
+    weights and stops). A value counts as better when it exceeds the best by more than
+    ``rtol * (1 + |best|)``.
+    """
+
+    def __init__(self, lr: float, *, patience: int = 10, min_lr: float = 0.0,
+                 rtol: float = 1e-6):
+        self.lr, self.patience, self.min_lr, self.rtol = float(lr), int(patience), min_lr, rtol
+        self.best = -math.inf
+        self.wait = 0
+        self.halvings = 0
+
+    def step(self, value: float) -> str:
+        value = float(value)
+        if np.isfinite(value) and (not np.isfinite(self.best)
+                                   or value > self.best + self.rtol * (1 + abs(self.best))):
+            self.best, self.wait = value, 0
+            return "best"
+        self.wait += 1
+        if self.wait < self.patience:
+            return "wait"
+        self.wait = 0
+        if self.lr / 2 < self.min_lr:
+            return "stop"
+        self.lr /= 2
+        self.halvings += 1
+        return "halve"
+
+
+class _Bar:
+    """A tqdm bar over epochs: always with ``progress=True``; with ``None`` once training has
+    lasted `cvxkit.solvers.driver.PROGRESS_AFTER` seconds on a terminal (the solvers' rule)."""
+
+    def __init__(self, progress, total):
+        self.progress, self.total, self.bar = progress, total, None
+
+    def update(self, n, elapsed, values):
+        want = self.progress
+        if want is None:
+            want = elapsed > PROGRESS_AFTER and sys.stderr.isatty()
+        if self.bar is None and want:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc="cvxkit dual_proxy fit", unit="epoch",
+                            leave=False)
+        if self.bar is not None:
+            self.bar.update(n - self.bar.n)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 @functools.cache

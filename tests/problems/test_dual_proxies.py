@@ -463,3 +463,65 @@ def test_solve_with_defaults_without_a_sampler():
     assert res.status.converged and res.backend == "jax"
     ref = prob.reference()
     assert res.objective <= ref.objective + VALID
+
+
+# --- training schedule and defaults ------------------------------------------------------------
+def test_plateau_schedule_halves_reloads_and_stops():
+    """The paper's schedule: a new best is reported, ``patience`` epochs without one halve the
+    rate (the caller reloads the best weights), and a rate below ``min_lr`` stops."""
+    from cvxkit.solvers.dual_proxy import PlateauSchedule
+
+    s = PlateauSchedule(1e-3, patience=2, min_lr=2e-4)
+    assert s.step(1.0) == "best" and s.best == 1.0
+    assert s.step(0.5) == "wait"
+    assert s.step(1.0) == "halve" and s.lr == pytest.approx(5e-4)   # equal is no improvement
+    assert s.step(2.0) == "best" and s.lr == pytest.approx(5e-4)
+    assert [s.step(0.0) for _ in range(4)] == ["wait", "halve", "wait", "stop"]
+    assert s.lr == pytest.approx(2.5e-4) and s.halvings == 2
+    assert PlateauSchedule(1.0).step(float("nan")) == "wait"
+
+
+def test_fit_defaults_split_validation_keep_best_and_report_gap():
+    """fit with defaults carves a validation split, records the schedule in ``history``, keeps
+    the best validation weights (halving the rate reloads them) and reports the validation gap
+    against Clarabel."""
+    prob = multidimensional_knapsack(2, 6, seed=0)
+    T = prob.sample(200, seed=1)
+    px = DualProxy(prob, hidden=(16,)).fit(T, epochs=40, patience=2)
+    h = px.history
+    assert len(px.validation_thetas_) == 20 and h["stop"] in ("epochs", "min_lr")
+    assert np.all(np.diff(h["lr"]) <= 0) and h["lr"][0] == pytest.approx(1e-3)
+    # the kept weights are the best on validation (uncertified float32 vs certified float64)
+    assert px.validation_bound_ == pytest.approx(np.max(h["val_bound"]), rel=1e-4, abs=1e-4)
+    v = px.validation_gap_
+    assert v["draws"] == 20 and v["invalid"] == 0 and 0 <= v["mean"] <= v["max"]
+    ref = prob.reference_solve(px.validation_thetas_)["objective"]
+    gap = (ref - px.bound(px.validation_thetas_)) / np.abs(ref)
+    assert v["mean"] == pytest.approx(gap.mean(), rel=1e-6, abs=1e-9)
+    # explicit validation set, no gap computed
+    px2 = DualProxy(prob, hidden=(16,)).fit(T, epochs=3, val_thetas=T[:5], validation_gap=False)
+    assert px2.validation_gap_ is None and len(px2.validation_thetas_) == 5
+    with pytest.raises(ValueError, match="val_fraction"):
+        px2.fit(T, val_fraction=1.5)
+
+
+def test_fit_progress_bar_and_verbose_summary(capsys):
+    prob = multidimensional_knapsack(2, 4, seed=0)
+    DualProxy(prob, hidden=(8,)).fit(prob.sample(50, seed=1), epochs=3, progress=True,
+                                    verbose=True)
+    out = capsys.readouterr()
+    assert "dual_proxy fit" in out.err and "validation draws" in out.out
+
+
+@pytest.mark.slow
+def test_defaults_close_the_gap_on_knapsack_and_production():
+    """DualProxy(prob).fit(thetas) with every training setting at its default: mean gap < 2%
+    on held-out draws and no invalid bound."""
+    for prob in (multidimensional_knapsack(5, 50, seed=0), production_planning(10, seed=0)):
+        T = prob.sample(200, seed=7)
+        ref = prob.reference_solve(T)
+        px = DualProxy(prob).fit(prob.sample(2048, seed=1))
+        b = px.bound(T)
+        assert np.all(b <= ref["objective"] + VALID)
+        assert gaps(b, ref["objective"]).mean() < 0.02
+        assert px.validation_gap_["mean"] < 0.02
