@@ -85,13 +85,13 @@ class State(NamedTuple):
     ok: object  # False once the Newton system broke down (the last finite iterate is kept)
 
 
-def _chol_solve(bk: Backend, M, b):
-    """``M^{-1} b`` by a Cholesky factorization (`cvxkit.solvers.kkt`); NaN where ``M`` is not
-    positive definite (numpy raises there, JAX returns NaN)."""
+def _factor(bk: Backend, M):
+    """The Cholesky factor of ``M`` (`cvxkit.solvers.kkt`); NaN where ``M`` is not positive
+    definite (numpy raises there, JAX returns NaN), so that every solve with it is NaN."""
     try:
-        return kkt.cho_solve(bk, kkt.cholesky(bk, M), b)
+        return kkt.cholesky(bk, M)
     except np.linalg.LinAlgError:
-        return np.full_like(b, np.nan)
+        return np.full_like(M, np.nan)
 
 
 def _ridge(xp, P):
@@ -106,13 +106,15 @@ def _reduced(bk: Backend, d: Data, s: State):
     return d.P + d.A.T @ (w[:, None] * d.A) + d.ridge * xp.eye(d.q.shape[0], dtype=d.q.dtype)
 
 
-def _newton(bk: Backend, d: Data, s: State, M, rd, rpu, rpl, rcu, rcl):
+def _newton(bk: Backend, d: Data, s: State, L, rd, rpu, rpl, rcu, rcl):
     """The Newton step ``(dx, dsu, dsl, dzu, dzl)`` for the residuals ``rd`` (dual), ``rp``
-    (primal) and ``rc`` (complementarity) of the module docstring."""
+    (primal) and ``rc`` (complementarity) of the module docstring, with ``L`` the Cholesky
+    factor of the reduced matrix (one factorization serves both solves of an iteration)."""
     xp = bk.xp
     tu = (-rcu + s.zu * rpu) / s.su
     tl = (-rcl + s.zl * rpl) / s.sl
-    dx = _chol_solve(bk, M, -rd - d.A.T @ xp.where(d.fu, tu, 0.0) + d.A.T @ xp.where(d.fl, tl, 0.0))
+    dx = kkt.cho_solve(bk, L, -rd - d.A.T @ xp.where(d.fu, tu, 0.0)
+                       + d.A.T @ xp.where(d.fl, tl, 0.0))
     Adx = d.A @ dx
     dsu = xp.where(d.fu, -rpu - Adx, 0.0)
     dsl = xp.where(d.fl, -rpl + Adx, 0.0)
@@ -142,15 +144,15 @@ def _step(bk: Backend, s: State, d: Data) -> State:
     rpl = xp.where(d.fl, -Ax + s.sl + d.l, 0.0)
     cu, cl = xp.where(d.fu, s.su * s.zu, 0.0), xp.where(d.fl, s.sl * s.zl, 0.0)
     mu = (xp.sum(cu) + xp.sum(cl)) / d.p
-    M = _reduced(bk, d, s)
-    dx, dsu, dsl, dzu, dzl = _newton(bk, d, s, M, rd, rpu, rpl, cu, cl)
+    L = _factor(bk, _reduced(bk, d, s))
+    dx, dsu, dsl, dzu, dzl = _newton(bk, d, s, L, rd, rpu, rpl, cu, cl)
     a = _step_length(xp, s, dsu, dsl, dzu, dzl)
     mu_aff = (xp.sum(xp.where(d.fu, (s.su + a * dsu) * (s.zu + a * dzu), 0.0))
               + xp.sum(xp.where(d.fl, (s.sl + a * dsl) * (s.zl + a * dzl), 0.0))) / d.p
     sigma = xp.clip(mu_aff / xp.where(mu > 0, mu, 1.0), 0.0, 1.0) ** 3
     rcu = xp.where(d.fu, cu + dsu * dzu - sigma * mu, 0.0)
     rcl = xp.where(d.fl, cl + dsl * dzl - sigma * mu, 0.0)
-    dx, dsu, dsl, dzu, dzl = _newton(bk, d, s, M, rd, rpu, rpl, rcu, rcl)
+    dx, dsu, dsl, dzu, dzl = _newton(bk, d, s, L, rd, rpu, rpl, rcu, rcl)
     a = STEP_FRACTION * _step_length(xp, s, dsu, dsl, dzu, dzl)
     new = State(s.x + a * dx, s.su + a * dsu, s.sl + a * dsl, s.zu + a * dzu, s.zl + a * dzl,
                 s.ok)
