@@ -24,6 +24,9 @@ default), OTT at the target epsilon (its default). The gradients of the two are 
 parent process (relative Frobenius difference).
 
     python benchmarks/point_cloud_ot.py --sizes 10000 --dtypes float64 float32 --out results.json
+
+``--refine``: cvxkit's float32 runs use ``refine=True`` (float64 iterations from the float32
+potentials when the float64 check finds them short of ``tol``).
 """
 from __future__ import annotations
 
@@ -61,7 +64,8 @@ def work_cvxkit(x, y, args):
     from cvxkit.solvers.sinkhorn_points import sinkhorn_points_value_and_grad
 
     base = peak_rss_mb()
-    opts = dict(tol=args.tol, dtype=args.dtype, block=args.block, max_iter=args.max_iter)
+    opts = dict(tol=args.tol, dtype=args.dtype, block=args.block, max_iter=args.max_iter,
+                refine=args.refine and args.dtype == "float32")
     t = time.perf_counter()
     sinkhorn_points_value_and_grad(x, y, reg=args.reg, **{**opts, "max_iter": 1})
     compile_s = time.perf_counter() - t
@@ -131,7 +135,7 @@ def run_one(solver, n, dtype, args, outdir):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", solver, "--n", str(n),
            "--dtype", dtype, "--reg", str(args.reg), "--tol", str(args.tol), "--block",
            str(args.block), "--seed", str(args.seed), "--max-iter", str(args.max_iter),
-           "--outdir", outdir]
+           "--outdir", outdir] + (["--refine"] if args.refine else [])
     t = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
@@ -168,6 +172,8 @@ def main():
     ap.add_argument("--max-iter", type=int, default=20_000)
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--refine", action="store_true",
+                    help="cvxkit float32: go on in float64 when short of tol (refine=True)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default=None, help=argparse.SUPPRESS)
