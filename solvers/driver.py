@@ -98,6 +98,37 @@ class Run(NamedTuple):
     compile_time: float
 
 
+class ProgressBar:
+    """A progress bar (``tqdm.auto``) over ``total`` units: always with ``progress=True``;
+    with ``progress=None``, once the work has lasted `PROGRESS_AFTER` seconds on a terminal;
+    never with ``False``."""
+
+    def __init__(self, progress: bool | None, total, desc: str, unit: str):
+        self.progress, self.total, self.desc, self.unit = progress, total, desc, unit
+        self.bar = None
+
+    def update(self, n: int, elapsed: float, postfix: dict, done: bool = False):
+        """Advance to ``n`` units after ``elapsed`` seconds, showing ``postfix`` (strings);
+        ``done`` closes the bar (and opens none)."""
+        want = self.progress
+        if want is None:
+            want = elapsed > PROGRESS_AFTER and sys.stderr.isatty()
+        if self.bar is None and want and not done:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, leave=False)
+        if self.bar is not None:
+            self.bar.update(n - self.bar.n)
+            self.bar.set_postfix(postfix, refresh=False)
+            if done:
+                self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _should_print(n_checks: int) -> bool:
     return n_checks <= 10 or n_checks % 10 == 0
 
@@ -110,25 +141,8 @@ class _Monitor:
         self.history: dict[str, list] = {"iteration": [], "time": []}
         self.n_checks = 0
         self.header_done = False
-        self.bar = None
-
-    def _progress(self, it: int, values: dict, elapsed: float, done: bool):
-        """Show or advance the progress bar (``tqdm.auto``): always with ``progress=True``;
-        with ``progress=None``, once a run has lasted `PROGRESS_AFTER` seconds on a terminal."""
-        want = self.opts.progress
-        if want is None:
-            want = elapsed > PROGRESS_AFTER and sys.stderr.isatty()
-        if self.bar is None and want and not done:
-            from tqdm.auto import tqdm
-
-            total = self.opts.max_iter if math.isfinite(self.opts.max_iter) else None
-            self.bar = tqdm(total=total, desc=f"cvxkit {self.name}", unit="it", leave=False)
-        if self.bar is not None:
-            self.bar.update(it - self.bar.n)
-            self.bar.set_postfix({k: f"{v:.2e}" for k, v in list(values.items())[:3]},
-                                 refresh=False)
-            if done:
-                self.bar.close()
+        total = opts.max_iter if math.isfinite(opts.max_iter) else None
+        self.bar = ProgressBar(opts.progress, total, f"cvxkit {name}", "it")
 
     def check(self, it: int, values: dict, converged: bool) -> Status | None:
         values = {k: float(v) for k, v in values.items()}
@@ -151,8 +165,8 @@ class _Monitor:
             status = Status.MAX_ITER
         if self.opts.verbose and (status is not None or _should_print(self.n_checks)):
             self._print(it, values, elapsed, status)
-        if self.opts.progress is not False:
-            self._progress(it, values, elapsed, status is not None)
+        self.bar.update(it, elapsed, {k: f"{v:.2e}" for k, v in list(values.items())[:3]},
+                        done=status is not None)
         return status
 
     def _print(self, it, values, elapsed, status):

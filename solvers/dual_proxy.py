@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 import types
 from collections.abc import Mapping
@@ -54,7 +53,7 @@ import numpy as np
 
 from cvxkit.solvers import validate
 from cvxkit.solvers.cones import safe_norm, soc_parts
-from cvxkit.solvers.driver import PROGRESS_AFTER, Final, finish
+from cvxkit.solvers.driver import Final, ProgressBar, finish
 from cvxkit.solvers.result import Result, Status
 
 DEFAULT_EPOCHS = 1000
@@ -496,7 +495,7 @@ class ProxyNetwork:
             t0 = time.perf_counter()
             Tj = jnp.asarray(T, dt)
             Vj = None if V is None else jnp.asarray(V, dt)
-            bar = _Bar(progress, epochs)
+            bar = ProgressBar(progress, epochs, "cvxkit dual_proxy fit", "epoch")
             for e in range(epochs):
                 perm = rng.permutation(T.shape[0])[: nb * bs]
                 batches = Tj[perm].reshape(nb, bs, -1)
@@ -516,7 +515,7 @@ class ProxyNetwork:
                     net, opt_state = best
                     opt_state.hyperparams["learning_rate"] = jnp.asarray(
                         sched.lr, opt_state.hyperparams["learning_rate"].dtype)
-                bar.update(e + 1, elapsed, {"val bound": vb, "lr": sched.lr})
+                bar.update(e + 1, elapsed, {"val bound": f"{vb:.4g}", "lr": f"{sched.lr:.4g}"})
                 if verbose and (e == 0 or (e + 1) % 25 == 0 or action in ("halve", "stop")):
                     print(f"epoch {e + 1:5d}  train bound {tb:.6g}  val bound {vb:.6g}  "
                           f"best {sched.best:.6g}  lr {hist['lr'][-1]:.2e}"
@@ -623,31 +622,6 @@ class PlateauSchedule:
         self.lr /= 2
         self.halvings += 1
         return "halve"
-
-
-class _Bar:
-    """A tqdm bar over epochs: always with ``progress=True``; with ``None`` once training has
-    lasted `cvxkit.solvers.driver.PROGRESS_AFTER` seconds on a terminal (the solvers' rule)."""
-
-    def __init__(self, progress, total):
-        self.progress, self.total, self.bar = progress, total, None
-
-    def update(self, n, elapsed, values):
-        want = self.progress
-        if want is None:
-            want = elapsed > PROGRESS_AFTER and sys.stderr.isatty()
-        if self.bar is None and want:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=self.total, desc="cvxkit dual_proxy fit", unit="epoch",
-                            leave=False)
-        if self.bar is not None:
-            self.bar.update(n - self.bar.n)
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
 
 
 @functools.cache
