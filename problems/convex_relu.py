@@ -423,6 +423,12 @@ class ConvexReLU(Problem):
             blocks[act] *= scale[:, None]
 
     # --- regularization path --------------------------------------------------------------------
+    def at_beta(self, beta: float) -> "ConvexReLU":
+        """This problem (same data, same patterns) with the regularization weight ``beta``."""
+        prob = copy.copy(self)
+        prob.beta = float(validate.nonnegative("beta", beta))
+        return prob
+
     def beta_max(self) -> float:
         r"""The smallest $\beta$ at which zero weights are optimal (Mishkin & Pilanci, ICML 2023,
         the constrained group lasso's $\lambda_{\max}$).
@@ -491,9 +497,7 @@ class ConvexReLU(Problem):
                              "warm_start cannot be given")
         results, last = [], None
         for beta in betas:
-            prob = copy.copy(self)
-            prob.beta = float(beta)
-            res = prob.solve(method, warm_start=last, **options)
+            res = self.at_beta(beta).solve(method, warm_start=last, **options)
             results.append(res)
             if res.x is not None and np.isfinite(res.x).all():
                 last = np.asarray(res.x)  # the weights only (see the docstring)
@@ -700,7 +704,7 @@ class ConvexReLUNet:
     def _fit_each(self, X, parts) -> "ConvexReLUNet":
         for name in ("problem_", "result_", "network_"):
             self.__dict__.pop(name, None)
-        self.estimators_ = [copy.copy(self).set_params().fit(X, yk) for _, yk in parts]
+        self.estimators_ = [copy.copy(self).fit(X, yk) for _, yk in parts]
         self.n_features_in_ = self.estimators_[0].n_features_in_
         return self
 
@@ -716,8 +720,8 @@ class ConvexReLUNet:
     def path(self, X, y, betas=None, n_betas: int = 20, ratio: float = 1e-3,
              prune: bool = False) -> list:
         """Fit along a regularization path (`ConvexReLU.path`: warm started, from the largest
-        ``beta`` down; default ``n_betas`` values from the problem's `ConvexReLU.beta_max` down
-        to ``ratio`` times it).
+        ``beta`` down; default ``n_betas`` values geometrically below the problem's
+        `ConvexReLU.beta_max`, down to ``ratio`` times it).
 
         Returns:
             One fitted copy of this estimator per value, in decreasing ``beta`` (each with its
@@ -732,8 +736,7 @@ class ConvexReLUNet:
         fitted = []
         for beta, res in zip(trace.betas, trace.results):
             est = copy.copy(self).set_params(beta=float(beta))
-            one = copy.copy(problem)
-            one.beta = float(beta)
+            one = problem.at_beta(beta)
             if prune:
                 W = one.prune(res.x)
                 res = res.replace(x=W, objective=one.objective(W))
