@@ -15,6 +15,12 @@ $g_i \sim N(0, I_d)$ (duplicate and all-zero patterns removed; ``P`` is the numb
   patterns are all those of the data (a sampled set gives an upper bound).
 * ``variant="gated"`` (C-GReLU): $\min_u \ell(\sum_i D_iXu_i, y) + \beta\sum_i\lVert u_i\rVert_2$,
   an unconstrained group lasso (a gated ReLU network $x \mapsto \sum_i 1[g_i^\top x \ge 0]\,x^\top u_i$).
+* ``regularizer`` (the penalty $\beta R(U)$ on the stacked weights $U$, rows the neurons'
+  $v_i, w_i$, columns the input features): ``"neuron_gl1"`` (the default, above)
+  $R = \sum_j\lVert u_j\rVert_2$, a group per neuron, which selects neurons;
+  ``"feature_gl1"`` $R = \sum_f\lVert U_{:,f}\rVert_2$, a group per input feature across all
+  neurons, which selects features (scnn's ``FeatureGL1``, whose penalty is $\sqrt d$ times
+  this); ``"l1"`` $R = \sum_{j,f}|U_{jf}|$, entrywise.
 * Losses: ``"squared"`` $\tfrac12\lVert\hat y - y\rVert^2$, ``"logistic"``
   $\sum_k\log(1 + e^{-y_k\hat y_k})$ and ``"hinge"`` $\sum_k(1 - y_k\hat y_k)_+$ ($y \in \{\pm1\}$).
 * ``epsilon > 0`` (ReLU variant): the $\ell_\infty$-robust program of Bai et al. — the patterns are
@@ -29,8 +35,9 @@ Methods: ``"relu_admm"`` (every variant; `cvxkit.solvers.relu_admm` on the split
 Pilanci with R-FISTA subproblems, every variant but the robust one; `cvxkit.solvers.relu_al` on
 `relu_model`), ``"rfista"`` (gated, squared and logistic losses) and ``"bcd"`` (gated, squared
 loss: block coordinate descent, one block per pattern; `cvxkit.solvers.bcd`). The default
-depends on the variant and loss (`ConvexReLU.default_method`). The solution ``Result.x`` is
-(2, P, d) (``v``, ``w``) for ReLU, (P, d) for gated.
+depends on the variant and loss (`ConvexReLU.default_method`). ``relu_al`` and ``rfista`` solve
+every regularizer; ``relu_admm`` and ``bcd`` only ``neuron_gl1`` (others: ``ValueError``).
+The solution ``Result.x`` is (2, P, d) (``v``, ``w``) for ReLU, (P, d) for gated.
 """
 from __future__ import annotations
 
@@ -48,6 +55,9 @@ from cvxkit.solvers import validate
 from cvxkit.solvers.validate import float_array
 
 VARIANTS = ("relu", "gated")
+#: the regularizers, and the `cvxkit.solvers.fista.LinearModel` penalty of each (U's rows are
+#: the neurons' weights, its columns the input features)
+REGULARIZERS = {"neuron_gl1": "rows", "feature_gl1": "columns", "l1": "l1"}
 #: `ConvexReLU.prune` treats blocks below this fraction of the largest block norm as zero
 ZERO_BLOCK = 1e-8
 
@@ -122,10 +132,20 @@ def loss_value(loss: str, pred, y) -> float:
     return float(np.sum(np.maximum(0.0, 1.0 - y * pred)))
 
 
-def relu_objective(X, y, D, W, beta, loss) -> float:
-    """Loss plus $\\beta\\sum\\lVert\\text{blocks}\\rVert_2$ of weights ``W``."""
-    return loss_value(loss, relu_predict(X, D, W), y) + beta * float(
-        np.sum(np.linalg.norm(W, axis=-1)))
+def penalty(W, regularizer: str = "neuron_gl1") -> float:
+    r"""$R(W)$ of weights ``W`` (2, P, d) or gated (P, d) (`REGULARIZERS`): ``neuron_gl1``
+    $\sum\lVert\text{blocks}\rVert_2$, ``feature_gl1`` $\sum_f\lVert W_{\dots,f}\rVert_2$ (the
+    norm of every weight on input feature $f$), ``l1`` $\sum|W|$."""
+    if regularizer == "l1":
+        return float(np.sum(np.abs(W)))
+    if regularizer == "feature_gl1":
+        return float(np.sum(np.linalg.norm(W.reshape(-1, W.shape[-1]), axis=0)))
+    return float(np.sum(np.linalg.norm(W, axis=-1)))
+
+
+def relu_objective(X, y, D, W, beta, loss, regularizer: str = "neuron_gl1") -> float:
+    """Loss plus $\\beta R(W)$ (`penalty`) of weights ``W``."""
+    return loss_value(loss, relu_predict(X, D, W), y) + beta * penalty(W, regularizer)
 
 
 def robust_objective(X, y, D, W, beta, loss, epsilon) -> float:
@@ -192,10 +212,12 @@ def _relu_adjoint(bk, lin: ReluData, gz, gc):
     return W.T @ lin.X
 
 
-def relu_model(X, y, D, beta: float, loss: str, cones: bool, objective):
+def relu_model(X, y, D, beta: float, loss: str, cones: bool, objective,
+               regularizer: str = "neuron_gl1"):
     """The convex (``cones``) or gated ReLU program as a `cvxkit.solvers.fista.LinearModel`:
     $U$ (m, d) stacks $v_1..v_P, w_1..w_P$ (gated: $u_1..u_P$); ``objective(W)`` reports the
-    program's objective at weights of the answer's shape."""
+    program's objective at weights of the answer's shape; ``regularizer`` picks the model's
+    penalty (`REGULARIZERS`)."""
     from cvxkit.solvers.fista import LinearModel
 
     P, d = D.shape[1], X.shape[1]
@@ -209,7 +231,7 @@ def relu_model(X, y, D, beta: float, loss: str, cones: bool, objective):
 
     out_shape = (2, P, d) if cones else (P, d)
     return LinearModel(_relu_forward, _relu_adjoint, build, y, loss, beta, (Ds.shape[1], d),
-                       out_shape, objective, cones)
+                       out_shape, objective, cones, penalty=REGULARIZERS[regularizer])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,11 +256,20 @@ class TwoLayerNetwork:
         act = np.maximum(H, 0.0) if self.gates is None else (X @ self.gates.T >= 0) * H
         return act @ self.w2
 
-    def regularized_loss(self, X, y, beta: float, loss: str = "squared") -> float:
-        r"""Training loss plus weight decay $\tfrac\beta2(\lVert W_1\rVert_F^2 + \lVert w_2\rVert^2)$."""
+    def regularized_loss(self, X, y, beta: float, loss: str = "squared",
+                         regularizer: str = "neuron_gl1") -> float:
+        r"""Training loss plus the regularizer of the convex program it came from:
+        ``neuron_gl1``, weight decay $\tfrac\beta2(\lVert W_1\rVert_F^2 + \lVert w_2\rVert^2)$;
+        ``feature_gl1`` and ``l1``, $\beta R$ of the effective weights $|w_{2,j}|W_{1,j}$ (rows),
+        $R = \sum_f\lVert\cdot_{:,f}\rVert_2$ or $\sum|\cdot|$. The last two are unchanged when
+        a neuron's $(W_{1,j}, w_{2,j})$ becomes $(aW_{1,j}, w_{2,j}/a)$, $a > 0$ (the same
+        network). At the network of `ConvexReLU.network` each equals the convex objective."""
+        validate.choice("regularizer", regularizer, tuple(REGULARIZERS))
         y = _targets(y, len(self.predict(X)))
-        return loss_value(loss, self.predict(X), y) + 0.5 * beta * float(
-            np.sum(self.W1 ** 2) + np.sum(self.w2 ** 2))
+        fit = loss_value(loss, self.predict(X), y)
+        if regularizer == "neuron_gl1":
+            return fit + 0.5 * beta * float(np.sum(self.W1 ** 2) + np.sum(self.w2 ** 2))
+        return fit + beta * penalty(np.abs(self.w2)[:, None] * self.W1, regularizer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,9 +320,13 @@ class ConvexReLU(Problem):
         seed: seed of the gates.
         gates: (d, m) gate vectors to use instead of sampling.
         epsilon: radius of the $\ell_\infty$ adversary (``relu`` only; 0 = standard training).
+        regularizer: the penalty $\beta R$ (module docstring): ``"neuron_gl1"`` (group per
+            neuron), ``"feature_gl1"`` (group per input feature) or ``"l1"`` (entrywise);
+            the last two with ``epsilon = 0`` only, solved by ``relu_al`` and ``rfista``.
 
     Bad input raises ``ValueError``: shapes, NaN/inf, ``n_patterns < 1``, ``beta < 0``,
-    ``epsilon < 0``, labels other than +-1 for classification, unknown loss or variant.
+    ``epsilon < 0``, labels other than +-1 for classification, unknown loss, variant or
+    regularizer.
     """
 
     family = "convex_relu"
@@ -299,18 +334,24 @@ class ConvexReLU(Problem):
                "rfista": "_solve_rfista"}
 
     def __init__(self, X, y, n_patterns: int = 50, beta: float = 1e-3, loss: str = "squared",
-                 variant: str = "relu", seed: int = 0, gates=None, epsilon: float = 0.0):
+                 variant: str = "relu", seed: int = 0, gates=None, epsilon: float = 0.0,
+                 regularizer: str = "neuron_gl1"):
         self.X, self.y = _data(X, y)
         n_patterns = validate.integer("n_patterns (P)", n_patterns)
         beta = validate.nonnegative("beta", beta)
         epsilon = validate.nonnegative("epsilon", epsilon)
         validate.choice("loss", loss, LOSS_KINDS)
         validate.choice("variant", variant, VARIANTS)
+        validate.choice("regularizer", regularizer, tuple(REGULARIZERS))
         seed = validate.integer("seed", seed, minimum=0)
         if loss != "squared" and not np.isin(self.y, (-1.0, 1.0)).all():
             raise ValueError(f"the {loss} loss needs labels y in {{-1, +1}}")
         if epsilon > 0 and variant != "relu":
             raise ValueError("the robust program (epsilon > 0) is formulated for variant='relu'")
+        if epsilon > 0 and regularizer != "neuron_gl1":
+            raise ValueError(f"the robust program (epsilon > 0) is formulated with "
+                             f"regularizer='neuron_gl1', got {regularizer!r}")
+        self.regularizer = regularizer
         self.n, self.d = self.X.shape
         self.beta, self.loss, self.variant = float(beta), loss, variant
         self.epsilon = float(epsilon)
@@ -326,7 +367,11 @@ class ConvexReLU(Problem):
         of Clarabel's, cone violation at most 1e-6 max|Xu|) for this variant and loss
         (docs/convex_relu.md, "Which method"): ``relu_al`` for the ReLU variant with the
         squared and logistic losses, ``rfista`` for the gated variant with the logistic loss,
-        ``relu_admm`` otherwise (gated squared and hinge, ReLU hinge, the robust program)."""
+        ``relu_admm`` otherwise (gated squared and hinge, ReLU hinge, the robust program). With
+        a ``regularizer`` other than ``neuron_gl1`` (not measured): ``rfista`` for the gated
+        variant with a smooth loss, ``relu_al`` otherwise (the methods that solve it)."""
+        if self.regularizer != "neuron_gl1":
+            return "rfista" if self.variant == "gated" and self.loss != "hinge" else "relu_al"
         if self.epsilon > 0:
             return "relu_admm"
         if self.variant == "relu":
@@ -347,7 +392,7 @@ class ConvexReLU(Problem):
         """The objective at weights ``W`` of shape ``self.shape`` (not validated)."""
         if self.epsilon > 0:
             return robust_objective(self.X, self.y, self.D, W, self.beta, self.loss, self.epsilon)
-        return relu_objective(self.X, self.y, self.D, W, self.beta, self.loss)
+        return relu_objective(self.X, self.y, self.D, W, self.beta, self.loss, self.regularizer)
 
     def residuals(self, W) -> dict[str, float]:
         """``cone``: largest violation of $(2D_i - I)Xv_i \\ge \\epsilon\\lVert v_i\\rVert_1$ (and
@@ -373,7 +418,9 @@ class ConvexReLU(Problem):
     def network(self, W) -> TwoLayerNetwork:
         r"""The two-layer network of the convex weights: for each nonzero block $u$ a neuron with
         first-layer weights $u/\sqrt{\lVert u\rVert}$ and output weight $\pm\sqrt{\lVert u\rVert}$
-        (``+`` for $v_i$, ``-`` for $w_i$), so that its weight decay equals the group penalty."""
+        (``+`` for $v_i$, ``-`` for $w_i$), so that its weight decay equals the group penalty
+        (any regularizer: its effective weights $|w_{2,j}|W_{1,j}$ are the blocks, so
+        ``regularized_loss(X, y, beta, loss, regularizer)`` equals the convex objective)."""
         W = self._weights(W)
         if self.variant == "gated":
             blocks, signs, gates = W, np.ones(self.P), self.gates.T
@@ -401,7 +448,18 @@ class ConvexReLU(Problem):
         is unchanged too; at an approximate answer it changes by the answer's error. Blocks below
         `ZERO_BLOCK` times the largest norm are set to zero first (an interior-point answer has
         no exact zeros). Returns the pruned weights (shape of ``W``); ``network(prune(W))`` is
-        the smaller network."""
+        the smaller network.
+
+        With ``regularizer="l1"`` the same holds: the penalty $\beta\lVert u_j\rVert_1$ is
+        separate per block and positively homogeneous, so optimality in the scale of block $j$
+        gives $\beta\lVert u_j\rVert_1 = \langle\rho^\star, c_j\rangle$ again. With
+        ``"feature_gl1"`` it does not: $\sum_f\lVert U_{:,f}\rVert_2$ couples the blocks and is
+        strictly convex along the scalings, so pruning would raise the objective
+        (``ValueError``)."""
+        if self.regularizer == "feature_gl1":
+            raise ValueError("prune keeps the objective for regularizer 'neuron_gl1' or 'l1' "
+                             "(a penalty separate per neuron); with 'feature_gl1' scaling "
+                             "neurons changes the feature-group norms and raises the objective")
         W = self._weights(W).copy()
         blocks = W.reshape(-1, self.d)  # a view: scaled in place
         norms = np.linalg.norm(blocks, axis=1)
@@ -424,9 +482,11 @@ class ConvexReLU(Problem):
 
     # --- regularization path --------------------------------------------------------------------
     def at_beta(self, beta: float) -> "ConvexReLU":
-        """This problem (same data, same patterns) with the regularization weight ``beta``."""
+        """This problem (same data, same patterns) with the regularization weight ``beta`` (and
+        no cached reference solution: `reference` solves it afresh)."""
         prob = copy.copy(self)
         prob.beta = float(validate.nonnegative("beta", beta))
+        prob.__dict__.pop("_reference", None)
         return prob
 
     def beta_max(self) -> float:
@@ -434,14 +494,23 @@ class ConvexReLU(Problem):
         the constrained group lasso's $\lambda_{\max}$).
 
         With $\rho = -\nabla\ell(0)$ ($y$ for the squared and hinge losses, $y/2$ for the
-        logistic), zero is optimal iff $\beta \ge \max_j \max\{\langle A_j^\top\rho, u\rangle :
-        u \in K_j, \lVert u\rVert \le 1\}$ over the blocks ($A_j = \pm D_iX$). Gated
-        ($K_j = \mathbb R^d$): $\max_i\lVert X^\top D_i\rho\rVert$. ReLU
-        ($K_j = \{u : (2D_i - I)Xu \ge 0\}$): by Moreau's decomposition the inner maximum is
-        $\lVert\Pi_{K_j}(A_j^\top\rho)\rVert$, the projection computed exactly from its dual, a
-        nonnegative least-squares problem $\min_{\lambda \ge 0}\lVert G^\top\lambda + g\rVert$
-        ($G = (2D_i - I)X$, $g = A_j^\top\rho$, projection $g + G^\top\lambda$). Same units as
-        ``beta``; not defined for the robust program (``epsilon > 0``: ``ValueError``)."""
+        logistic) and $g_j = A_j^\top\rho$ ($A_j = \pm D_iX$), zero is optimal iff
+        $\langle g, U\rangle \le \beta R(U)$ for every feasible $U$, i.e. $\beta \ge
+        \max\{\langle g, U\rangle : u_j \in K_j,\ R(U) \le 1\}$.
+
+        * Gated ($K_j = \mathbb R^d$): the dual norm $R_*(g)$: $\max_i\lVert X^\top D_i\rho\rVert$
+          (``neuron_gl1``), $\max_f\lVert(X^\top D_i\rho)_{f,\,i=1..P}\rVert$ over the
+          features (``feature_gl1``), $\max_{i,f}|(X^\top D_i\rho)_f|$ (``l1``).
+        * ReLU, ``neuron_gl1`` ($K_j = \{u : (2D_i - I)Xu \ge 0\}$): by Moreau's decomposition
+          the inner maximum is $\lVert\Pi_{K_j}(g_j)\rVert$, the projection computed exactly from
+          its dual, a nonnegative least-squares problem $\min_{\lambda \ge 0}\lVert G^\top\lambda
+          + g\rVert$ ($G = (2D_i - I)X$, projection $g + G^\top\lambda$).
+        * ReLU, ``l1`` and ``feature_gl1``: the maximum above, a linear program (``l1``) or a
+          second-order cone program (``feature_gl1``), solved by CVXPY + Clarabel at tolerance
+          $10^{-10}$ (relative to $\max|g|$).
+
+        Same units as ``beta``; not defined for the robust program (``epsilon > 0``:
+        ``ValueError``)."""
         from scipy.optimize import nnls
 
         if self.epsilon > 0:
@@ -449,7 +518,12 @@ class ConvexReLU(Problem):
         rho = self.y / 2 if self.loss == "logistic" else self.y
         corr = (self.D * rho[:, None]).T @ self.X  # (P, d): X^T D_i rho
         if self.variant == "gated":
-            return float(np.linalg.norm(corr, axis=1).max())
+            if self.regularizer == "l1":
+                return float(np.abs(corr).max())
+            axis = 0 if self.regularizer == "feature_gl1" else 1
+            return float(np.linalg.norm(corr, axis=axis).max())
+        if self.regularizer != "neuron_gl1":
+            return self._beta_max_conic(np.concatenate([corr, -corr]))
         best = 0.0
         for i in range(self.P):
             G = (2 * self.D[:, i] - 1)[:, None] * self.X
@@ -457,6 +531,24 @@ class ConvexReLU(Problem):
                 lam = nnls(G.T, -g, maxiter=50 * G.shape[0])[0]
                 best = max(best, float(np.linalg.norm(g + G.T @ lam)))
         return best
+
+    def _beta_max_conic(self, g) -> float:
+        r"""$\max\{\langle g, U\rangle : (2D_i - I)Xu_j \ge 0,\ R(U) \le 1\}$ for ``g`` (2P, d)
+        (`beta_max`, ReLU, ``l1`` or ``feature_gl1``), by CVXPY + Clarabel on ``g / max|g|``."""
+        import cvxpy as cp
+
+        unit = float(np.abs(g).max())
+        if unit == 0.0:
+            return 0.0
+        U = cp.Variable(g.shape)
+        E = np.concatenate([2 * self.D - 1, 2 * self.D - 1], axis=1)
+        R = cp.sum(cp.abs(U)) if self.regularizer == "l1" else cp.sum(cp.norm(U, 2, axis=0))
+        prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(g / unit, U))),
+                          [cp.multiply(E, self.X @ U.T) >= 0, R <= 1])
+        prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+        if prob.status not in ("optimal", "optimal_inaccurate"):
+            raise ValueError(f"beta_max: the conic program ended {prob.status}")
+        return max(0.0, float(prob.value)) * unit
 
     def path(self, betas=None, method: str | None = None, n_betas: int = 20,
              ratio: float = 1e-3, **options) -> "ReluPath":
@@ -521,7 +613,11 @@ class ConvexReLU(Problem):
                 l1 = cp.reshape(cp.norm(U, 1, axis=1), (1, 2 * P), order="C")
                 slack = slack - self.epsilon * (np.ones((n, 1)) @ l1)
             cons.append(slack >= 0)
-        reg = self.beta * cp.sum(cp.norm(U, 2, axis=1))
+        if self.regularizer == "l1":
+            reg = self.beta * cp.sum(cp.abs(U))
+        else:  # a group per row (neuron) or per column (input feature)
+            axis = 0 if self.regularizer == "feature_gl1" else 1
+            reg = self.beta * cp.sum(cp.norm(U, 2, axis=axis))
         if self.epsilon > 0:
             a = D @ (U[:P] - U[P:])  # (n, d)
             pred = cp.sum(cp.multiply(X, a), axis=1)
@@ -562,12 +658,22 @@ class ConvexReLU(Problem):
 
     # --- adapters -----------------------------------------------------------------------------
     def prox_program(self):
-        """The `cvxkit.solvers.relu_admm.ProxProgram` of this instance (`relu_program`)."""
+        """The `cvxkit.solvers.relu_admm.ProxProgram` of this instance (`relu_program`;
+        ``regularizer='neuron_gl1'`` only)."""
+        self._only_neuron_gl1("relu_admm")
         return relu_program(self.X, self.y, self.D, beta=self.beta, loss=self.loss,
                             cones=self.variant == "relu", epsilon=self.epsilon,
                             objective=self._objective)
 
+    def _only_neuron_gl1(self, method: str):
+        """``ValueError`` for a method that solves only the neuron group-l1 program."""
+        if self.regularizer != "neuron_gl1":
+            raise ValueError(f"method {method!r} solves regularizer='neuron_gl1' only; "
+                             f"regularizer={self.regularizer!r} is solved by method "
+                             f"'relu_al' (or 'rfista': gated, squared or logistic loss)")
+
     def _solve_admm(self, backend="numpy", **options) -> Result:
+        self._only_neuron_gl1("relu_admm")
         return relu_admm(self.prox_program(), backend=backend, **options)
 
     def linear_model(self):
@@ -577,7 +683,7 @@ class ConvexReLU(Problem):
             raise ValueError("methods 'relu_al' and 'rfista' solve the standard program "
                              "(epsilon = 0); the robust one is solved by method='relu_admm'")
         return relu_model(self.X, self.y, self.D, self.beta, self.loss,
-                          self.variant == "relu", self._objective)
+                          self.variant == "relu", self._objective, self.regularizer)
 
     def _solve_al(self, backend="numpy", **options) -> Result:
         from cvxkit.solvers.relu_al import relu_al
@@ -595,6 +701,7 @@ class ConvexReLU(Problem):
     def _solve_bcd(self, backend="numpy", **options) -> Result:
         from cvxkit.solvers.bcd import bcd
 
+        self._only_neuron_gl1("bcd")
         if self.variant != "gated" or self.loss != "squared" or self.epsilon > 0:
             raise ValueError("method 'bcd' solves the gated variant with the squared loss "
                              "(use method='relu_admm' for the others)")
@@ -609,7 +716,8 @@ class ConvexReLUNet:
 
     ``ConvexReLUNet(n_patterns=50, beta=1e-3, loss="squared", variant="relu", epsilon=0.0,
     fit_intercept=True, method=None, backend="numpy", seed=0, solver_options=None,
-    standardize=False)``. ``fit(X, y)`` builds a `ConvexReLU` (a ones column appended when
+    standardize=False, regularizer="neuron_gl1")`` (``regularizer``: `ConvexReLU`'s).
+    ``fit(X, y)`` builds a `ConvexReLU` (a ones column appended when
     ``fit_intercept``; with ``standardize`` the columns of ``X`` first centred and scaled to unit
     standard deviation, and new data transformed alike) and solves it; ``predict(X)`` returns
     values (squared loss) or class labels (classification, any labels); ``decision_function(X)``
@@ -626,16 +734,18 @@ class ConvexReLUNet:
     """
 
     _PARAMS = ("n_patterns", "beta", "loss", "variant", "epsilon", "fit_intercept", "method",
-               "backend", "seed", "solver_options", "standardize")
+               "backend", "seed", "solver_options", "standardize", "regularizer")
 
     def __init__(self, n_patterns: int = 50, beta: float = 1e-3, loss: str = "squared",
                  variant: str = "relu", epsilon: float = 0.0, fit_intercept: bool = True,
                  method: str | None = None, backend: str = "numpy", seed: int = 0,
-                 solver_options: dict | None = None, standardize: bool = False):
+                 solver_options: dict | None = None, standardize: bool = False,
+                 regularizer: str = "neuron_gl1"):
         self.n_patterns, self.beta, self.loss, self.variant = n_patterns, beta, loss, variant
         self.epsilon, self.fit_intercept, self.method = epsilon, fit_intercept, method
         self.backend, self.seed = backend, seed
         self.solver_options, self.standardize = solver_options, standardize
+        self.regularizer = regularizer
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor arguments."""
@@ -679,7 +789,8 @@ class ConvexReLUNet:
         else:
             y = _targets(y, F.shape[0])
         return ConvexReLU(F, y, n_patterns=self.n_patterns, beta=self.beta, loss=self.loss,
-                          variant=self.variant, seed=self.seed, epsilon=self.epsilon)
+                          variant=self.variant, seed=self.seed, epsilon=self.epsilon,
+                          regularizer=self.regularizer)
 
     def _fitted(self, problem: ConvexReLU, result: Result) -> "ConvexReLUNet":
         self.problem_, self.result_ = problem, result

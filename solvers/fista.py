@@ -10,16 +10,20 @@ linear prediction $z = \mathcal F(U) \in \mathbb{R}^n$ and, optionally, linear c
 $c = \mathcal G(U) \ge 0$ (any shape), supplied by the problem as one ``forward`` map
 $U \mapsto (z, c)$ and its ``adjoint`` $(g_z, g_c) \mapsto \mathcal F^*g_z + \mathcal G^*g_c$;
 
-$$\min_U\ \ell(z, y) + \beta\sum_j\lVert u_j\rVert_2\quad(\text{s.t. } c \ge 0),$$
+$$\min_U\ \ell(z, y) + \beta R(U)\quad(\text{s.t. } c \ge 0),$$
 
-with $\ell$ the squared loss $\tfrac12\lVert z - y\rVert^2$, the logistic loss
+with $R$ one of the `PENALTIES`: ``"rows"`` $\sum_j\lVert u_j\rVert_2$ (a group per row, the
+default), ``"columns"`` $\sum_f\lVert U_{:,f}\rVert_2$ (a group per column) or ``"l1"``
+$\sum_{j,f}|U_{jf}|$; $\ell$ the squared loss $\tfrac12\lVert z - y\rVert^2$, the logistic loss
 $\sum_k\log(1 + e^{-y_kz_k})$ or the hinge loss $\sum_k(1 - y_kz_k)_+$ (not smooth: `relu_al`
 puts its rows $y_kz_k \ge 1 - t_k$ in the augmented Lagrangian).
 
 **One iteration** (`fista_step`) on the composite $f(U) + g(U)$, $f$ smooth (the loss, and the
-augmented-Lagrangian terms of `relu_al`), $g$ the group penalty, from the extrapolated point $v$:
+augmented-Lagrangian terms of `relu_al`), $g = \beta R$ the penalty, from the extrapolated
+point $v$:
 
-1. $x^+ = \operatorname{prox}_{\eta g}(v - \eta\nabla f(v))$ (group soft-threshold), with
+1. $x^+ = \operatorname{prox}_{\eta g}(v - \eta\nabla f(v))$ (`penalty_prox`: the group
+   soft-threshold of the rows or of the columns, or the entrywise soft-threshold), with
    backtracking $\eta \leftarrow 0.8\eta$ until
    $f(x^+) \le f(v) + \langle\nabla f(v), x^+ - v\rangle + \lVert x^+ - v\rVert^2/(2\eta)$
    (`BACKTRACK`; the left side minus $f(v)$ and the linear term, the Bregman divergence of $f$,
@@ -36,9 +40,10 @@ augmented-Lagrangian terms of `relu_al`), $g$ the group penalty, from the extrap
 
 The prediction and constraint values are linear in $U$, so those of $v$ are the same combination
 of those of $x^+$ and $x$: an iteration costs one ``adjoint`` and one ``forward`` per trial of the
-line search. The inner measure is the gradient mapping at $v$,
-$\max_j\lVert(v - x^+)_j\rVert_2/\eta$ relative to $s_d = \max_j\lVert(\mathcal F^*\nabla\ell(0))_j
-\rVert_2$ (the smallest $\beta$ for which $U = 0$ is optimal in the unconstrained program).
+line search. The inner measure is the gradient mapping at $v$, $R_*(v - x^+)/\eta$ in the
+penalty's dual norm $R_*$ (`dual_norm`: the largest row norm, column norm or entry), relative to
+$s_d = R_*(\mathcal F^*\nabla\ell(0))$ (the smallest $\beta$ for which $U = 0$ is optimal in the
+unconstrained program).
 """
 from __future__ import annotations
 
@@ -47,6 +52,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 LOSSES = ("squared", "logistic", "hinge")
+#: the penalties $R(U)$ of a `LinearModel`: a group per row of $U$, a group per column, entrywise
+PENALTIES = ("rows", "columns", "l1")
 #: backtracking factor of the step
 BACKTRACK = 0.8
 #: step growth factor, and how loose the quadratic bound must be for it
@@ -56,7 +63,7 @@ MAX_TRIALS = 60
 
 
 class LinearModel(NamedTuple):
-    r"""A program $\min_U \ell(\mathcal F(U), y) + \beta\sum_j\lVert u_j\rVert$ (s.t.
+    r"""A program $\min_U \ell(\mathcal F(U), y) + \beta R(U)$ (s.t.
     $\mathcal G(U) \ge 0$) as a problem hands it to `rfista` and `relu_al` (the convex ReLU
     family: ``ConvexReLU.linear_model()``).
 
@@ -68,7 +75,9 @@ class LinearModel(NamedTuple):
     * ``shape`` of $U$ (m, d); ``out_shape``: ``Result.x`` is $U$ reshaped to it;
     * ``objective(W) -> float``: the program's objective at an answer (``Result.objective``);
     * ``constrained``: whether ``forward`` returns constraint values; ``info``: entries added to
-      ``Result.info``.
+      ``Result.info``;
+    * ``penalty``: $R$, one of `PENALTIES` (``"rows"``: $\sum_j\lVert u_j\rVert_2$;
+      ``"columns"``: $\sum_f\lVert U_{:,f}\rVert_2$; ``"l1"``: $\sum|U_{jf}|$).
     """
 
     forward: Callable
@@ -82,6 +91,7 @@ class LinearModel(NamedTuple):
     objective: Callable
     constrained: bool = True
     info: dict = {}
+    penalty: str = "rows"
 
 
 # --- the loss, the penalty and their maps ------------------------------------------------------
@@ -116,9 +126,43 @@ def row_norms(xp, U):
     return xp.sqrt(xp.sum(U * U, axis=-1))
 
 
-def min_norm_subgradient(xp, G, U, beta):
-    r"""$\max_j \operatorname{dist}(0, G_j + \beta\partial\lVert u_j\rVert)$: the smallest
-    subgradient of $\langle G, U\rangle$-linearized objective plus the group penalty, per row."""
+def penalty_prox(xp, kind: str, V, t):
+    r"""$\operatorname{prox}_{tR}(V)$ for the penalty ``kind`` (`PENALTIES`): the group
+    soft-threshold of the rows or of the columns, or the entrywise soft-threshold
+    $\operatorname{sign}(V)(|V| - t)_+$."""
+    if kind == "l1":
+        return xp.sign(V) * xp.maximum(xp.abs(V) - t, 0.0)
+    if kind == "columns":
+        return group_prox(xp, V.T, t).T
+    return group_prox(xp, V, t)
+
+
+def penalty_value(xp, kind: str, U):
+    """$R(U)$ for the penalty ``kind`` (`PENALTIES`)."""
+    if kind == "l1":
+        return xp.sum(xp.abs(U))
+    return xp.sum(row_norms(xp, U.T if kind == "columns" else U))
+
+
+def dual_norm(xp, kind: str, G):
+    r"""$R_*(G)$, the dual norm of the penalty ``kind``: the largest row norm (``rows``), column
+    norm (``columns``) or entry in absolute value (``l1``). $U = 0$ minimizes
+    $\langle G, U\rangle + \beta R(U)$ iff $R_*(G) \le \beta$."""
+    if kind == "l1":
+        return xp.max(xp.abs(G))
+    return xp.max(row_norms(xp, G.T if kind == "columns" else G))
+
+
+def min_norm_subgradient(xp, G, U, beta, kind: str = "rows"):
+    r"""$\max_g \operatorname{dist}(0, G_g + \beta\partial\lVert u_g\rVert)$ over the groups $g$
+    of the penalty ``kind`` (rows, columns, or single entries for ``l1``): the smallest
+    subgradient of the $\langle G, U\rangle$-linearized objective plus the penalty, per group."""
+    if kind == "columns":
+        G, U = G.T, U.T
+    if kind == "l1":
+        on = xp.abs(G + beta * xp.sign(U))
+        off = xp.maximum(xp.abs(G) - beta, 0.0)
+        return xp.max(xp.where(U != 0, on, off))
     nu = row_norms(xp, U)
     nz = nu > 0
     uhat = U / xp.where(nz, nu, 1.0)[:, None]
@@ -127,13 +171,13 @@ def min_norm_subgradient(xp, G, U, beta):
     return xp.max(xp.where(nz, on, off))
 
 
-def objective_estimate(xp, loss, z, y, U, beta):
+def objective_estimate(xp, loss, z, y, U, beta, kind: str = "rows"):
     """The program's objective from the predictions ``z`` (exact hinge, not the slacks)."""
     if loss == "hinge":
         fit = xp.sum(xp.maximum(0.0, 1.0 - y * z))
     else:
         fit = loss_value(xp, loss, z, y)
-    return fit + beta * xp.sum(row_norms(xp, U))
+    return fit + beta * penalty_value(xp, kind, U)
 
 
 def while_loop(bk, cond, body, carry):
@@ -183,7 +227,7 @@ def fista_step(bk, model: LinearModel, lin, beta, grad, bregman, it: Iterate) ->
     gU = model.adjoint(bk, lin, gz, gc)
 
     def trial(eta):
-        U = group_prox(xp, v.U - eta * gU, eta * beta)
+        U = penalty_prox(xp, model.penalty, v.U - eta * gU, eta * beta)
         z, c = model.forward(bk, lin, U)
         S = U - v.U
         div = bregman(v.z, v.c, z, c)
@@ -204,7 +248,7 @@ def fista_step(bk, model: LinearModel, lin, beta, grad, bregman, it: Iterate) ->
     grow = ss > GROW_IF * 2.0 * eta * lg
     eta_next = xp.where(grow, GROW * eta, eta)
     S = v.U - xn.U
-    meas = xp.max(row_norms(xp, S)) / eta
+    meas = dual_norm(xp, model.penalty, S) / eta
     restart = xp.sum((xn.U - it.x.U) * S) > 0
     tn = 0.5 * (1.0 + xp.sqrt(1.0 + 4.0 * it.tk * it.tk))
     b = xp.where(restart, 0.0, (it.tk - 1.0) / tn)
@@ -223,11 +267,12 @@ def point(bk, model: LinearModel, lin, U) -> Point:
 
 
 def scale_d(model: LinearModel, lin, bk) -> float:
-    r"""$s_d = \max_j\lVert(\mathcal F^*\nabla\ell(0))_j\rVert_2$ (1 when it is 0): the unit of
-    the stationarity measures (for ``hinge`` the subgradient $-y$ at 0)."""
+    r"""$s_d = R_*(\mathcal F^*\nabla\ell(0))$ (1 when it is 0), in the dual norm of the model's
+    penalty (`dual_norm`): the unit of the stationarity measures (for ``hinge`` the
+    subgradient $-y$ at 0)."""
     xp = bk.xp
     y = bk.asarray(model.y)
     g0 = -y if model.loss == "hinge" else loss_grad(xp, model.loss, 0.0 * y, y)
     G = model.adjoint(bk, lin, g0, None)
-    s = float(np.max(np.asarray(row_norms(xp, G))))
+    s = float(np.asarray(dual_norm(xp, model.penalty, G)))
     return s if s > 0 and np.isfinite(s) else 1.0

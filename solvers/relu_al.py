@@ -9,7 +9,10 @@ method of multipliers on inequality constraints.
 
 **Program** (a `cvxkit.solvers.fista.LinearModel`): $\min_U \ell(z) + \beta\sum_j\lVert u_j\rVert_2$
 s.t. $c = \mathcal G(U) \ge 0$, $z = \mathcal F(U)$. For the convex ReLU program
-$c = ((2D_i - I)Xu_i)_i$ and $z = \sum_i D_iX(v_i - w_i)$.
+$c = ((2D_i - I)Xu_i)_i$ and $z = \sum_i D_iX(v_i - w_i)$. The model's ``penalty`` may replace
+the group norm of the rows by another norm $R$ (the group norms of the columns, or the entrywise
+$\ell_1$ norm; `cvxkit.solvers.fista.PENALTIES`): its proximal map is taken in the R-FISTA
+step, and its dual norm $R_*$ replaces $\max_j\lVert\cdot_j\rVert_2$ below.
 
 **Augmented Lagrangian** (multipliers $\mu \ge 0$ of $c \ge 0$, penalty $\delta > 0$): each outer
 step approximately minimizes
@@ -52,7 +55,8 @@ updated multipliers:
   run ended at ``max_iter`` (100 000 iterations) with the optimum reached;
 * gap: a certified relative duality gap $(f(U) - D)/f(U) \le$ ``tol``. The dual of the program is
   $\max_{\theta, \mu \ge 0} -\ell^*(\theta)$ s.t. $\lVert(\mathcal F^*\theta - \mathcal G^*
-  \mu)_j\rVert \le \beta$ for every group; the point $(s\theta, s\mu)$ with $\theta = \nabla
+  \mu)_j\rVert \le \beta$ for every group (in general $R_*(\mathcal F^*\theta - \mathcal G^*\mu)
+  \le \beta$); the point $(s\theta, s\mu)$ with $\theta = \nabla
   \ell(z)$ (hinge: $\theta = -\nu\circ y$) and the largest
   $s \le 1$ that makes it feasible has dual value $D = -\ell^*(s\theta)$ (squared:
   $-\tfrac12\lVert s\theta\rVert^2 - s\theta^\top y$; logistic: minus the binary entropy terms
@@ -90,9 +94,9 @@ import numpy as np
 from cvxkit.solvers import validate
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.driver import Algorithm, Final, Options, finish, run
-from cvxkit.solvers.fista import (LOSSES, Iterate, LinearModel, fista_step, loss_grad,
-                                  min_norm_subgradient, objective_estimate, point, reset_momentum,
-                                  row_norms, scale_d)
+from cvxkit.solvers.fista import (LOSSES, PENALTIES, Iterate, LinearModel, dual_norm,
+                                  fista_step, loss_grad, min_norm_subgradient, objective_estimate,
+                                  point, reset_momentum, scale_d)
 from cvxkit.solvers.result import Result, Status
 
 #: relative violation above which the warm-up doubles the penalty
@@ -217,12 +221,12 @@ def _residuals(bk, model: LinearModel, d: Data, x, mu, nu):
         gc = -mu
     theta = -y * nu if model.loss == "hinge" else loss_grad(xp, model.loss, x.z, y)
     G = model.adjoint(bk, d.lin, theta, gc)  # F* theta - G* mu
-    r_d = min_norm_subgradient(xp, G, x.U, st.beta) / st.scale
-    # the dual point (s theta, s mu), s <= 1 the largest scale with ||(F* theta - G* mu)_j||
-    # <= beta for every group: its dual value bounds the optimum from below
-    worst = xp.max(row_norms(xp, G))
+    r_d = min_norm_subgradient(xp, G, x.U, st.beta, model.penalty) / st.scale
+    # the dual point (s theta, s mu), s <= 1 the largest scale with R_*(F* theta - G* mu) <= beta
+    # (R_* the penalty's dual norm): its dual value bounds the optimum from below
+    worst = dual_norm(xp, model.penalty, G)
     scale = xp.where(worst > st.beta, st.beta / xp.where(worst > st.beta, worst, 1.0), 1.0)
-    f = objective_estimate(xp, model.loss, x.z, y, x.U, st.beta)
+    f = objective_estimate(xp, model.loss, x.z, y, x.U, st.beta, model.penalty)
     gap = (f - _dual_value(xp, model.loss, theta, y, scale)) / xp.maximum(xp.abs(f), tiny)
     return r_p, r_d, gap, f
 
@@ -301,12 +305,13 @@ def make_algorithm(model_key: tuple, name: str) -> Algorithm:
     """The driver `Algorithm` (one step = one R-FISTA iteration and, when its subproblem is
     solved, the outer step). Cached on the model's functions and kinds (``model_key``), so that
     the driver's compiled loop is reused."""
-    forward, adjoint, loss, constrained = model_key
-    model = LinearModel(forward, adjoint, None, None, loss, 0.0, (), (), None, constrained)
+    forward, adjoint, loss, constrained, penalty = model_key
+    model = LinearModel(forward, adjoint, None, None, loss, 0.0, (), (), None, constrained,
+                        penalty=penalty)
 
     def monitor(bk, s, d):
         xp, x = bk.xp, s.it.x
-        f = objective_estimate(xp, loss, x.z, d.y, x.U, d.settings.beta)
+        f = objective_estimate(xp, loss, x.z, d.y, x.U, d.settings.beta, penalty)
         inner = s.it.measure / d.settings.scale
         if not (constrained or loss == "hinge"):  # R-FISTA: no multipliers, no penalty
             return {"objective": f, "dual_res": s.dual_res, "gap": s.gap, "inner": inner}
@@ -389,6 +394,7 @@ def _solve(model: LinearModel, method: str, *, backend, tol, constraint_tol, max
         raise ValueError(f"{method} solves a LinearModel (cvxkit.problems.ConvexReLU."
                          f"linear_model() builds the convex ReLU one), got {type(model).__name__}")
     validate.choice("loss", model.loss, LOSSES)
+    validate.choice("penalty", model.penalty, PENALTIES)
     opts, tol, ctol = _options(tol, constraint_tol, max_iter, time_limit, verbose, progress,
                                callback, check_every, seed, dtype, delta, inner_tol)
     constrained = model.constrained or model.loss == "hinge"
@@ -429,7 +435,7 @@ def _solve(model: LinearModel, method: str, *, backend, tol, constraint_tol, max
         s = State(it, mu, nu, f(delta0), f(omega0), xp.asarray(warm), i32(0), i32(0), *r0,
                   xp.asarray(False))
         setup = time.perf_counter() - t0
-        key = (model.forward, model.adjoint, model.loss, bool(model.constrained))
+        key = (model.forward, model.adjoint, model.loss, bool(model.constrained), model.penalty)
         out = run(make_algorithm(key, method), bk, s, d, opts)
     s = out.state
     U = np.asarray(s.it.x.U, dtype=np.float64)
