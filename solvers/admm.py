@@ -111,7 +111,10 @@ class Splitting(NamedTuple):
       ``tol`` (a scalar or one tolerance per row);
     * ``support_mag(bk, d, y)``: the magnitude of the terms of the support function,
       $\\sum_i |y_i|\\,|b_i|$ with $b_i$ the side of $C$ that $y_i$ selects (for relative
-      tests of $\\sigma_C(y) < 0$).
+      tests of $\\sigma_C(y) < 0$);
+    * ``compiled(d, s, n) -> State | None`` (optional, numpy only): ``n`` iterations as
+      `iterations` does them, by a compiled kernel, or ``None`` where the kernel does not apply
+      (`cvxkit.solvers.admm_kernels`).
     """
 
     rho_vec: Callable
@@ -122,6 +125,7 @@ class Splitting(NamedTuple):
     support: Callable
     in_recession: Callable
     support_mag: Callable
+    compiled: Callable | None = None
 
 
 class Settings(NamedTuple):
@@ -204,6 +208,8 @@ class State(NamedTuple):
 
 def norm_inf(xp, v):
     """The infinity norm (0 for an empty vector)."""
+    if xp is np:  # (the method skips numpy's reduction wrappers: a check makes ~20 of these)
+        return np.abs(v).max() if v.size else np.float64(0.0)
     return xp.max(xp.abs(v), initial=0.0)
 
 
@@ -338,7 +344,12 @@ def apply_rho(bk: Backend, sp: Splitting, d: Data, s: State, est, change) -> Sta
 
 
 def iterations(bk: Backend, sp: Splitting, d: Data, s: State, n) -> State:
-    """``n`` ADMM iterations; the last one records ``dx``, ``dy``."""
+    """``n`` ADMM iterations; the last one records ``dx``, ``dy`` (on numpy by the splitting's
+    compiled kernel where it has one that applies)."""
+    if bk.name == "numpy" and sp.compiled is not None and n > 0:
+        t = sp.compiled(d, s, n)
+        if t is not None:
+            return t
     return repeat(bk, lambda s, track: iterate(bk, sp, d, s, track), s, n)
 
 

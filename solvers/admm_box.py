@@ -111,6 +111,20 @@ def _dense_solve(bk, d, L, x, z, y, rho_vec):
     return xt, d.A @ xt
 
 
+def _dense_compiled(d, s, n):
+    """``n`` iterations by `cvxkit.solvers.admm_kernels.dense_iterations` (numpy, float64, dense
+    ``A``, at most ``MAX_N`` variables), else ``None`` (the generic loop runs)."""
+    from cvxkit.solvers import admm_kernels as ak
+
+    if not (isinstance(d.A, np.ndarray) and d.A.dtype == np.float64 and
+            s.x.shape[0] <= ak.MAX_N and ak.available()):
+        return None
+    st, b = d.settings, d.cset
+    x, z, y, dx, dy = ak.dense_iterations(s.factor, d.A, d.q, st.sigma, st.alpha, b.l, b.u,
+                                          s.rho_vec, s.x, s.z, s.y, n)
+    return s._replace(x=x, z=z, y=y, dx=dx, dy=dy, k=s.k + n)
+
+
 def _sparse_factorize(bk, d, rho):
     return d.lin.factorize(rho_vec(bk, d, rho))
 
@@ -154,7 +168,7 @@ SPARSE_LINSYS = dict(rho_vec=rho_vec, factorize=_sparse_factorize, solve=_sparse
 _BOX = dict(project=_box_project, polar=box_polar, support=_box_support,
             in_recession=_box_in_recession, support_mag=_box_support_mag)
 #: OSQP with the reduced system and a dense Cholesky factorization (numpy or JAX)
-QP_DENSE = Splitting(**DENSE_LINSYS, **_BOX)
+QP_DENSE = Splitting(**DENSE_LINSYS, **_BOX, compiled=_dense_compiled)
 #: OSQP with the full KKT system and a sparse LDL^T factorization (numpy)
 QP_SPARSE = Splitting(**SPARSE_LINSYS, **_BOX)
 
@@ -396,24 +410,32 @@ def _polish_accept(bk, sp, d, s: State, xp_, yp, low, upp):
 POLISH_ROUNDS = 8
 
 
-def polish_state(bk, sp, d, s: State, delta, refine, sparse=False):
+def polish_state(bk, sp, d, s: State, delta, refine, sparse=False, tried=None):
     """``(state, accepted)``: the polished state if accepted, else ``s``. On numpy, a guess
     that is not accepted is corrected by primal-dual active-set steps (`_next_sets`) and solved
-    again, up to `POLISH_ROUNDS` sets in all (until one is accepted or the set repeats)."""
+    again, up to `POLISH_ROUNDS` sets in all, until one is accepted or a set comes again.
+    ``tried`` (numpy): a set of the active sets that failed in earlier calls on the same data
+    (updated here); they are not solved again (a polished point depends on its set only)."""
     xp = bk.xp
-    sets, seen = None, []
-    for _ in range(POLISH_ROUNDS if bk.name == "numpy" else 1):
-        if sparse or bk.name == "numpy":  # (the reduced system: active rows only)
-            xq, yq, low, upp = _polish_sparse(d, s.x, s.z, s.y, delta, refine, sets)
-        else:
-            xq, yq, low, upp = _polish_dense(bk, d, s.x, s.z, s.y, delta, refine, sets)
+    if bk.name != "numpy":
+        xq, yq, low, upp = (_polish_sparse(d, s.x, s.z, s.y, delta, refine) if sparse else
+                            _polish_dense(bk, d, s.x, s.z, s.y, delta, refine))
         zq, r, ok = _polish_accept(bk, sp, d, s, xq, yq, low, upp)
-        if bk.name != "numpy" or ok:
-            break
-        seen.append(np.packbits(np.r_[low, upp]).tobytes())
-        sets = _next_sets(np, d, xq, yq, low, upp)
-        if np.packbits(np.r_[sets[0], sets[1]]).tobytes() in seen:
-            break
+    else:
+        tried = set() if tried is None else tried
+        sets, ok = _active_sets(np, d, s.z, s.y), False
+        for _ in range(POLISH_ROUNDS):
+            key = np.packbits(np.r_[sets[0], sets[1]]).tobytes()
+            if key in tried:
+                break
+            tried.add(key)
+            xq, yq, low, upp = _polish_sparse(d, s.x, s.z, s.y, delta, refine, sets)
+            zq, r, ok = _polish_accept(bk, sp, d, s, xq, yq, low, upp)
+            if ok:
+                break
+            sets = _next_sets(np, d, xq, yq, low, upp)
+        if not ok:
+            return s, False
     pol = s._replace(x=xq, z=zq, y=yq, prim_res=r.prim, dual_res=r.dual, gap=r.gap,
                      eps_prim=r.eps_prim, eps_dual=r.eps_dual, eps_gap=r.eps_gap,
                      objective=r.objective, prim_rel=r.prim_rel, dual_rel=r.dual_rel)

@@ -215,12 +215,13 @@ def confirmed_run(bk, alg, sp, d, s, dopts, max_iter: int, pol, user: UserCheck,
     from cvxkit.solvers.admm_box import box_polar
 
     d0, runs, polish_info, t_start = d, [], "off", time.perf_counter()
-    next_polish = POLISH_FIRST
+    next_polish, tried = POLISH_FIRST, set()  # (the active sets that failed to polish)
 
     def polished(s):
         """The polished state if it passes the tests, else None."""
         nonlocal polish_info
-        s_pol, ok = polish_state(bk, sp, d0, s, pol[1], pol[2], sparse=sparse_polish)
+        s_pol, ok = polish_state(bk, sp, d0, s, pol[1], pol[2], sparse=sparse_polish,
+                                 tried=tried)
         if ok and user.holds(*unscaled(d, s_pol)):
             polish_info = "success"
             return s_pol._replace(flag=SOLVED)

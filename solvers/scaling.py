@@ -168,6 +168,17 @@ def _limit(xp, v):
     return xp.where(v < MIN_SCALING, 1.0, xp.minimum(v, MAX_SCALING))
 
 
+#: the rounds stop early (numpy) once a round moves no scale by more than this factor minus one:
+#: a round that changes nothing is a fixed point, and the later rounds would change nothing
+RUIZ_FIXED_POINT = 1e-12
+
+
+def _fixed_point(s, prev) -> bool:
+    """Whether the Ruiz round from the scales ``prev`` to ``s`` (tuples of numpy arrays) moved
+    every scale by at most the factor ``1 + RUIZ_FIXED_POINT``."""
+    return all(np.max(np.abs(a / b - 1.0), initial=0.0) <= RUIZ_FIXED_POINT for a, b in zip(s, prev))
+
+
 def _colmax(xp, M):
     """Max of |M| over the rows (axis -2), 0 for an empty axis."""
     return xp.max(xp.abs(M), axis=-2, initial=0.0)
@@ -208,7 +219,9 @@ def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = No
         s = (s[0] * start.D1, tied(s[1] * start.E1), s[2] * start.c1)
     if loop is None:
         for _ in range(iters):
-            s = body(s)
+            s, prev = body(s), s
+            if _fixed_point(s, prev):
+                break
     else:
         s = loop(iters, body, s)
     D, E, c = s
@@ -259,7 +272,10 @@ def ruiz_sparse(P, q, A, iters: int = 10, start: Units | None = None, tie=None) 
         qs = c * D * q0
         cost = max(float(np.mean(colP)) if n else 0.0,
                    float(_limit(np, np.max(np.abs(qs), initial=0.0))))
-        c /= float(_limit(np, np.float64(cost)))
+        step = float(_limit(np, np.float64(cost)))
+        c /= step
+        if _fixed_point((dt, et, np.float64(step)), (1.0, 1.0, 1.0)):
+            break
     Ps = P.copy()
     Ps.data *= c * D[Ps.indices] * np.repeat(D, np.diff(Ps.indptr))
     As = A.copy()
