@@ -125,6 +125,20 @@ def _dense_compiled(d, s, n):
     return s._replace(x=x, z=z, y=y, dx=dx, dy=dy, k=s.k + n)
 
 
+def _sparse_compiled(d, s, n):
+    """``n`` iterations by `cvxkit.solvers.admm_kernels.kkt_iterations` (numpy, qdldl factors),
+    else ``None`` (the generic loop runs)."""
+    from cvxkit.solvers import admm_kernels as ak
+
+    lu = s.factor.ldl_arrays() if s.x.dtype == np.float64 and ak.available() else None
+    if lu is None:
+        return None
+    st, b = d.settings, d.cset
+    x, z, y, dx, dy = ak.kkt_iterations(lu, st.sigma, st.alpha, d.q, b.l, b.u, s.rho_vec,
+                                        s.x, s.z, s.y, n)
+    return s._replace(x=x, z=z, y=y, dx=dx, dy=dy, k=s.k + n)
+
+
 def _sparse_factorize(bk, d, rho):
     return d.lin.factorize(rho_vec(bk, d, rho))
 
@@ -170,7 +184,7 @@ _BOX = dict(project=_box_project, polar=box_polar, support=_box_support,
 #: OSQP with the reduced system and a dense Cholesky factorization (numpy or JAX)
 QP_DENSE = Splitting(**DENSE_LINSYS, **_BOX, compiled=_dense_compiled)
 #: OSQP with the full KKT system and a sparse LDL^T factorization (numpy)
-QP_SPARSE = Splitting(**SPARSE_LINSYS, **_BOX)
+QP_SPARSE = Splitting(**SPARSE_LINSYS, **_BOX, compiled=_sparse_compiled)
 
 ALG_DENSE = make_algorithm("admm", QP_DENSE)
 ALG_SPARSE = make_algorithm("admm", QP_SPARSE)

@@ -3,9 +3,12 @@ r"""Compiled (numba) ADMM iterations for small dense QPs on the numpy back end.
 On a QP with a few dozen variables one ADMM iteration is a handful of length-$n$ and
 length-$m$ vector operations; in numpy each costs a microsecond of call overhead, so the
 Python loop of `cvxkit.solvers.admm.iterate` spends 10-20 us an iteration where the arithmetic
-needs well under one. `dense_iterations` runs ``k`` iterations of exactly that update
-(`cvxkit.solvers.admm`, module docstring) in one compiled call, for the reduced linear system
-with its lower Cholesky factor $L$ (`cvxkit.solvers.admm_box.QP_DENSE`):
+needs well under one; on a sparse QP with a few thousand rows the dozen vector operations
+around qdldl's solve cost as much again as the solve. `dense_iterations` runs ``k`` iterations
+of exactly that update (`cvxkit.solvers.admm`, module docstring) in one compiled call, for the
+reduced linear system with its lower Cholesky factor $L$ (`cvxkit.solvers.admm_box.QP_DENSE`),
+and `kkt_iterations` for the full KKT system with qdldl's $LDL^\top$ factors
+(`cvxkit.solvers.admm_box.QP_SPARSE`):
 
 $$
 \tilde x = L^{-\top}L^{-1}\big(\sigma x - q + A^\top(\rho\circ z - y)\big),\quad
@@ -84,11 +87,54 @@ def _compile():
                 y[i] = yn
         return x, z, y, dx, dy
 
-    return kernel
+    @nb.njit(cache=True, nogil=True)
+    def kkt_kernel(Lp, Li, Lx, dinv, perm, sigma, alpha, q, lo, up, rho, x, z, y,
+                   k):  # pragma: no cover - compiled
+        n, m = x.size, z.size
+        N = n + m
+        x, z, y = x.copy(), z.copy(), y.copy()
+        b = np.empty(N)
+        dx, dy = np.zeros(n), np.zeros(m)
+        for it in range(k):
+            for j in range(N):  # b = (permuted) right-hand side
+                i = perm[j]
+                b[j] = sigma * x[i] - q[i] if i < n else z[i - n] - y[i - n] / rho[i - n]
+            for j in range(N):  # (I + L) w = b, L strictly lower, by columns
+                bj = b[j]
+                for t in range(Lp[j], Lp[j + 1]):
+                    b[Li[t]] -= Lx[t] * bj
+            for j in range(N):
+                b[j] *= dinv[j]
+            for j in range(N - 1, -1, -1):  # (I + L)^T v = w
+                s = b[j]
+                for t in range(Lp[j], Lp[j + 1]):
+                    s -= Lx[t] * b[Li[t]]
+                b[j] = s
+            last = it == k - 1
+            for j in range(N):
+                i = perm[j]
+                if i < n:
+                    xn = alpha * b[j] + (1.0 - alpha) * x[i]
+                    if last:
+                        dx[i] = xn - x[i]
+                    x[i] = xn
+                else:
+                    i -= n
+                    zt = z[i] + (b[j] - y[i]) / rho[i]
+                    zr = alpha * zt + (1.0 - alpha) * z[i]
+                    zn = min(max(zr + y[i] / rho[i], lo[i]), up[i])
+                    yn = y[i] + rho[i] * (zr - zn)
+                    if last:
+                        dy[i] = yn - y[i]
+                    z[i] = zn
+                    y[i] = yn
+        return x, z, y, dx, dy
+
+    return kernel, kkt_kernel
 
 
 def available() -> bool:
-    """Whether the kernel can be used (numba importable and the kernel compiled)."""
+    """Whether the kernels can be used (numba importable and the kernels compiled)."""
     if not _KERNEL:
         try:
             _KERNEL.append(_compile())
@@ -104,4 +150,22 @@ def dense_iterations(L, A, q, sigma: float, alpha: float, l, u, rho, x, z, y, k:
     ``z``, ``y`` (m,): returns ``(x, z, y, dx, dy)``, the new iterates and the last step (all
     float64 arrays; the inputs are not modified)."""
     f = np.ascontiguousarray
-    return _KERNEL[0](f(L), f(A), q, float(sigma), float(alpha), l, u, rho, x, z, y, int(k))
+    return _KERNEL[0][0](f(L), f(A), q, float(sigma), float(alpha), l, u, rho, x, z, y, int(k))
+
+
+def ldl_arrays(solver):
+    r"""``(Lp, Li, Lx, dinv, perm)``: the factorization $K = \Pi (I + L) D (I + L)^\top \Pi^\top$
+    of a ``qdldl.Solver`` as plain arrays for `kkt_iterations` (``L`` strictly lower, CSC;
+    ``dinv`` $= 1/D$; ``perm`` $= p$ with $\Pi e_j = e_{p_j}$)."""
+    L, dvec, perm = solver.factors()
+    return (L.indptr.astype(np.int64), L.indices.astype(np.int64), np.asarray(L.data, float),
+            1.0 / np.asarray(dvec, float), np.asarray(perm, np.int64))
+
+
+def kkt_iterations(lu, sigma: float, alpha: float, q, l, u, rho, x, z, y, k: int):
+    r"""``k`` >= 1 relaxed ADMM iterations of the box QP through the full KKT system
+    $\begin{bmatrix} P + \sigma I & A^\top \\ A & -\operatorname{diag}(\rho)^{-1}\end{bmatrix}$
+    factored as ``lu`` (`ldl_arrays`): $\tilde x$ and $\nu$ from the right-hand side
+    $(\sigma x - q, z - y/\rho)$, $\tilde z = z + (\nu - y)/\rho$, then the updates of
+    `dense_iterations`. Returns ``(x, z, y, dx, dy)``."""
+    return _KERNEL[0][1](*lu, float(sigma), float(alpha), q, l, u, rho, x, z, y, int(k))

@@ -252,9 +252,11 @@ class SparseKKT:
         self.diag_pos = K.indptr[n + 1:] - 1
         self.backend = "qdldl" if _qdldl() is not None else "splu"
         self._solver = None
+        self._arrays = None
 
     def factorize(self, rho_vec):
         self.K.data[self.diag_pos] = -1.0 / np.asarray(rho_vec, dtype=np.float64)
+        self._arrays = None
         if self.backend == "qdldl":
             if self._solver is None:
                 self._solver = _qdldl().Solver(self.K, upper=True)
@@ -275,6 +277,17 @@ class SparseKKT:
 
     def solve(self, rhs):
         return self._solver.solve(np.asarray(rhs, dtype=np.float64))
+
+    def ldl_arrays(self):
+        """The current qdldl factors as arrays (`cvxkit.solvers.admm_kernels.ldl_arrays`, read
+        once per factorization), or ``None`` with the splu back end."""
+        if self.backend != "qdldl":
+            return None
+        if self._arrays is None:
+            from cvxkit.solvers.admm_kernels import ldl_arrays
+
+            self._arrays = ldl_arrays(self._solver)
+        return self._arrays
 
 
 def kkt_fill_estimate(P, A) -> float:

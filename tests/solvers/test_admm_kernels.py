@@ -5,7 +5,7 @@ import pytest
 
 from cvxkit.solvers import admm_kernels
 from cvxkit.solvers.admm import iterations
-from cvxkit.solvers.admm_box import QP_DENSE, setup_dense
+from cvxkit.solvers.admm_box import QP_DENSE, QP_SPARSE, setup_dense, setup_sparse
 from cvxkit.solvers.admm_qp import _settings, configure
 from cvxkit.solvers.backend import get_backend
 from cvxkit.solvers.scaling import _fixed_point as _FIXED_POINT
@@ -36,6 +36,27 @@ def test_kernel_matches_generic_iterations(seed):
         a, b = getattr(fast, f), getattr(slow, f)
         assert np.max(np.abs(a - b)) <= 1e-11 * max(1.0, np.max(np.abs(b))), f
     assert np.max(np.abs(fast.dx)) > 0  # the last step was recorded
+
+
+@pytest.mark.skipif(not admm_kernels.available(), reason="numba unavailable")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kkt_kernel_matches_generic_iterations(seed):
+    """The full-KKT kernel on qdldl's factors (sparse data) against the generic loop."""
+    import scipy.sparse as sps
+
+    bk = get_backend("numpy")
+    P, q, A, l, u = _qp(seed, n=30, m=45)
+    A[np.abs(A) < 1.0] = 0.0
+    cfg = configure(q, None, **{**_DEFAULTS})["cfg"]
+    d, s, sp = setup_sparse(sps.csc_matrix(P), q, sps.csc_matrix(A), l, u, np.zeros(30),
+                            np.zeros(45), 0.1, _settings(bk, cfg), 10, "sparse")
+    assert sp is QP_SPARSE and s.factor.ldl_arrays() is not None
+    fast = iterations(bk, QP_SPARSE, d, s, 40)
+    slow = iterations(bk, QP_SPARSE._replace(compiled=None), d, s, 40)
+    for f in ("x", "z", "y", "dx", "dy"):
+        a, b = getattr(fast, f), getattr(slow, f)
+        assert np.max(np.abs(a - b)) <= 1e-10 * max(1.0, np.max(np.abs(b))), f
+    assert int(fast.k) == 40 and np.max(np.abs(fast.dy)) > 0
 
 
 @pytest.mark.parametrize("seed", [0, 1])
