@@ -330,25 +330,25 @@ DENSE_SMALL = 10_000
 def choose_linsys(P, A) -> str:
     """``"dense"`` (reduced system, dense Cholesky) or ``"sparse"`` (full KKT, LDL^T).
 
-    Dense when either matrix is a dense array or ``n (n + m) <= DENSE_SMALL``. For larger
-    scipy.sparse data, dense when an iteration
+    Dense when either matrix is a dense array or ``n (n + m) <= DENSE_SMALL``; sparse when
+    ``n > DENSE_MAX_N``. Otherwise, for scipy.sparse data, dense when an iteration
     costs less that way: ``DENSE_ENTRY_COST * n (n + m)`` (the dense products and triangular
     solves) below ``nnz(A) + nnz(P)/2 + fill + n + m`` (the LDL^T factor's nonzeros, estimated by
-    `kkt_fill_estimate`; tiny or dense-row problems such as KSIP), or when ``n <= DENSE_MAX_N``
-    and the estimated fill exceeds half of ``n^2`` (a sparse factorization would then do dense
+    `kkt_fill_estimate`; tiny or dense-row problems such as KSIP), or when the estimated fill
+    exceeds half of ``n^2`` (a sparse factorization would then do dense
     work without BLAS); sparse otherwise. A sparse QP with a few hundred variables (QBRANDY:
     n = 249, m = 469) iterates 9x faster through the sparse LDL^T.
     """
     n = P.shape[0]
     if not (is_sparse(P) and is_sparse(A)):
         return "dense"
+    if n > DENSE_MAX_N:
+        return "sparse"
     m = A.shape[0]
     base = A.nnz + P.nnz / 2 + n + m
-    if n * (n + m) <= DENSE_SMALL or DENSE_ENTRY_COST * n * (n + m) <= base:  # (the fill only adds to the sparse side)
-        return "dense"
+    if n * (n + m) <= DENSE_SMALL or DENSE_ENTRY_COST * n * (n + m) <= base:
+        return "dense"  # (without the fill: it only adds to the sparse side)
     fill = kkt_fill_estimate(P, A)
     if DENSE_ENTRY_COST * n * (n + m) <= base + fill:
         return "dense"
-    if n <= DENSE_MAX_N and fill >= 0.5 * n * n:
-        return "dense"
-    return "sparse"
+    return "dense" if fill >= 0.5 * n * n else "sparse"
