@@ -55,6 +55,35 @@ TIGHTEN_MIN = 5.0
 TIGHTEN_MAX = 1e3
 
 
+#: a primal infeasibility certificate must exclude every x with ||x||_inf up to this many times
+#: the loop's current iterate (`reach_error`)
+REACH_FACTOR = 10.0
+
+
+def reach_error(A, l, u, y, x):
+    r"""Why the primal infeasibility certificate ``y`` does not reach far enough, or ``None``.
+
+    For any $x$ with $l \le Ax \le u$, $y^\top Ax \le \sigma(y) = u^\top y_+ + l^\top y_-$,
+    while $|y^\top Ax| \le \lVert A^\top y\rVert_1 \lVert x\rVert_\infty$; so ``y`` proves
+    that no feasible $x$ has $\lVert x\rVert_\infty < R = -\sigma(y) / \lVert A^\top y
+    \rVert_1$, and nothing beyond. The relative tests of `certificate_error` bound
+    $\lVert A^\top y\rVert$ against the data, not against the size of the solution: on
+    QFFFFF80 and YAO (feasible) they accepted a $y$ with $R$ in the thousands, of the order of
+    the solution itself. The certificate is accepted when $R$ is at least `REACH_FACTOR` times
+    the loop's current $\lVert x\rVert_\infty$ (on an infeasible problem ADMM's $x$ stays
+    bounded while $A^\top \delta y \to 0$, so $R$ grows without bound and the test is passed
+    eventually; on a feasible one $R$ stays below the distance to the feasible set)."""
+    y = np.asarray(y, np.float64)
+    aty = float(np.sum(np.abs(np.asarray(A.T @ y).ravel())))
+    sig = float(np.where(np.isfinite(u), u, 0.0) @ np.maximum(y, 0.0)
+                + np.where(np.isfinite(l), l, 0.0) @ np.minimum(y, 0.0))
+    xn = float(np.max(np.abs(x), initial=0.0))
+    if -sig >= REACH_FACTOR * xn * aty:
+        return None
+    return (f"it excludes only the points with ||x||_inf < {-sig / max(aty, 1e-300):.3g}, not "
+            f"{REACH_FACTOR:g} times the iterate's {xn:.3g}")
+
+
 class Measured(NamedTuple):
     """The residuals of the module docstring and their tolerances (user units)."""
 
@@ -99,15 +128,19 @@ class UserCheck:
         return cls(P, q, A, l, u, cfg["eps_abs"], cfg["eps_rel"], cfg["check_gap"],
                    cfg["eps_pinf"], cfg["eps_dinf"])
 
-    def certificate_holds(self, flag, ray_y, ray_x, iteration=None) -> bool:
+    def certificate_holds(self, flag, ray_y, ray_x, iteration=None, x=None) -> bool:
         """Does the certificate of the loop's infeasibility ``flag`` (``ray_y`` for primal,
         ``ray_x`` for dual infeasibility, unscaled) pass `certificate_error` on the user's
-        data? (A failure is recorded in ``rejected``.)"""
+        data, and, given the loop's current (unscaled) iterate ``x``, `reach_error`? (A failure
+        is recorded in ``rejected``.)"""
         from cvxkit.solvers.admm_box import certificate_error
 
         status = FLAG_STATUS[int(flag)]
-        why = certificate_error(self.P, self.q, self.A, self.l, self.u, status,
-                                certificate(status, ray_y, ray_x), self.eps_pinf, self.eps_dinf)
+        cert = certificate(status, ray_y, ray_x)
+        why = certificate_error(self.P, self.q, self.A, self.l, self.u, status, cert,
+                                self.eps_pinf, self.eps_dinf)
+        if why is None and status is Status.PRIMAL_INFEASIBLE and x is not None:
+            why = reach_error(self.A, self.l, self.u, cert, x)
         if why is not None and iteration is not None:
             self.rejected.append((int(iteration), f"{status.value}: {why}"))
         return why is None
@@ -236,7 +269,7 @@ def confirmed_run(bk, alg, sp, d, s, dopts, max_iter: int, pol, user: UserCheck,
         flag = int(s.flag)
         if flag in (PRIMAL_INFEASIBLE, DUAL_INFEASIBLE):
             if user.certificate_holds(flag, d.E * box_polar(bk, d, s.dy), d.D * s.dx,
-                                      iteration=s.k):
+                                      iteration=s.k, x=d.D * s.x):
                 break
             s = s._replace(flag=RUNNING)  # not confirmed: go on with a tighter test
             if exhausted(out, s.k, max_iter):
@@ -317,7 +350,7 @@ class MemberChecks:
                 if chk.holds(xs[i], ys[i], iteration=k):
                     continue
             elif flag not in (PRIMAL_INFEASIBLE, DUAL_INFEASIBLE) or \
-                    chk.certificate_holds(flag, cy[i], cx[i], iteration=k):
+                    chk.certificate_holds(flag, cy[i], cx[i], iteration=k, x=xs[i]):
                 continue
             f["flag"][i] = RUNNING
             if not exhausted(out, k, self.max_iter):

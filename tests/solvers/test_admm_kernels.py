@@ -95,3 +95,19 @@ _DEFAULTS = dict(backend="numpy", tol=1e-6, eps_abs=None, eps_rel=None, max_iter
                  adaptive_rho_tolerance=5.0, scaling=10, eps_primal_infeasible=1e-4,
                  eps_dual_infeasible=1e-4, check_gap=True, polish=False, polish_refine_iter=3,
                  delta=1e-6, linsys="auto", mesh=None)
+
+
+def test_reach_error_rejects_a_certificate_that_a_large_x_escapes():
+    """y = (1, 1) on x1 <= -1, -x1 - 1e-3 x2 <= 0 (feasible: x2 >= 1000 when x1 = -1):
+    A^T y = (0, -1e-3) and u^T y = -1, so y looks like a certificate; it excludes only
+    ||x|| < 1000."""
+    import scipy.sparse as sps
+
+    from cvxkit.solvers.admm_check import reach_error
+
+    A = sps.csr_matrix(np.array([[1.0, 0.0], [-1.0, -1e-3]]))
+    l, u = np.array([-np.inf, -np.inf]), np.array([-1.0, 0.0])
+    y = np.array([1.0, 1.0])  # sigma = u'y = -1, ||A^T y||_1 = 1e-3: R = 1000
+    assert reach_error(A, l, u, y, np.array([0.0, 50.0])) is None
+    why = reach_error(A, l, u, y, np.array([-1.0, 1000.0]))
+    assert why is not None and "1e+03" in why
