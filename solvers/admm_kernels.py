@@ -1,4 +1,4 @@
-r"""Compiled (numba) ADMM iterations for small dense QPs on the numpy back end.
+r"""Compiled (numba) ADMM iterations of the box QP on the numpy back end.
 
 On a QP with a few dozen variables one ADMM iteration is a handful of length-$n$ and
 length-$m$ vector operations; in numpy each costs a microsecond of call overhead, so the
@@ -42,10 +42,27 @@ def _compile():
     import numba as nb
 
     @nb.njit(cache=True, nogil=True)
+    def relaxed(xt, zt, alpha, lo, up, rho, x, z, y, dx, dy, last):  # pragma: no cover
+        """The relaxed updates of x, z, y from (xt, zt), in place (and the steps if last)."""
+        for j in range(x.size):
+            xn = alpha * xt[j] + (1.0 - alpha) * x[j]
+            if last:
+                dx[j] = xn - x[j]
+            x[j] = xn
+        for i in range(z.size):
+            zr = alpha * zt[i] + (1.0 - alpha) * z[i]
+            zn = min(max(zr + y[i] / rho[i], lo[i]), up[i])
+            yn = y[i] + rho[i] * (zr - zn)
+            if last:
+                dy[i] = yn - y[i]
+            z[i] = zn
+            y[i] = yn
+
+    @nb.njit(cache=True, nogil=True)
     def kernel(L, A, q, sigma, alpha, lo, up, rho, x, z, y, k):  # pragma: no cover - compiled
         n, m = x.size, z.size
         x, z, y = x.copy(), z.copy(), y.copy()
-        rhs = np.empty(n)
+        rhs, zt = np.empty(n), np.empty(m)
         w = np.empty(m)
         dx, dy = np.zeros(n), np.zeros(m)
         for it in range(k):
@@ -68,23 +85,12 @@ def _compile():
                 for t in range(j + 1, n):
                     s -= L[t, j] * rhs[t]
                 rhs[j] = s / L[j, j]
-            last = it == k - 1
-            for j in range(n):
-                xn = alpha * rhs[j] + (1.0 - alpha) * x[j]
-                if last:
-                    dx[j] = xn - x[j]
-                x[j] = xn
-            for i in range(m):
-                zt = 0.0
+            for i in range(m):  # zt = A xt
+                acc = 0.0
                 for j in range(n):
-                    zt += A[i, j] * rhs[j]
-                zr = alpha * zt + (1.0 - alpha) * z[i]
-                zn = min(max(zr + y[i] / rho[i], lo[i]), up[i])
-                yn = y[i] + rho[i] * (zr - zn)
-                if last:
-                    dy[i] = yn - y[i]
-                z[i] = zn
-                y[i] = yn
+                    acc += A[i, j] * rhs[j]
+                zt[i] = acc
+            relaxed(rhs, zt, alpha, lo, up, rho, x, z, y, dx, dy, it == k - 1)
         return x, z, y, dx, dy
 
     @nb.njit(cache=True, nogil=True)
@@ -93,7 +99,7 @@ def _compile():
         n, m = x.size, z.size
         N = n + m
         x, z, y = x.copy(), z.copy(), y.copy()
-        b = np.empty(N)
+        b, xt, zt = np.empty(N), np.empty(n), np.empty(m)
         dx, dy = np.zeros(n), np.zeros(m)
         for it in range(k):
             for j in range(N):  # b = (permuted) right-hand side
@@ -110,24 +116,14 @@ def _compile():
                 for t in range(Lp[j], Lp[j + 1]):
                     s -= Lx[t] * b[Li[t]]
                 b[j] = s
-            last = it == k - 1
-            for j in range(N):
+            for j in range(N):  # unpermute: xt, and zt = z + (nu - y) / rho
                 i = perm[j]
                 if i < n:
-                    xn = alpha * b[j] + (1.0 - alpha) * x[i]
-                    if last:
-                        dx[i] = xn - x[i]
-                    x[i] = xn
+                    xt[i] = b[j]
                 else:
                     i -= n
-                    zt = z[i] + (b[j] - y[i]) / rho[i]
-                    zr = alpha * zt + (1.0 - alpha) * z[i]
-                    zn = min(max(zr + y[i] / rho[i], lo[i]), up[i])
-                    yn = y[i] + rho[i] * (zr - zn)
-                    if last:
-                        dy[i] = yn - y[i]
-                    z[i] = zn
-                    y[i] = yn
+                    zt[i] = z[i] + (b[j] - y[i]) / rho[i]
+            relaxed(xt, zt, alpha, lo, up, rho, x, z, y, dx, dy, it == k - 1)
         return x, z, y, dx, dy
 
     return kernel, kkt_kernel
