@@ -187,6 +187,7 @@ def test_bad_regularizer_and_unsupported_methods_raise():
         assert ConvexReLU(X, y, n_patterns=4, regularizer=reg).default_method() == "relu_al"
 
 
+@pytest.mark.slow
 def test_numpy_and_jax_agree():
     pytest.importorskip("jax")
     prob = problem("l1")
