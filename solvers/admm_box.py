@@ -117,7 +117,7 @@ def _dense_compiled(d, s, n):
     from cvxkit.solvers import admm_kernels as ak
 
     if not (isinstance(d.A, np.ndarray) and d.A.dtype == np.float64 and
-            s.x.shape[0] <= ak.MAX_N and ak.available()):
+            s.x.shape[0] <= ak.MAX_N and ak.ready(n)):
         return None
     st, b = d.settings, d.cset
     x, z, y, dx, dy = ak.dense_iterations(s.factor, d.A, d.q, st.sigma, st.alpha, b.l, b.u,
@@ -130,7 +130,7 @@ def _sparse_compiled(d, s, n):
     else ``None`` (the generic loop runs)."""
     from cvxkit.solvers import admm_kernels as ak
 
-    lu = s.factor.ldl_arrays() if s.x.dtype == np.float64 and ak.available() else None
+    lu = s.factor.ldl_arrays() if s.x.dtype == np.float64 and ak.ready(n) else None
     if lu is None:
         return None
     st, b = d.settings, d.cset

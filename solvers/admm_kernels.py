@@ -22,10 +22,11 @@ It returns the last step $(\delta x, \delta y)$ too (the certificate candidates)
 the penalty updates and everything else stay in the shared Python code; the generic `iterate`
 remains the reference (tests compare the two to rounding).
 
-numba is imported on the first call only (``import cvxkit`` does not load it); the kernel is
-compiled once and cached on disk (``cache=True``): the first call in a fresh environment costs
-about a second of compilation. If numba is unavailable, `available` is false and the generic
-loop runs.
+numba is imported only when the kernels are loaded (``import cvxkit`` does not load it), which
+costs about 0.8 s once per process (a second or two more the first time ever: compilation,
+cached on disk with ``cache=True``). So a process loads them only after `LOAD_AFTER`
+iterations of the generic loop (`ready`), or when `load` is called (benchmarks and loops of many
+small solves). If numba is unavailable, the generic loop runs.
 """
 from __future__ import annotations
 
@@ -36,9 +37,11 @@ import numpy as np
 MAX_N = 400
 
 _KERNEL: list = []
+_relaxed = None  # the compiled helper shared by the kernels (set by `_compile`)
 
 
 def _compile():
+    global _relaxed  # (a global, not a closure variable: numba's cache keys on closure values)
     import numba as nb
 
     @nb.njit(cache=True, nogil=True)
@@ -57,6 +60,8 @@ def _compile():
                 dy[i] = yn - y[i]
             z[i] = zn
             y[i] = yn
+
+    _relaxed = relaxed
 
     @nb.njit(cache=True, nogil=True)
     def kernel(L, A, q, sigma, alpha, lo, up, rho, x, z, y, k):  # pragma: no cover - compiled
@@ -90,7 +95,7 @@ def _compile():
                 for j in range(n):
                     acc += A[i, j] * rhs[j]
                 zt[i] = acc
-            relaxed(rhs, zt, alpha, lo, up, rho, x, z, y, dx, dy, it == k - 1)
+            _relaxed(rhs, zt, alpha, lo, up, rho, x, z, y, dx, dy, it == k - 1)
         return x, z, y, dx, dy
 
     @nb.njit(cache=True, nogil=True)
@@ -123,20 +128,42 @@ def _compile():
                 else:
                     i -= n
                     zt[i] = z[i] + (b[j] - y[i]) / rho[i]
-            relaxed(xt, zt, alpha, lo, up, rho, x, z, y, dx, dy, it == k - 1)
+            _relaxed(xt, zt, alpha, lo, up, rho, x, z, y, dx, dy, it == k - 1)
         return x, z, y, dx, dy
 
     return kernel, kkt_kernel
 
 
-def available() -> bool:
-    """Whether the kernels can be used (numba importable and the kernels compiled)."""
+#: a process loads the kernels (about 0.8 s once: importing numba, reading its cache) after it
+#: has run this many eligible iterations in the generic loop (each costs 10-20 us more there),
+#: or when `load` is called: a single small solve stays at its 0.15 s instead of 1 s
+LOAD_AFTER = 20_000
+_GENERIC = [0]
+
+
+def load() -> bool:
+    """Load (or on the first use ever, compile) the kernels now; ``False`` if numba is missing."""
     if not _KERNEL:
         try:
-            _KERNEL.append(_compile())
+            kernel, kkt_kernel = _compile()
+            one, two = np.ones(1), np.ones(2)
+            kernel(np.ones((1, 1)), np.ones((1, 1)), one, 1.0, 1.0, -one, one, one, one, one,
+                   one, 1)
+            kkt_kernel(np.zeros(3, np.int64), np.zeros(0, np.int64), np.zeros(0), two,
+                       np.arange(2), 1.0, 1.0, one, -one, one, one, one, one, one, 1)
+            _KERNEL.append((kernel, kkt_kernel))
         except Exception:  # pragma: no cover - numba missing or broken
             _KERNEL.append(None)
     return _KERNEL[0] is not None
+
+
+def ready(k: int) -> bool:
+    """Whether the ``k`` iterations about to run should use the kernels: they are loaded, or
+    the iterations counted so far in this process reach `LOAD_AFTER` (then they are loaded)."""
+    if _KERNEL:
+        return _KERNEL[0] is not None
+    _GENERIC[0] += int(k)
+    return _GENERIC[0] >= LOAD_AFTER and load()
 
 
 def dense_iterations(L, A, q, sigma: float, alpha: float, l, u, rho, x, z, y, k: int):

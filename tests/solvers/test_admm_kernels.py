@@ -22,7 +22,7 @@ def _qp(seed, n=12, m=17):
     return M @ M.T, rng.standard_normal(n), A, l, u
 
 
-@pytest.mark.skipif(not admm_kernels.available(), reason="numba unavailable")
+@pytest.mark.skipif(not admm_kernels.load(), reason="numba unavailable")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kernel_matches_generic_iterations(seed):
     bk = get_backend("numpy")
@@ -38,7 +38,7 @@ def test_kernel_matches_generic_iterations(seed):
     assert np.max(np.abs(fast.dx)) > 0  # the last step was recorded
 
 
-@pytest.mark.skipif(not admm_kernels.available(), reason="numba unavailable")
+@pytest.mark.skipif(not admm_kernels.load(), reason="numba unavailable")
 @pytest.mark.parametrize("seed", [0, 1])
 def test_kkt_kernel_matches_generic_iterations(seed):
     """The full-KKT kernel on qdldl's factors (sparse data) against the generic loop."""
@@ -79,6 +79,15 @@ def test_ruiz_early_stop_is_the_fixed_point(seed, monkeypatch):
     s0 = ruiz_dense(np, I, np.ones(4), I, 0)
     s10 = ruiz_dense(np, I, np.ones(4), I, 10)
     assert np.array_equal(s0.D, s10.D) and np.array_equal(s0.E, s10.E)
+
+
+def test_kernels_load_after_generic_iterations(monkeypatch):
+    """A process runs the generic loop until LOAD_AFTER eligible iterations, then the kernels."""
+    monkeypatch.setattr(admm_kernels, "_KERNEL", [])
+    monkeypatch.setattr(admm_kernels, "_GENERIC", [0])
+    monkeypatch.setattr(admm_kernels, "LOAD_AFTER", 100)
+    assert not admm_kernels.ready(60) and not admm_kernels._KERNEL
+    assert admm_kernels.ready(60) == (admm_kernels._KERNEL[0] is not None)
 
 
 def _python_loop(n, body, init):
