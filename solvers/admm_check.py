@@ -55,6 +55,13 @@ TIGHTEN_MIN = 5.0
 TIGHTEN_MAX = 1e3
 
 
+def box_support(l, u, y) -> float:
+    r"""$u^\top y_+ + l^\top y_-$ (infinite bounds count 0: ``y`` is in their polar cone), the
+    user's data."""
+    return float(np.where(np.isfinite(u), u, 0.0) @ np.maximum(y, 0.0)
+                 + np.where(np.isfinite(l), l, 0.0) @ np.minimum(y, 0.0))
+
+
 #: a primal infeasibility certificate must exclude every x with ||x||_inf up to this many times
 #: the loop's current iterate (`reach_error`)
 REACH_FACTOR = 10.0
@@ -75,8 +82,7 @@ def reach_error(A, l, u, y, x):
     eventually; on a feasible one $R$ stays below the distance to the feasible set)."""
     y = np.asarray(y, np.float64)
     aty = float(np.sum(np.abs(np.asarray(A.T @ y).ravel())))
-    sig = float(np.where(np.isfinite(u), u, 0.0) @ np.maximum(y, 0.0)
-                + np.where(np.isfinite(l), l, 0.0) @ np.minimum(y, 0.0))
+    sig = box_support(l, u, y)
     xn = float(np.max(np.abs(x), initial=0.0))
     if -sig >= REACH_FACTOR * xn * aty:
         return None
@@ -157,8 +163,7 @@ class UserCheck:
         Aty = np.asarray(self.A.T @ y).ravel()
         z = np.clip(Ax, self.l, self.u)
         xPx, qx = float(x @ Px), float(self.q @ x)
-        sig = float(np.where(np.isfinite(self.u), self.u, 0.0) @ np.maximum(y, 0.0)
-                    + np.where(np.isfinite(self.l), self.l, 0.0) @ np.minimum(y, 0.0))
+        sig = box_support(self.l, self.u, y)
         ea, er = self.eps_abs, self.eps_rel
         return Measured(nrm(Ax - z), nrm(Px + self.q + Aty), abs(xPx + qx + sig),
                         ea + er * max(nrm(Ax), nrm(z)), ea + er * max(nrm(Px), nrm(Aty), nrm(self.q)),

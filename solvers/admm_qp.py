@@ -141,8 +141,8 @@ def validate_qp(P, q, A=None, l=None, u=None, *, symmetry_rtol: float = 1e-9):
     # a small sparse P is checked as a dense copy (scipy.sparse costs ~100 us an operation)
     Pc = P.toarray() if kkt.is_sparse(P) and n * n <= SMALL_DENSE else P
     if kkt.is_sparse(Pc):
-        asym = abs(P - P.T).max() if P.nnz else 0.0
-        scale = abs(P).max() if P.nnz else 0.0
+        asym = abs(Pc - Pc.T).max() if Pc.nnz else 0.0
+        scale = abs(Pc).max() if Pc.nnz else 0.0
     else:
         asym = np.abs(Pc - np.swapaxes(Pc, -1, -2)).max(initial=0.0)
         scale = np.abs(Pc).max(initial=0.0)
