@@ -87,6 +87,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from cvxkit.solvers import anderson
 from cvxkit.solvers.backend import Backend, get_backend
 from cvxkit.solvers.driver import Algorithm
 from cvxkit.solvers.primal_dual import (DIVERGED, DIVERGED_AT, DUAL_INFEASIBLE, PRIMAL_INFEASIBLE,
@@ -211,6 +212,7 @@ class State(NamedTuple):
     objective: Any
     prim_rel: Any  # scaled, normalized residuals for the penalty update
     dual_rel: Any
+    accel: Any = None  # numpy: the Anderson memory (`cvxkit.solvers.anderson`), or None
 
 
 def norm_inf(xp, v):
@@ -357,7 +359,14 @@ def apply_rho(bk: Backend, sp: Splitting, d: Data, s: State, est, change) -> Sta
 
 def iterations(bk: Backend, sp: Splitting, d: Data, s: State, n) -> State:
     """``n`` ADMM iterations; the last one records ``dx``, ``dy`` (on numpy by the splitting's
-    compiled kernel where it has one that applies)."""
+    compiled kernel where it has one that applies, with Anderson acceleration where the state
+    carries its memory, `cvxkit.solvers.anderson`)."""
+    if bk.name == "numpy" and s.accel is not None and n > 0:
+        return anderson.iterations(lambda s, c: _plain(bk, sp, d, s, c), s, int(n), s.accel)
+    return _plain(bk, sp, d, s, n)
+
+
+def _plain(bk: Backend, sp: Splitting, d: Data, s: State, n) -> State:
     if bk.name == "numpy" and sp.compiled is not None and n > 0:
         t = sp.compiled(d, s, n)
         if t is not None:

@@ -149,14 +149,16 @@ def project(bk, cs: ConeSet, v, dual: bool = False):
     return xp.where(cs.zero, v if dual else 0.0, out)
 
 
-def block_mean(cs: ConeSet, E):
-    """``E`` (numpy, (m,)) with each SOC block's entries replaced by their mean: one scale per
-    block keeps every second-order cone invariant under the row scaling (Ruiz's rounds)."""
+def block_min(cs: ConeSet, E):
+    """``E`` (numpy, (m,)) with each SOC block's entries replaced by their minimum: one scale per
+    block keeps every second-order cone invariant under the row scaling (Ruiz's rounds), and
+    the minimum of the Ruiz factors is the factor of the block's longest row."""
     G = cs.heads.shape[0]
     if G == 0:
         return E
-    mean = np.bincount(cs.seg[cs.soc], weights=E[cs.soc], minlength=G) / cs.size
-    return np.where(cs.soc, mean[cs.seg], E)
+    low = np.full(G, np.inf)
+    np.minimum.at(low, cs.seg[cs.soc], E[cs.soc])
+    return np.where(cs.soc, low[cs.seg], E)
 
 
 # --- C = b - K, as the ADMM core sees it ----------------------------------------------------

@@ -189,7 +189,7 @@ def ruiz_dense(xp, P, q, A, iters: int = 10, loop=None, start: Units | None = No
     """Ruiz-equilibrate dense ``P`` (..., n, n), ``q`` (..., n), ``A`` (..., m, n), starting
     from the units ``start`` (default: ones). ``tie(E) -> E``, if given, is applied to the row
     scales at the start and after every round (a conic program gives each second-order cone
-    one scale, `cvxkit.solvers.cones.block_mean`; numpy only).
+    one scale, `cvxkit.solvers.cones.block_min`; numpy only).
 
     As in `ruiz_sparse`, each round takes the norms of the scaled matrices from ``|P|``, ``|A|``
     and the running ``D``, ``E``, ``c``, and the scaled data is formed once at the end: a round
