@@ -10,7 +10,8 @@ Success is judged on the returned (x, y) and the unscaled data, the same for eve
 primal residual dist(b - Ax, K), dual residual ||c + A'y||, both in the infinity norm, relative
 to 1 + ||b|| and 1 + ||c||; gap |c'x + b'y| / (1 + |c'x| + |b'y|); each <= eps. Counts per
 accuracy and shifted geometric means of the times (shift 10 s, failures charged the limit).
-Every solver gets eps_abs = eps_rel = eps and the same time limit; OPENBLAS_NUM_THREADS=1.
+Every solver gets eps_abs = eps_rel = eps and the same time limit, and one thread
+(OPENBLAS/MKL/OMP_NUM_THREADS=1).
 
     python benchmarks/socp.py --sizes 100 1000 10000 --eps 1e-4 1e-6 --seeds 3
 """
@@ -21,7 +22,8 @@ import os
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+for _k in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_k, "1")  # one core each (SCS's wheel factors with MKL's PARDISO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402

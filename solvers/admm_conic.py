@@ -333,7 +333,7 @@ def _result(data, sp, d, s, out, cfg, setup_time, backend, label) -> Result:
             "eps_dual": float(s.eps_dual), "eps_gap": float(s.eps_gap), "rho": float(s.rho),
             "rho_updates": int(s.n_refactor), "linsys": label, "cones": K.dims(cs)}
     if getattr(s, "accel", None) is not None:
-        info["anderson"] = {"accepted": s.accel.accepted, "rejected": s.accel.rejected}
+        info["anderson"] = s.accel.counts()
     if status in INFEASIBLE_OBJECTIVE:
         info.update(certificate=cert, y=np.full_like(y, np.nan), s=np.full_like(z, np.nan))
         x, obj = np.full_like(x, np.nan), INFEASIBLE_OBJECTIVE[status]

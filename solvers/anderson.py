@@ -46,6 +46,9 @@ class Memory:
         self.rho = None
         self.accepted = self.rejected = 0
 
+    def counts(self) -> dict:
+        return {"accepted": self.accepted, "rejected": self.rejected}
+
     def clear(self):
         self.G.clear()
         self.F.clear()

@@ -98,11 +98,14 @@ def test_dual_is_y_and_makes_the_lagrangian_stationary(backend):
 
 def test_numpy_and_jax_agree():
     data = random_qp(N, M, seed=7, n_eq=2)
-    r_np = admm_qp(*data, tol=1e-6)
+    r_np = admm_qp(*data, tol=1e-6, acceleration=False)  # the JAX loop is plain ADMM
     r_jx = admm_qp(*data, tol=1e-6, backend="jax")
     assert r_np.iterations == r_jx.iterations
     np.testing.assert_allclose(r_np.x, r_jx.x, atol=1e-10)
     assert r_jx.compile_time >= 0 and r_np.compile_time == 0
+    r_aa = admm_qp(*data, tol=1e-6)  # Anderson-accelerated: the same solution
+    assert r_aa.status is Status.OPTIMAL and r_aa.info["anderson"]["accepted"] >= 0
+    np.testing.assert_allclose(r_aa.x, r_jx.x, atol=1e-4)
 
 
 @pytest.mark.parametrize("linsys", ["dense", "sparse"])
@@ -295,7 +298,7 @@ def test_batch_mixed_statuses_and_shared_data():
     assert res.objective[2] == math.inf and np.isfinite(np.delete(res.objective, 2)).all()
     assert np.isnan(res.dual[2]).all()
     for i in (0, 4):
-        single = prob.member(i).solve(tol=1e-6)
+        single = prob.member(i).solve(tol=1e-6, acceleration=False)  # the batch's iteration
         np.testing.assert_allclose(res.x[i], single.x, atol=1e-6)
         assert res.objective[i] == pytest.approx(single.objective, rel=1e-6)
     # check() of the whole batch: not ok (a member is infeasible), reported as such

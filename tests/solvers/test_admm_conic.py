@@ -289,7 +289,8 @@ def test_limits_and_options():
     assert res.status in (Status.MAX_ITER, Status.OPTIMAL_INACCURATE) and res.iterations == 30
     assert np.isfinite(res.x).all() and res.history["iteration"][-1] == 30
     for name, value in (("tol", -1.0), ("alpha", 2.0), ("scaling", 1.5), ("linsys", "lu"),
-                        ("adaptive_rho_tolerance", 0.5), ("backend", "torch")):
+                        ("adaptive_rho_tolerance", 0.5), ("backend", "torch"),
+                        ("acceleration", "yes")):
         with pytest.raises(ValueError, match=name):
             admm_conic(*data, **{name: value})
     with pytest.raises(TypeError, match="unexpected"):
