@@ -235,8 +235,8 @@ def admm_conic(P, c, A, b, cones, *, backend="numpy", tol=1e-4, eps_abs=None, ep
         $\tfrac12 x^\top Px + c^\top x$ (``+inf`` primal infeasible, ``-inf`` unbounded),
         ``primal_residual`` and ``dual_residual`` (normalized units, as the tolerances), and in
         ``info``: ``y``, ``s`` ($= b - z \in K$, the slack), ``gap``, ``eps_prim``,
-        ``eps_dual``, ``eps_gap``, ``rho``, ``rho_updates``, ``linsys``, ``cones``, ``anderson`` (extrapolations accepted and
-        rejected, with ``acceleration``) and, when
+        ``eps_dual``, ``eps_gap``, ``rho``, ``rho_updates``, ``linsys``, ``cones``,
+        ``anderson`` (extrapolations accepted and rejected, with ``acceleration``) and, when
         infeasible, ``certificate`` ($y$ or $d$, unit infinity norm, checked on the user's data
         by `certificate_error`). The history holds, per check: ``iteration``, ``objective``,
         ``prim_res``, ``dual_res``, ``gap``, ``rho``.
@@ -332,7 +332,7 @@ def _result(data, sp, d, s, out, cfg, setup_time, backend, label) -> Result:
     info = {"y": y, "s": b - z, "gap": float(s.gap), "eps_prim": float(s.eps_prim),
             "eps_dual": float(s.eps_dual), "eps_gap": float(s.eps_gap), "rho": float(s.rho),
             "rho_updates": int(s.n_refactor), "linsys": label, "cones": K.dims(cs)}
-    if getattr(s, "accel", None) is not None:
+    if s.accel is not None:
         info["anderson"] = s.accel.counts()
     if status in INFEASIBLE_OBJECTIVE:
         info.update(certificate=cert, y=np.full_like(y, np.nan), s=np.full_like(z, np.nan))

@@ -195,7 +195,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
             callback=None, check_every=25, seed=0, warm_start=None, dtype="float64", rho=0.1,
             sigma=1e-6, alpha=1.6, adaptive_rho=True, adaptive_rho_tolerance=5.0, scaling=10,
             eps_primal_infeasible=1e-4, eps_dual_infeasible=1e-4, check_gap=True, polish=False,
-            polish_refine_iter=3, delta=1e-6, linsys="auto", mesh=None, acceleration=True) -> Result:
+            polish_refine_iter=3, delta=1e-6, linsys="auto", mesh=None,
+            acceleration=True) -> Result:
     r"""Solve $\min \tfrac12 x^\top Px + q^\top x$ s.t. $l \le Ax \le u$ by OSQP's ADMM.
 
     Args:
@@ -270,7 +271,8 @@ def admm_qp(P, q, A=None, l=None, u=None, *, backend="numpy", tol=1e-3, eps_abs=
 def configure(q, batch, *, backend, tol, eps_abs, eps_rel, max_iter, time_limit, verbose, progress,
               callback, check_every, seed, dtype, rho, sigma, alpha, adaptive_rho,
               adaptive_rho_tolerance, scaling, eps_primal_infeasible, eps_dual_infeasible,
-              check_gap, polish, polish_refine_iter, delta, linsys, mesh, acceleration=True) -> dict:
+              check_gap, polish, polish_refine_iter, delta, linsys, mesh,
+              acceleration=True) -> dict:
     """Check `admm_qp`'s options (all of them but ``warm_start``) for the validated ``q`` and
     ``batch``; returns what a solve needs: ``backend``, ``opts`` (the driver's `Options`),
     ``cfg`` (the `Settings` as a dict), ``pol`` (polish, delta, refinement steps), ``scaling``,

@@ -691,7 +691,7 @@ def test_bad_data_names_the_argument(args, name):
     ("delta", -1.0), ("eps_primal_infeasible", "x"), ("eps_dual_infeasible", np.nan), ("max_iter", 1.5),
     ("check_every", 2.0), ("scaling", 1.0), ("polish_refine_iter", -1), ("adaptive_rho", 1),
     ("check_gap", "yes"), ("polish", None), ("linsys", 1), ("adaptive_rho_tolerance", "5"),
-    ("time_limit", "1"), ("verbose", 2)])
+    ("time_limit", "1"), ("verbose", 2), ("acceleration", "yes")])
 def test_option_types(opt, value):
     """Every option is type-checked: TypeError/ValueError naming it, not a crash later."""
     with pytest.raises((TypeError, ValueError), match=opt):
