@@ -275,7 +275,7 @@ def admm_conic(P, c, A, b, cones, *, backend="numpy", tol=1e-4, eps_abs=None, ep
         if backend == "jax":
             return _solve_jax(data, d, s, opts, cfg, t_setup)
         if cfg["acceleration"]:
-            s = s._replace(accel=anderson.Memory(anderson.MEMORY, cfg["block"]))
+            s = s._replace(accel=anderson.Memory(interval=cfg["block"]))
         setup_time = time.perf_counter() - t_setup
         alg, dopts = _driver(ALG_DENSE if sp is CONE_DENSE else ALG_SPARSE, opts, cfg, jax=False)
         out = run(alg, get_backend("numpy"), s, d, dopts)

@@ -463,8 +463,8 @@ def numpy_solve(P, q, A, l, u, d, s, sp, setup_time, opts, cfg, pol, info=None):
     bk = get_backend("numpy")
     alg, dopts = _driver(ALG_DENSE if sp is QP_DENSE else ALG_SPARSE, opts, cfg, jax=False)
     user = UserCheck.of(P, q, A, l, u, cfg)
-    if cfg.get("acceleration"):
-        s = s._replace(accel=anderson.Memory(anderson.MEMORY, cfg["block"]))
+    if cfg["acceleration"]:
+        s = s._replace(accel=anderson.Memory(interval=cfg["block"]))
     try:  # until an optimal candidate passes the tests on the user's data (`admm_check`)
         out, s, polish_info = confirmed_run(
             bk, alg, sp, d, s, dopts, cfg["max_iter"], pol, user,

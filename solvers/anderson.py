@@ -38,7 +38,7 @@ class Memory:
     the last one, the penalty they were taken at, and the counts of extrapolations kept
     (``accepted``) and undone (``rejected``)."""
 
-    def __init__(self, memory: int = 10, interval: int = 5):
+    def __init__(self, memory: int = MEMORY, interval: int = 5):
         self.memory, self.interval = int(memory), int(interval)
         self.G: list = []
         self.F: list = []
